@@ -1,0 +1,44 @@
+"""Session id validation, shared by the client and the local server.
+
+A session id becomes a URL path segment and a storage key, so it is checked
+once, at the edge, against an allow-list: anything that could traverse a path
+(``..``, ``/``, ``%2F``), split a header (CR/LF) or truncate a C string (NUL)
+is refused before any request is built.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from .errors import InvalidSessionIdError
+
+__all__ = ["MAX_SESSION_ID_LENGTH", "quote_session_id", "validate_session_id"]
+
+MAX_SESSION_ID_LENGTH = 256
+
+# First character alphanumeric or underscore, so "." and ".." can never be ids.
+_ALLOWED = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]*")
+
+
+def validate_session_id(session_id: object) -> str:
+    """Return ``session_id`` unchanged if it is safe, else raise InvalidSessionIdError."""
+    if not isinstance(session_id, str):
+        raise InvalidSessionIdError(f"session id must be a str, not {type(session_id).__name__}")
+    if not session_id:
+        raise InvalidSessionIdError("session id must not be empty")
+    if len(session_id) > MAX_SESSION_ID_LENGTH:
+        raise InvalidSessionIdError(
+            f"session id is {len(session_id)} characters long; the limit is {MAX_SESSION_ID_LENGTH}"
+        )
+    if _ALLOWED.fullmatch(session_id) is None:
+        raise InvalidSessionIdError(
+            f"session id {session_id[:64]!r} may only contain letters, digits and "
+            "'_', '.', ':', '-', and must start with a letter, digit or '_'"
+        )
+    return session_id
+
+
+def quote_session_id(session_id: str) -> str:
+    """Validate and percent-encode a session id for use as one URL path segment."""
+    return quote(validate_session_id(session_id), safe="")

@@ -1,0 +1,114 @@
+"""Diagnostics events: names, levels, and the sink contract.
+
+The seed reports small, PII-free events (an event name plus numeric fields)
+to a diagnostics log. Here every such event goes to a *sink*: a callable
+``sink(level, event, data)``. The protocol core emits them; the plugin layer
+fans them out to every ``ingress_diagnostic`` hook implementation.
+
+``data`` carries numbers (and, rarely, short enum-like strings such as a drop
+reason) - never entry content, tokens, session ids or anything about people.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Final, Literal
+
+__all__ = [
+    "DIAGNOSTICS_LOGGER_NAME",
+    "EVENTS",
+    "DiagnosticData",
+    "DiagnosticSink",
+    "Level",
+    "logger_sink",
+]
+
+Level = Literal["debug", "info", "warn", "error"]
+DiagnosticData = Mapping[str, int | float | str | bool | None]
+DiagnosticSink = Callable[[Level, str, DiagnosticData], None]
+
+#: Stdlib logger that receives diagnostics when no other sink is configured.
+#: Its records are never shipped (see the recursion rule in handler.py).
+DIAGNOSTICS_LOGGER_NAME: Final = "ingress_logging.diagnostics"
+
+# --- the seed's events (names are a wire-level contract; do not rename) ---
+SESSION_PERSIST_RECOVERED_FROM_409: Final = "session_persist_recovered_from_409"
+SESSION_PERSIST_409_ADOPT_SERVER_UUID: Final = "session_persist_409_adopt_server_uuid"
+SESSION_PERSIST_FAIL_CONCURRENT_MODIFICATION: Final = "session_persist_fail_concurrent_modification"
+SESSION_PERSIST_FAIL_BAD_TOKEN: Final = "session_persist_fail_bad_token"
+SESSION_PERSIST_FAIL_STATUS: Final = "session_persist_fail_status"  # {status, attempt}
+SESSION_PERSIST_ERROR_RETRIES_EXHAUSTED: Final = (
+    "session_persist_error_retries_exhausted"  # {attempt}
+)
+SESSION_PERSIST_FAIL_JWT_NO_TOKEN: Final = "session_persist_fail_jwt_no_token"
+SESSION_GET_FAIL_NO_TOKEN: Final = "session_get_fail_no_token"
+SESSION_GET_FAIL_INVALID_RESPONSE: Final = "session_get_fail_invalid_response"
+SESSION_GET_NO_LOGS_FOR_SESSION: Final = "session_get_no_logs_for_session"
+SESSION_GET_FAIL_BAD_TOKEN: Final = "session_get_fail_bad_token"
+SESSION_GET_FAIL_STATUS: Final = "session_get_fail_status"  # {status}
+TELEPORT_EVENTS_FETCH_FAIL: Final = "teleport_events_fetch_fail"
+TELEPORT_EVENTS_NOT_FOUND: Final = "teleport_events_not_found"
+TELEPORT_EVENTS_BAD_TOKEN: Final = "teleport_events_bad_token"
+TELEPORT_EVENTS_BAD_STATUS: Final = "teleport_events_bad_status"
+TELEPORT_EVENTS_INVALID_SHAPE: Final = "teleport_events_invalid_shape"
+TELEPORT_EVENTS_PAGE_CAP: Final = "teleport_events_page_cap"
+
+# --- beyond the seed ---
+SESSION_PERSIST_DUPLICATE_ENTRY: Final = "session_persist_duplicate_entry"
+SESSION_PERSIST_FAIL_PERMANENT: Final = "session_persist_fail_permanent"  # {status}
+SESSION_PERSIST_RETRY_AFTER: Final = "session_persist_retry_after"  # {status, delay_ms}
+DELIVERY_DROPPED: Final = "delivery_dropped"  # {count, reason}
+DELIVERY_FAILED: Final = "delivery_failed"  # {count, reason}
+DELIVERY_GAP_WRITTEN: Final = "delivery_gap_written"  # {count}
+DIAGNOSTIC_SINK_FAILED: Final = "diagnostic_sink_failed"  # {count}
+RETRY_BUDGET_EXHAUSTED: Final = "retry_budget_exhausted"
+
+SEED_EVENTS: Final = frozenset(
+    {
+        SESSION_PERSIST_RECOVERED_FROM_409,
+        SESSION_PERSIST_409_ADOPT_SERVER_UUID,
+        SESSION_PERSIST_FAIL_CONCURRENT_MODIFICATION,
+        SESSION_PERSIST_FAIL_BAD_TOKEN,
+        SESSION_PERSIST_FAIL_STATUS,
+        SESSION_PERSIST_ERROR_RETRIES_EXHAUSTED,
+        SESSION_PERSIST_FAIL_JWT_NO_TOKEN,
+        SESSION_GET_FAIL_NO_TOKEN,
+        SESSION_GET_FAIL_INVALID_RESPONSE,
+        SESSION_GET_NO_LOGS_FOR_SESSION,
+        SESSION_GET_FAIL_BAD_TOKEN,
+        SESSION_GET_FAIL_STATUS,
+        TELEPORT_EVENTS_FETCH_FAIL,
+        TELEPORT_EVENTS_NOT_FOUND,
+        TELEPORT_EVENTS_BAD_TOKEN,
+        TELEPORT_EVENTS_BAD_STATUS,
+        TELEPORT_EVENTS_INVALID_SHAPE,
+        TELEPORT_EVENTS_PAGE_CAP,
+    }
+)
+EVENTS: Final = SEED_EVENTS | {
+    SESSION_PERSIST_DUPLICATE_ENTRY,
+    SESSION_PERSIST_FAIL_PERMANENT,
+    SESSION_PERSIST_RETRY_AFTER,
+    DELIVERY_DROPPED,
+    DELIVERY_FAILED,
+    DELIVERY_GAP_WRITTEN,
+    DIAGNOSTIC_SINK_FAILED,
+    RETRY_BUDGET_EXHAUSTED,
+}
+
+_LEVELS: Final[Mapping[Level, int]] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+_diagnostics_logger = logging.getLogger(DIAGNOSTICS_LOGGER_NAME)
+
+
+def logger_sink(level: Level, event: str, data: DiagnosticData) -> None:
+    """Default sink: one stdlib log line per event, on a logger that is never shipped."""
+    _diagnostics_logger.log(
+        _LEVELS.get(level, logging.INFO), "%s %s", event, dict(data), extra={"event": event}
+    )

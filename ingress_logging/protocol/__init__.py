@@ -1,0 +1,51 @@
+"""The sans-I/O protocol core: every decision of the seed, with no sockets or clocks.
+
+The blocking client, the asyncio client and the delivery engine are drivers
+around these objects; none of them decides anything about the protocol on
+its own. See ``_append.AppendExchange`` for the driver loop.
+"""
+
+from __future__ import annotations
+
+from ._append import (
+    PERMANENT_STATUSES,
+    Action,
+    AppendExchange,
+    AppendOutcome,
+    Done,
+    Emit,
+    Put,
+    Refetch,
+    Wait,
+    find_last_uuid,
+)
+from ._read import (
+    TELEPORT_MAX_PAGES,
+    TELEPORT_PAGE_LIMIT,
+    TeleportPager,
+    head_from_read,
+    interpret_read,
+    interpret_read_error,
+)
+from ._retry import RetryPolicy, parse_retry_after
+
+__all__ = [
+    "PERMANENT_STATUSES",
+    "TELEPORT_MAX_PAGES",
+    "TELEPORT_PAGE_LIMIT",
+    "Action",
+    "AppendExchange",
+    "AppendOutcome",
+    "Done",
+    "Emit",
+    "Put",
+    "Refetch",
+    "RetryPolicy",
+    "TeleportPager",
+    "Wait",
+    "find_last_uuid",
+    "head_from_read",
+    "interpret_read",
+    "interpret_read_error",
+    "parse_retry_after",
+]

@@ -26,6 +26,7 @@ from ._read import (
     head_from_read,
     interpret_read,
     interpret_read_error,
+    read_without_token,
 )
 from ._retry import RetryPolicy, parse_retry_after
 
@@ -48,4 +49,5 @@ __all__ = [
     "interpret_read",
     "interpret_read_error",
     "parse_retry_after",
+    "read_without_token",
 ]

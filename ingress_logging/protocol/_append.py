@@ -119,6 +119,14 @@ def find_last_uuid(logs: Sequence[Mapping[str, Any]] | None) -> str | None:
     return None
 
 
+_MAX_HEADER_UUID = 256
+
+
+def _is_header_safe(value: str) -> bool:
+    """True when ``value`` can be sent back verbatim as a ``Last-Uuid`` header."""
+    return 0 < len(value) <= _MAX_HEADER_UUID and value.isascii() and value.isprintable()
+
+
 class AppendExchange:
     """One entry's way into the chain, from first attempt to outcome.
 
@@ -161,6 +169,10 @@ class AppendExchange:
         self, status: int, x_last_uuid: str | None = None, retry_after: str | None = None
     ) -> Action:
         """Feed the append's HTTP reply (status and the two headers that matter)."""
+        if x_last_uuid is not None and not _is_header_safe(x_last_uuid):
+            # A head we could not send back as ``Last-Uuid`` (control characters,
+            # non-ASCII, absurd length) is no head at all: treat the header as absent.
+            x_last_uuid = None
         if status in (200, 201):
             if self._entry_uuid:
                 # Divergence: the seed sets head := undefined for uuid-less entries and
@@ -215,6 +227,23 @@ class AppendExchange:
 
     def on_waited(self) -> Action:
         return self._next_attempt()
+
+    def on_token_lost(self) -> Action:
+        """The token vanished between attempts (revoked, rotated away): fail as the seed
+        does when there is none at the start, without a request."""
+        logger.debug("No session token available for session persistence")
+        self._emit("error", ev.SESSION_PERSIST_FAIL_JWT_NO_TOKEN, {})
+        return Done(AppendOutcome.NO_TOKEN)
+
+    def on_refetch_unauthorized(self) -> Action:
+        """The header-less 409's re-read got 401.
+
+        Divergence: the seed's re-read throws inside its retry loop, so it backs
+        off and retries with a token the server just refused; a 401 is final for
+        an append, so it is final here too.
+        """
+        self._emit("error", ev.SESSION_PERSIST_FAIL_BAD_TOKEN, {})
+        return Done(AppendOutcome.UNAUTHORIZED, 401)
 
     # -- internals -------------------------------------------------------
 

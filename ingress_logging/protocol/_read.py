@@ -25,6 +25,7 @@ __all__ = [
     "head_from_read",
     "interpret_read",
     "interpret_read_error",
+    "read_without_token",
 ]
 
 logger = logging.getLogger("ingress_logging.protocol")
@@ -62,6 +63,12 @@ def interpret_read(status: int, body: bytes, emit: Emit) -> list[dict[str, Any]]
     logger.debug("Failed to fetch session logs: %d", status)
     emit("error", ev.SESSION_GET_FAIL_STATUS, {"status": status})
     return None
+
+
+def read_without_token(emit: Emit) -> None:
+    """A read asked for with no token: the seed returns null without a request."""
+    logger.debug("No session token available for fetching session logs")
+    emit("error", ev.SESSION_GET_FAIL_NO_TOKEN, {})
 
 
 def interpret_read_error(error: BaseException | None, emit: Emit) -> None:

@@ -1,0 +1,122 @@
+"""Plugin managers: process-wide singleton, register/unregister, blocklist, tracing."""
+
+from __future__ import annotations
+
+import threading
+
+import pluggy
+import pytest
+
+from ingress_logging import plugins
+from ingress_logging._defaults import DEFAULT_PLUGIN_NAME
+from ingress_logging.errors import ConfigError
+from ingress_logging.hookspecs import hookimpl
+from ingress_logging.plugins import PluginHost, new_plugin_manager
+
+SID = "s1"
+
+
+class TokenPlugin:
+    __name__ = "undo-token-plugin"
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    @hookimpl
+    def ingress_auth_token(self, session_id: str) -> str | None:
+        return self.token
+
+    @hookimpl
+    def ingress_request_headers(self, session_id: str) -> dict[str, str]:
+        return {"x-plugin": "yes"}
+
+
+def test_process_wide_manager_is_created_once_even_under_contention() -> None:
+    seen: list[pluggy.PluginManager] = []
+    barrier = threading.Barrier(4)
+
+    def grab() -> None:
+        barrier.wait()
+        seen.append(plugins.get_plugin_manager())
+
+    threads = [threading.Thread(target=grab) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(pm) for pm in seen}) == 1
+    assert seen[0] is plugins.get_plugin_manager()
+    assert seen[0].get_plugin(DEFAULT_PLUGIN_NAME) is not None
+
+
+def test_register_and_unregister_in_the_process_wide_manager() -> None:
+    plugin = TokenPlugin("registered-in-code")
+    host = PluginHost()  # defaults to the process-wide manager
+    name = plugins.register(plugin, name="undo-token")
+    try:
+        assert name == "undo-token"
+        assert host.auth_token(SID) == "registered-in-code"
+        with pytest.raises(ValueError):
+            plugins.register(plugin, name="undo-token")
+    finally:
+        assert plugins.unregister(name="undo-token") is plugin
+    assert host.auth_token(SID) is None
+    assert plugins.unregister(name="undo-token") is None  # already gone: no error
+    assert plugins.unregister(plugin) is None
+
+
+def test_per_instance_managers_are_independent() -> None:
+    pm_a = new_plugin_manager(load_entrypoints=False)
+    pm_b = new_plugin_manager(load_entrypoints=False)
+    pm_a.register(TokenPlugin("service-a"))
+    assert PluginHost(pm_a).auth_token(SID) == "service-a"
+    assert PluginHost(pm_b).auth_token(SID) is None
+    assert PluginHost(pm_b).request_headers(SID) == {}
+
+
+def test_blocked_names_are_not_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INGRESS_LOGGING_DISABLE_PLUGINS", " undo-token , other")
+    pm = new_plugin_manager(load_entrypoints=False)
+    assert pm.is_blocked("undo-token")
+    assert pm.is_blocked("other")
+    assert pm.register(TokenPlugin("x"), name="undo-token") is None
+    assert PluginHost(pm).auth_token(SID) is None
+
+
+def test_register_of_a_blocked_name_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    pm = plugins.get_plugin_manager()
+    pm.set_blocked("undo-blocked")
+    try:
+        with pytest.raises(ConfigError, match="blocked"):
+            plugins.register(TokenPlugin("x"), name="undo-blocked")
+    finally:
+        pm.unblock("undo-blocked")
+
+
+def test_misspelt_hook_is_an_error_at_load_time() -> None:
+    class Typo:
+        @hookimpl
+        def ingress_auth_tokn(self, session_id: str) -> str:
+            return "x"
+
+    pm = new_plugin_manager(load_entrypoints=False)
+    pm.register(Typo())
+    with pytest.raises(pluggy.PluginValidationError):
+        pm.check_pending()
+
+
+def test_tracing_prints_calls_but_never_the_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("INGRESS_LOGGING_TRACE_PLUGINS", "1")
+    pm = new_plugin_manager(load_entrypoints=False)
+    pm.register(TokenPlugin("traced-secret-token"), name="undo-traced")
+    host = PluginHost(pm)
+    assert host.auth_token(SID) == "traced-secret-token"
+    assert host.request_headers(SID) == {"x-plugin": "yes"}
+    err = capsys.readouterr().err
+    assert "ingress_auth_token" in err
+    assert "undo-traced" in err
+    assert "ingress_request_headers" in err
+    assert "x-plugin" in err
+    assert "traced-secret-token" not in err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pluggy
 import pytest
@@ -20,6 +19,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def pm() -> Iterator[pluggy.PluginManager]:
+def pm() -> pluggy.PluginManager:
     """A private manager with only the hookspecs and the default plugin."""
-    yield new_plugin_manager(load_entrypoints=False)
+    return new_plugin_manager(load_entrypoints=False)

@@ -1,4 +1,4 @@
-"""PluginHost.diagnostic (1:N, isolated) and PluginHost.prepare_entry (a chain that fails closed)."""
+"""PluginHost.diagnostic (1:N, isolated) and .prepare_entry (a chain that fails closed)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,295 @@
+"""Lifecycle of the local server: start, stop, restart, and what tests inspect.
+
+``IngressServer`` owns a :class:`Store`, a :class:`FaultInjector` and a
+listener thread. ``run_server()`` is the context manager most code wants;
+``serve()`` is the blocking entry point behind the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, Self
+
+from .._session_id import quote_session_id, validate_session_id
+from ..errors import ConfigError
+from ._app import Handler, RequestRecord, ServerState
+from ._faults import FaultInjector
+from ._store import Store
+from ._wire import Listener
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "IngressServer", "run_server", "serve"]
+
+#: Largest accepted PUT body; larger ones get 413.
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+_POLL_INTERVAL = 0.05  # how often serve_forever checks for shutdown
+
+
+class IngressServer:
+    """A real session-ingress server on a loopback socket, backed by SQLite.
+
+    ``token`` is the ingress bearer token (PUT/GET); ``oauth_token`` and
+    ``org_uuid`` are what the OAuth read and teleport events accept. Any left
+    as None get random values. ``port=0`` picks an ephemeral port, kept
+    across :meth:`restart`. Tokens never appear in ``repr()``.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        db: str = ":memory:",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        oauth_token: str | None = None,
+        org_uuid: str | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        faults: FaultInjector | Mapping[str, Any] | None = None,
+    ) -> None:
+        self.token = token if token is not None else f"ingress-{secrets.token_urlsafe(16)}"
+        self.oauth_token = (
+            oauth_token if oauth_token is not None else f"oauth-{secrets.token_urlsafe(16)}"
+        )
+        self.org_uuid = org_uuid if org_uuid is not None else str(uuid.uuid4())
+        self.db = db
+        self.host = host
+        self.port = port
+        self.max_body_bytes = max_body_bytes
+        if isinstance(faults, FaultInjector):
+            self.faults = faults
+        else:
+            self.faults = FaultInjector()
+            if faults is not None:
+                self.faults.configure(faults)
+        self._store: Store | None = None
+        self._listener: Listener | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._records: list[RequestRecord] = []
+        self._records_changed = threading.Condition()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"IngressServer({self.host}:{self.port}, db={self.db!r}, {state})"
+
+    # --- lifecycle ------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._listener is not None
+
+    @property
+    def store(self) -> Store:
+        """The SQLite store (opened on first start, kept for ``:memory:``)."""
+        if self._store is None:
+            self._store = Store(self.db)
+        return self._store
+
+    def start(self) -> Self:
+        """Bind and serve in a background thread; idempotent."""
+        if self._listener is not None:
+            return self
+        self._stopping.clear()
+        state = ServerState(
+            store=self.store,
+            faults=self.faults,
+            token=self.token,
+            oauth_token=self.oauth_token,
+            org_uuid=self.org_uuid,
+            max_body_bytes=self.max_body_bytes,
+            record=self._record,
+            stopping=self._stopping,
+        )
+        listener = Listener((self.host, self.port), Handler, state)
+        self.port = listener.server_address[1]
+        self._listener = listener
+        self._thread = threading.Thread(
+            target=listener.serve_forever,
+            kwargs={"poll_interval": _POLL_INTERVAL},
+            name=f"ingress-logging-server:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection; the port is free afterwards.
+
+        The store stays open (a ``:memory:`` database keeps its data); use
+        :meth:`close` to release it too.
+        """
+        listener, thread = self._listener, self._thread
+        if listener is None or thread is None:
+            return
+        self._stopping.set()  # ends injected latency waits at once
+        listener.shutdown()
+        listener.close_connections()
+        listener.server_close()  # joins the connection threads
+        thread.join()
+        self._listener = self._thread = None
+
+    def restart(self) -> None:
+        """Stop, then start again on the same port with the same database.
+
+        A file database is closed and reopened, so what survives is what
+        SQLite made durable; a ``:memory:`` database is kept as is.
+        """
+        self.stop()
+        if self.db != ":memory:" and self._store is not None:
+            self._store.close()
+            self._store = None
+        self.start()
+
+    def close(self) -> None:
+        """Stop and close the store."""
+        self.stop()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- what clients and tests use -------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT``: the ``base_api_url`` for clients."""
+        return f"http://{self.host}:{self.port}"
+
+    def session_url(self, session_id: str) -> str:
+        """The append/read URL of one session (the id validated and quoted)."""
+        return f"{self.base_url}/v1/session_ingress/session/{quote_session_id(session_id)}"
+
+    def teleport_url(self, session_id: str) -> str:
+        """The teleport-events URL of one session."""
+        return f"{self.base_url}/v1/code/sessions/{quote_session_id(session_id)}/teleport-events"
+
+    def entries(self, session_id: str) -> list[dict[str, Any]]:
+        """Entries stored for the session, in order (``[]`` if unknown); no HTTP."""
+        lines = self.store.loglines(validate_session_id(session_id))
+        return [json.loads(line) for line in lines or ()]
+
+    def head(self, session_id: str) -> str | None:
+        """The session's chain head (None if unknown or no chained entry)."""
+        return self.store.head(validate_session_id(session_id))
+
+    def append_foreign(self, session_id: str, entry: dict[str, Any] | None = None) -> str | None:
+        """Append as another writer would (no HTTP, no Last-Uuid check); returns the head."""
+        return self.store.append_foreign(validate_session_id(session_id), entry)
+
+    def add_event(
+        self, session_id: str, payload: dict[str, Any] | None, *, event_type: str = "unknown"
+    ) -> int:
+        """Add a teleport-only event; ``payload=None`` makes a null-payload event."""
+        return self.store.add_event(validate_session_id(session_id), payload, event_type=event_type)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of every non-admin request so far, in arrival order."""
+        with self._records_changed:
+            return list(self._records)
+
+    def clear_requests(self) -> None:
+        with self._records_changed:
+            self._records.clear()
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[RequestRecord]:
+        """Block until at least ``count`` requests were recorded; TimeoutError if not."""
+        with self._records_changed:
+            if not self._records_changed.wait_for(lambda: len(self._records) >= count, timeout):
+                raise TimeoutError(f"{len(self._records)} of {count} requests within {timeout}s")
+            return list(self._records)
+
+    def _record(self, record: RequestRecord) -> None:
+        with self._records_changed:
+            self._records.append(record)
+            self._records_changed.notify_all()
+
+
+@contextmanager
+def run_server(
+    token: str | None = None,
+    *,
+    db: str = ":memory:",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    oauth_token: str | None = None,
+    org_uuid: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    faults: FaultInjector | Mapping[str, Any] | None = None,
+) -> Iterator[IngressServer]:
+    """Run a server in a background thread for the ``with`` block, then shut it down."""
+    server = IngressServer(
+        token,
+        db=db,
+        host=host,
+        port=port,
+        oauth_token=oauth_token,
+        org_uuid=org_uuid,
+        max_body_bytes=max_body_bytes,
+        faults=faults,
+    )
+    with server:
+        yield server
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    db: str = "./ingress.db",
+    token: str | None = None,
+    *,
+    oauth_token: str | None = None,
+    org_uuid: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    faults: FaultInjector | Mapping[str, Any] | None = None,
+    stop: threading.Event | None = None,
+    announce: bool = True,
+) -> None:
+    """Serve until Ctrl-C (or until ``stop`` is set), blocking the caller.
+
+    ``token`` falls back to ``$INGRESS_LOGGING_TOKEN``; without either this
+    raises ConfigError (a token is never generated and printed). The OAuth
+    token defaults to the ingress token. With ``announce`` the URL, database
+    and org uuid (not a secret) are printed to stderr.
+    """
+    token = token if token is not None else os.environ.get("INGRESS_LOGGING_TOKEN")
+    if not token:
+        raise ConfigError("serve() needs a token (argument or INGRESS_LOGGING_TOKEN)")
+    server = IngressServer(
+        token,
+        db=db,
+        host=host,
+        port=port,
+        oauth_token=oauth_token if oauth_token is not None else token,
+        org_uuid=org_uuid,
+        max_body_bytes=max_body_bytes,
+        faults=faults,
+    )
+    with server:
+        if announce:
+            print(f"session-ingress listening on {server.base_url} (db: {db})", file=sys.stderr)
+            print(f"  x-organization-uuid for OAuth reads: {server.org_uuid}", file=sys.stderr)
+            sys.stderr.flush()
+        waiter = stop if stop is not None else threading.Event()
+        try:
+            while not waiter.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass

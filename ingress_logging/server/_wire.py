@@ -1,0 +1,145 @@
+"""HTTP/1.1 plumbing for the local server: the threaded listener and body reading.
+
+Kept apart from the routes in ``_app`` so that they read as protocol rules.
+The listener tracks its open connections so that ``close()`` can shut down
+idle keep-alive sockets; otherwise a pooled client connection would keep a
+handler thread (and the port) alive after the server was told to stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from http.server import ThreadingHTTPServer
+from typing import Any, Protocol
+
+__all__ = ["BodyError", "Listener", "read_body"]
+
+
+class _Reader(Protocol):
+    def read(self, n: int = ..., /) -> bytes: ...
+    def readline(self, limit: int = ..., /) -> bytes: ...
+
+
+#: An oversize body up to this many bytes is read and discarded before the 413
+#: is sent, so the client reliably sees the 413 (closing a socket with unread
+#: data makes the kernel send a reset that can destroy the reply).
+DRAIN_LIMIT = 64 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+class BodyError(Exception):
+    """The request body could not be read; ``status`` is the reply to send.
+
+    ``keep_alive`` is False when the rest of the stream can no longer be
+    trusted to start with the next request, so the connection must close.
+    """
+
+    def __init__(self, status: int, message: str, *, keep_alive: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.keep_alive = keep_alive
+
+
+def _drain(rfile: _Reader, n: int) -> bool:
+    while n > 0:
+        got = rfile.read(min(n, _CHUNK))
+        if not got:
+            return False
+        n -= len(got)
+    return True
+
+
+def _read_chunked(rfile: _Reader, limit: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = rfile.readline(1024)
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise BodyError(400, "malformed chunked body") from None
+        if size < 0:
+            raise BodyError(400, "malformed chunked body")
+        if size == 0:
+            break
+        total += size
+        if total > limit:
+            raise BodyError(413, f"request body exceeds {limit} bytes")
+        data = rfile.read(size)
+        if len(data) < size or rfile.read(2) != b"\r\n":
+            raise BodyError(400, "truncated chunked body")
+        parts.append(data)
+    while True:  # trailers, up to the blank line
+        line = rfile.readline(8192)
+        if line in (b"\r\n", b"\n", b""):
+            break
+    return b"".join(parts)
+
+
+def read_body(headers: Any, rfile: _Reader, limit: int) -> bytes:
+    """Read the request body (Content-Length or chunked), at most ``limit`` bytes.
+
+    Raises BodyError for a malformed framing (400), an oversize body (413)
+    or a connection that ended mid-body (status 0: nobody to answer).
+    """
+    encoding = headers.get("Transfer-Encoding")
+    if encoding is not None:
+        if encoding.strip().lower() != "chunked":
+            raise BodyError(400, "only chunked transfer encoding is supported")
+        return _read_chunked(rfile, limit)
+    lengths = set(headers.get_all("Content-Length") or [])
+    if not lengths:
+        return b""
+    if len(lengths) > 1:
+        raise BodyError(400, "conflicting Content-Length headers")
+    raw = lengths.pop().strip()
+    if not raw.isdigit():
+        raise BodyError(400, "Content-Length must be a non-negative integer")
+    length = int(raw)
+    if length > limit:
+        if length <= DRAIN_LIMIT and _drain(rfile, length):
+            raise BodyError(413, f"request body exceeds {limit} bytes", keep_alive=True)
+        raise BodyError(413, f"request body exceeds {limit} bytes")
+    data = rfile.read(length)
+    if len(data) < length:
+        raise BodyError(0, "connection closed mid-body")
+    return data
+
+
+class Listener(ThreadingHTTPServer):
+    """A threaded HTTP/1.1 server that can close its keep-alive connections.
+
+    One thread per connection (``daemon_threads``); ``server_close`` joins
+    them (``block_on_close``), which only returns promptly because
+    :meth:`close_connections` has woken every thread blocked on a read.
+    """
+
+    daemon_threads = True
+    block_on_close = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: Any, state: Any) -> None:
+        self.state = state
+        self._connections: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def track(self, conn: socket.socket) -> None:
+        with self._conn_lock:
+            self._connections.add(conn)
+
+    def untrack(self, conn: socket.socket) -> None:
+        with self._conn_lock:
+            self._connections.discard(conn)
+
+    def close_connections(self) -> None:
+        """Shut down every open connection, waking their handler threads."""
+        with self._conn_lock:
+            conns = list(self._connections)
+        for conn in conns:
+            with contextlib.suppress(OSError):  # already gone
+                conn.shutdown(socket.SHUT_RDWR)

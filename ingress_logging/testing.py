@@ -1,0 +1,52 @@
+"""Pytest plugin (``pytest11`` entry point): a real local session-ingress server.
+
+Installed with the package, so any project can write::
+
+    def test_my_app_ships_logs(ingress_server):
+        run_my_app(base_api_url=ingress_server.base_url, token=ingress_server.token)
+        assert ingress_server.entries("my-session")[0]["type"] == "user"
+
+``ingress_server`` is a fresh :class:`~ingress_logging.server.IngressServer`
+per test (in-memory SQLite, ephemeral loopback port, faults off, random
+tokens). ``ingress_server_factory(**kwargs)`` starts more servers, or one with
+non-default options (``max_body_bytes``, a file ``db``, ``faults``), and stops
+them after the test. Importing this module has no side effects beyond
+defining the fixtures; the server is imported only when a fixture runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from ingress_logging.server import IngressServer
+
+__all__ = ["ingress_server", "ingress_server_factory"]
+
+
+@pytest.fixture
+def ingress_server_factory() -> Iterator[Callable[..., IngressServer]]:
+    """Start servers with any ``IngressServer`` options; all are closed at teardown."""
+    from ingress_logging.server import IngressServer
+
+    started: list[IngressServer] = []
+
+    def factory(**kwargs: Any) -> IngressServer:
+        server = IngressServer(**kwargs).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in reversed(started):
+        server.close()
+
+
+@pytest.fixture
+def ingress_server(
+    ingress_server_factory: Callable[..., IngressServer],
+) -> IngressServer:
+    """A running local session-ingress server, fresh for this test."""
+    return ingress_server_factory()

@@ -1,0 +1,1 @@
+"""OpenTelemetry exporters (placeholder while being built)."""

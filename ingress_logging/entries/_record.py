@@ -1,0 +1,205 @@
+"""A ``logging.LogRecord`` becomes a transcript entry, in two halves.
+
+:class:`RecordCapture` is the caller's half: it reads what can change once
+``logger.info(...)`` returns (the message formatted from possibly mutable
+``args``, the exception's traceback text, the active OpenTelemetry span, a
+shallow copy of the record's attributes) and nothing else. Calling it (the
+worker's half) builds the entry: timestamp, source location, ``extra``
+fields made JSON-safe, truncation, flags. :func:`record_to_entry` runs both
+halves at once.
+
+The entry (documented in docs/handler.md)::
+
+    {"uuid", "sessionId", "timestamp": "2026-01-02T03:04:05.678Z",
+     "type": "system", "subtype": "log", "level": "info", "levelno": 20,
+     "logger", "content": <message>, "source": {pathname, lineno, funcName, module},
+     "thread", "threadName", "process", "processName", ["taskName"],
+     ["exception"], ["stack"], ["extra": {...}], ["traceId", "spanId"],
+     ["truncated": {path: original length}], ["serializationIssues": [...]]}
+
+``type: "system"`` with ``level`` and ``content`` is how agent transcripts
+already carry notices (see PROTOCOL.md "Objects"), so a transcript reader
+shows log entries without knowing about this library. ``parentUuid`` is not
+set here: the delivery engine assigns it in per-session submission order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Mapping
+from typing import Any, Final
+
+from opentelemetry import trace as otel_trace
+
+from ._serialize import DEFAULT_LIMITS, Limits, Sanitizer, safe_repr
+
+__all__ = [
+    "ENTRY_SUBTYPE",
+    "ENTRY_TYPE",
+    "STANDARD_ATTRS",
+    "RecordCapture",
+    "record_to_entry",
+]
+
+ENTRY_TYPE: Final = "system"
+ENTRY_SUBTYPE: Final = "log"
+
+#: LogRecord attributes that are not ``extra`` fields. ``message`` and
+#: ``asctime`` are set by formatters, ``taskName`` by Python 3.12+, and
+#: ``session_id`` is consumed as the record's session.
+STANDARD_ATTRS: Final = frozenset(
+    vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None))
+) | {"message", "asctime", "taskName", "session_id"}
+
+
+def _span_ids() -> tuple[int, int] | None:
+    """(trace_id, span_id) of the active OpenTelemetry span, or None."""
+    try:
+        context = otel_trace.get_current_span().get_span_context()
+        if context.is_valid:
+            return context.trace_id, context.span_id
+    except Exception:  # a broken tracer provider must not break logging
+        pass
+    return None
+
+
+def _exception_text(record: logging.LogRecord, formatter: logging.Formatter | None) -> str | None:
+    if record.exc_text:  # another handler's formatter already rendered it
+        return str(record.exc_text)
+    if not record.exc_info:
+        return None
+    try:
+        if formatter is not None:
+            return formatter.formatException(record.exc_info)
+        return "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+    except Exception:
+        return f"<exception could not be formatted: {safe_repr(record.exc_info[1])}>"
+
+
+class RecordCapture:
+    """What must be read from a record on the caller's thread; call it to build the entry.
+
+    Formatting the message here is a correctness requirement, not a
+    preference: ``args`` may be mutable (``log.info("%s", some_list)``) and the
+    application may change them the moment the logging call returns. The
+    stdlib's ``QueueHandler`` formats on the caller for the same reason.
+    Everything else (timestamps, ``extra`` sanitising, uuid) waits for the
+    worker.
+    """
+
+    __slots__ = ("attrs", "exc_text", "limits", "message", "message_failed", "session_id", "span")
+
+    def __init__(
+        self,
+        record: logging.LogRecord,
+        session_id: str | None = None,
+        *,
+        formatter: logging.Formatter | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        self.session_id = session_id
+        self.limits = limits
+        self.message_failed = False
+        try:
+            message = record.getMessage() if formatter is None else formatter.format(record)
+        except Exception:  # bad %-args, or a __str__ that raises
+            self.message_failed = True
+            message = (
+                f"<unformattable message: msg={safe_repr(record.msg)}, "
+                f"args={safe_repr(record.args)}>"
+            )
+        self.message = message
+        has_exception = record.exc_info or record.exc_text
+        self.exc_text = _exception_text(record, formatter) if has_exception else None
+        self.span = _span_ids()
+        attrs = record.__dict__.copy()
+        # Drop references the entry does not need, so frames and argument
+        # objects are not kept alive while the entry waits in the queue.
+        attrs["args"] = attrs["exc_info"] = attrs["msg"] = None
+        self.attrs = attrs
+
+    def __call__(self) -> dict[str, Any]:
+        """Build the entry (runs on the delivery worker)."""
+        return build_entry(self)
+
+
+def _timestamp(created: Any, msecs: Any) -> str:
+    try:
+        seconds = float(created)
+        millis = min(int(msecs), 999)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    except Exception:
+        now = time.time()
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+def build_entry(capture: RecordCapture) -> dict[str, Any]:
+    """The worker's half: a complete, JSON-safe entry from a capture."""
+    attrs: Mapping[str, Any] = capture.attrs
+    limits = capture.limits
+    s = Sanitizer(limits)
+    levelname = attrs.get("levelname")
+    entry: dict[str, Any] = {"uuid": str(uuid.uuid4())}
+    if capture.session_id is not None:
+        entry["sessionId"] = capture.session_id
+    entry["timestamp"] = _timestamp(attrs.get("created"), attrs.get("msecs", 0))
+    entry["type"] = ENTRY_TYPE
+    entry["subtype"] = ENTRY_SUBTYPE
+    level = levelname.lower() if isinstance(levelname, str) else levelname
+    entry["level"] = s.value(level, "level")
+    entry["levelno"] = s.value(attrs.get("levelno"), "levelno")
+    entry["logger"] = s.value(attrs.get("name"), "logger")
+    entry["content"] = s.string(capture.message, "content", limits.max_message_length)
+    if capture.message_failed:
+        s.flag("content", "format_error")
+    entry["source"] = s.value(
+        {
+            "pathname": attrs.get("pathname"),
+            "lineno": attrs.get("lineno"),
+            "funcName": attrs.get("funcName"),
+            "module": attrs.get("module"),
+        },
+        "source",
+    )
+    for key in ("thread", "threadName", "process", "processName"):
+        entry[key] = s.value(attrs.get(key), key)
+    task_name = attrs.get("taskName")
+    if task_name is not None:
+        entry["taskName"] = s.value(task_name, "taskName")
+    if capture.exc_text is not None:
+        entry["exception"] = s.string(capture.exc_text, "exception", limits.max_message_length)
+    stack = attrs.get("stack_info")
+    if stack:
+        entry["stack"] = s.string(str(stack), "stack", limits.max_message_length)
+    extra = {key: value for key, value in attrs.items() if key not in STANDARD_ATTRS}
+    if extra:
+        entry["extra"] = s.value(extra, "extra")
+    if capture.span is not None:
+        entry["traceId"] = format(capture.span[0], "032x")
+        entry["spanId"] = format(capture.span[1], "016x")
+    return s.annotate(entry)
+
+
+def record_to_entry(
+    record: logging.LogRecord,
+    session_id: str | None = None,
+    *,
+    formatter: logging.Formatter | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> dict[str, Any]:
+    """Turn a record into a transcript entry (JSON-safe; never raises).
+
+    Args:
+        record: the log record.
+        session_id: written as ``sessionId`` when given (the engine sets it too).
+        formatter: when given, ``content`` is ``formatter.format(record)``
+            instead of ``record.getMessage()``.
+        limits: string, list and nesting limits (see :class:`Limits`).
+
+    Returns:
+        The entry dict; see the module docstring for its keys.
+    """
+    return build_entry(RecordCapture(record, session_id, formatter=formatter, limits=limits))

@@ -6,6 +6,7 @@ One root, so callers can catch everything this library raises with one clause::
     ├── SessionExpiredError        a read got 401: the token is expired or invalid
     ├── InvalidSessionIdError      (also ValueError) refused before any request
     ├── InsecureTransportError     (also ValueError) bearer token over plain http
+    ├── InvalidURLError            (also ValueError) not an absolute http(s) URL
     ├── InvalidResponseError       the server's reply had the wrong shape
     ├── ConfigError                a setting or environment variable is unusable
     └── SpoolLockedError           another process already consumes this spool
@@ -23,6 +24,7 @@ __all__ = [
     "InsecureTransportError",
     "InvalidResponseError",
     "InvalidSessionIdError",
+    "InvalidURLError",
     "SessionExpiredError",
     "SpoolLockedError",
 ]
@@ -48,6 +50,10 @@ class InvalidSessionIdError(IngressLoggingError, ValueError):
 
 class InsecureTransportError(IngressLoggingError, ValueError):
     """A bearer token would travel over plain http to a non-loopback host."""
+
+
+class InvalidURLError(IngressLoggingError, ValueError):
+    """A URL that is not an absolute http(s) URL, or that carries credentials."""
 
 
 class InvalidResponseError(IngressLoggingError):

@@ -1,0 +1,333 @@
+"""What the blocking and the asyncio client share that is not a protocol decision.
+
+URL building and checking, header building, token sanity, the capped body
+reader's bookkeeping, the constructor's argument handling and the state both
+drivers keep (per-session heads, the pending append). Everything that decides
+"what happens after this reply" lives in ``ingress_logging.protocol``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+import pluggy
+
+from .. import _defaults
+from .._host import Host
+from .._session_id import quote_session_id
+from ..diagnostics import DiagnosticSink
+from ..errors import InsecureTransportError, InvalidURLError
+from ..protocol import Action, AppendExchange, Done, RetryPolicy
+
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "APPEND_BODY_CAP",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "ClientSettings",
+    "HeadMap",
+    "PendingAppend",
+    "ResponseTooLargeError",
+    "TokenSource",
+    "append_headers",
+    "check_url",
+    "clean_token",
+    "entry_uuid",
+    "is_loopback",
+    "oauth_headers",
+    "read_headers",
+    "resolve_settings",
+    "serialise_entry",
+    "session_read_url",
+    "teleport_events_url",
+]
+
+logger = logging.getLogger("ingress_logging.client")
+
+TokenSource = str | Callable[[], str | None]
+
+#: Seconds; the seed gives reads 20 s. Appends get this default (the seed has none).
+DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_READ_TIMEOUT: Final = 20.0
+#: Largest body read from a session read or an events page (bytes, after decoding).
+DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+#: An append's reply body carries nothing we use; read at most this much of it.
+APPEND_BODY_CAP: Final = 64 * 1024
+#: The seed's getOAuthHeaders.
+ANTHROPIC_VERSION: Final = "2023-06-01"
+
+_SESSION_PATH: Final = "/v1/session_ingress/session/"
+_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost."})
+
+
+class ResponseTooLargeError(Exception):
+    """A reply body exceeded the cap; it was not read to the end."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """The constructor's arguments after aliases and defaults are applied."""
+
+    token: TokenSource | None
+    base_api_url: str | None
+    policy: RetryPolicy
+    timeout: httpx.Timeout
+    read_timeout: httpx.Timeout
+    diagnostics: DiagnosticSink | None
+    plugins: pluggy.PluginManager | None
+    allow_insecure_http: bool
+    max_response_bytes: int
+
+    def build_host(self) -> Host:
+        from ..plugins import PluginHost
+
+        return PluginHost(
+            self.plugins,
+            token=self.token,
+            base_api_url=self.base_api_url,
+            diagnostics=self.diagnostics,
+        )
+
+    def api_base(self) -> str:
+        """Base URL for the OAuth read and teleport events (read at call time)."""
+        base = (
+            self.base_api_url
+            or os.environ.get(_defaults.ENV_BASE_URL)
+            or _defaults.DEFAULT_BASE_API_URL
+        )
+        return base.rstrip("/")
+
+
+def _timeout(value: float | httpx.Timeout | None, what: str) -> httpx.Timeout:
+    if isinstance(value, httpx.Timeout):
+        return value
+    if value is None or value <= 0:
+        raise ValueError(f"{what} must be a positive number of seconds or an httpx.Timeout")
+    return httpx.Timeout(float(value))
+
+
+def resolve_settings(
+    *,
+    token: TokenSource | None,
+    base_api_url: str | None,
+    retry_policy: RetryPolicy | None,
+    retry: RetryPolicy | None,
+    timeout: float | httpx.Timeout,
+    read_timeout: float | httpx.Timeout,
+    diagnostics: DiagnosticSink | None,
+    plugins: pluggy.PluginManager | None,
+    allow_insecure_http: bool,
+    max_response_bytes: int,
+) -> ClientSettings:
+    """Apply the aliases (``retry=``) and check the arguments; raise on bad input."""
+    if retry_policy is not None and retry is not None and retry_policy is not retry:
+        raise TypeError("pass either retry_policy= or its alias retry=, not both")
+    policy = retry_policy if retry_policy is not None else retry
+    if policy is None:
+        policy = RetryPolicy()
+    if not isinstance(policy, RetryPolicy):
+        raise TypeError(f"retry_policy must be a RetryPolicy, not {type(policy).__name__}")
+    if token is not None and not (isinstance(token, str) or callable(token)):
+        raise TypeError(f"token must be a str, a callable or None, not {type(token).__name__}")
+    if base_api_url is not None:
+        _parse_http_url(base_api_url)
+    if max_response_bytes < 1:
+        raise ValueError("max_response_bytes must be positive")
+    return ClientSettings(
+        token=token,
+        base_api_url=base_api_url,
+        policy=policy,
+        timeout=_timeout(timeout, "timeout"),
+        read_timeout=_timeout(read_timeout, "read_timeout"),
+        diagnostics=diagnostics,
+        plugins=plugins,
+        allow_insecure_http=bool(allow_insecure_http),
+        max_response_bytes=int(max_response_bytes),
+    )
+
+
+# --- URLs -------------------------------------------------------------------
+
+
+def _parse_http_url(url: object) -> tuple[str, str]:
+    """(scheme, host) of an absolute http(s) URL; InvalidURLError otherwise."""
+    if not isinstance(url, str):
+        raise InvalidURLError(f"url must be a str, not {type(url).__name__}")
+    if any(c in url for c in "\r\n\0\t ") or not url.isprintable():
+        raise InvalidURLError("url contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise InvalidURLError(f"malformed url: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not host:
+        raise InvalidURLError("url must be an absolute http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        # Credentials in a URL end up in logs and reprs; tokens go in headers only.
+        raise InvalidURLError("url must not contain credentials")
+    return scheme, host
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and ``localhost`` (the name, not its subdomains)."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: object, *, allow_insecure_http: bool) -> str:
+    """Refuse a URL a bearer token must not travel to; return it unchanged.
+
+    Raises:
+        InvalidURLError: not an absolute http(s) URL, or it carries credentials.
+        InsecureTransportError: plain http to a host that is not loopback.
+    """
+    scheme, host = _parse_http_url(url)
+    if scheme == "http" and not allow_insecure_http and not is_loopback(host):
+        raise InsecureTransportError(
+            f"refusing to send a bearer token over plain http to {host!r}; "
+            "use https, or pass allow_insecure_http=True"
+        )
+    assert isinstance(url, str)
+    return url
+
+
+def session_read_url(base: str, session_id: str) -> str:
+    return base + _SESSION_PATH + quote_session_id(session_id)
+
+
+def teleport_events_url(base: str, session_id: str) -> str:
+    return f"{base}/v1/code/sessions/{quote_session_id(session_id)}/teleport-events"
+
+
+# --- tokens and headers -----------------------------------------------------
+
+
+def clean_token(token: object) -> str | None:
+    """The token if it can be sent as a header value, else None (never echoed)."""
+    if not isinstance(token, str):
+        return None
+    token = token.strip()
+    if not token or not token.isascii() or not token.isprintable() or " " in token:
+        if token:
+            logger.debug("token refused: not a valid HTTP header value")
+        return None
+    return token
+
+
+def append_headers(extra: Mapping[str, str], token: str, last_uuid: str | None) -> dict[str, str]:
+    headers = dict(extra)
+    headers["Authorization"] = f"Bearer {token}"
+    headers["Content-Type"] = "application/json"
+    if last_uuid:
+        headers["Last-Uuid"] = last_uuid
+    return headers
+
+
+def read_headers(extra: Mapping[str, str], token: str) -> dict[str, str]:
+    headers = dict(extra)
+    headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def oauth_headers(access_token: object, org_uuid: object) -> dict[str, str]:
+    """The seed's ``getOAuthHeaders(accessToken)`` plus ``x-organization-uuid``."""
+    token = clean_token(access_token)
+    if token is None:
+        raise ValueError("access_token must be a non-empty str usable as an HTTP header")
+    if not isinstance(org_uuid, str) or not org_uuid or clean_token(org_uuid) != org_uuid:
+        raise ValueError("org_uuid must be a non-empty str without spaces or control characters")
+    return {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "anthropic-version": ANTHROPIC_VERSION,
+        "x-organization-uuid": org_uuid,
+    }
+
+
+# --- entries ----------------------------------------------------------------
+
+
+def entry_uuid(entry: Mapping[str, Any]) -> str | None:
+    uuid = entry.get("uuid")
+    return uuid if isinstance(uuid, str) and uuid else None
+
+
+def serialise_entry(entry: object) -> bytes:
+    """The append body, once per entry. TypeError for what JSON cannot carry."""
+    if not isinstance(entry, Mapping):
+        raise TypeError(f"entry must be a dict, not {type(entry).__name__}")
+    try:
+        return orjson.dumps(entry, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(f"entry is not JSON-serialisable: {exc}") from None
+
+
+# --- driver state -----------------------------------------------------------
+
+
+class HeadMap:
+    """Each session's chain head as this client believes it.
+
+    Plain dict operations are atomic under the GIL, and a session's head is
+    only written by the one append that holds that session's turn (or by a
+    read), so no lock is needed.
+    """
+
+    __slots__ = ("_heads",)
+
+    def __init__(self) -> None:
+        self._heads: dict[str, str] = {}
+
+    def get(self, session_id: str) -> str | None:
+        return self._heads.get(session_id)
+
+    def set(self, session_id: str, head: str | None) -> None:
+        if head is None:
+            self._heads.pop(session_id, None)
+        else:
+            self._heads[session_id] = head
+
+    def clear(self, session_id: str | None = None) -> None:
+        if session_id is None:
+            self._heads.clear()
+        else:
+            self._heads.pop(session_id, None)
+
+    def __len__(self) -> int:
+        return len(self._heads)
+
+
+@dataclass(slots=True, eq=False)
+class PendingAppend:
+    """One entry on its way into a session: the exchange plus what each attempt needs.
+
+    ``action`` is what the driver must do next; ``advance`` performs it. The
+    body is serialised once; the token is resolved again for every attempt
+    (tokens rotate), so it is not kept here beyond the first attempt.
+    """
+
+    session_id: str
+    url: str
+    body: bytes
+    exchange: AppendExchange
+    action: Action
+    first_token: str | None = field(default=None, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return isinstance(self.action, Done)

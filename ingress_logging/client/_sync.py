@@ -1,0 +1,275 @@
+"""The blocking driver: ``SessionIngressClient`` on ``httpx.Client``.
+
+It moves bytes and sleeps; every decision is the protocol core's (through
+``ClientBase``). Appends for one session take turns in call order (a ticket
+per call); different sessions never wait for each other.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import pluggy
+
+from .._session_id import validate_session_id
+from ..diagnostics import DiagnosticSink
+from ..protocol import Action, Done, RetryPolicy, Wait
+from ._base import TRANSPORT_ERRORS, ClientBase, Request
+from ._common import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    PendingAppend,
+    TokenSource,
+    resolve_settings,
+)
+
+__all__ = ["SessionIngressClient"]
+
+Reply = tuple[int, httpx.Headers, bytes | None]
+
+
+class _Turn:
+    __slots__ = ("cond", "next_ticket", "serving", "users")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.cond = threading.Condition(lock)
+        self.next_ticket = 0
+        self.serving = 0
+        self.users = 0
+
+
+class SessionTurns:
+    """Per-session FIFO mutual exclusion: callers enter in the order they arrived.
+
+    A plain ``threading.Lock`` is not fair (any waiter may win), which would
+    reorder a session's entries. Here each caller takes a ticket under one
+    lock and waits for its number; idle sessions are forgotten.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._turns: dict[str, _Turn] = {}
+
+    @contextmanager
+    def turn(self, session_id: str) -> Iterator[None]:
+        with self._lock:
+            turn = self._turns.get(session_id)
+            if turn is None:
+                turn = self._turns[session_id] = _Turn(self._lock)
+            ticket = turn.next_ticket
+            turn.next_ticket += 1
+            turn.users += 1
+            while turn.serving != ticket:
+                turn.cond.wait()
+        try:
+            yield
+        finally:
+            with self._lock:
+                turn.serving += 1
+                turn.users -= 1
+                if turn.users == 0:
+                    del self._turns[session_id]
+                else:
+                    turn.cond.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._turns)
+
+
+def _read_capped(response: httpx.Response, cap: int, deadline: float | None) -> bytes | None:
+    """The decoded body, or None once it passes ``cap`` bytes (the rest is not read)."""
+    length = response.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > cap:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > cap:
+            return None
+        if deadline is not None and time.monotonic() > deadline:
+            raise httpx.ReadTimeout("response body took too long")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class SessionIngressClient(ClientBase):
+    """Blocking session-ingress client: the seed's operations, on ``httpx.Client``.
+
+    Args:
+        token: bearer token, or a callable returning one (or None) - asked
+            before every request, so rotated tokens are picked up. Plugins
+            and ``INGRESS_LOGGING_TOKEN`` are consulted as ``PluginHost`` says.
+        base_api_url: where sessions live (default: the environment, then
+            ``https://api.anthropic.com``).
+        retry_policy: attempts and backoff (alias ``retry``).
+        timeout: per append request; ``read_timeout`` for reads (seed: 20 s).
+        http_client: an ``httpx.Client`` to reuse (alias ``client``); it is
+            not closed by ``close()``.
+        diagnostics: sink ``(level, event, data)`` for the seed's events.
+        plugins: a pluggy PluginManager (default: the process-wide one).
+        allow_insecure_http: permit a token over plain http to a non-loopback host.
+        max_response_bytes: largest read/page body accepted (default 64 MiB).
+    """
+
+    def __init__(
+        self,
+        token: TokenSource | None = None,
+        *,
+        base_api_url: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        read_timeout: float | httpx.Timeout = DEFAULT_READ_TIMEOUT,
+        http_client: httpx.Client | None = None,
+        client: httpx.Client | None = None,
+        diagnostics: DiagnosticSink | None = None,
+        plugins: pluggy.PluginManager | None = None,
+        allow_insecure_http: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        if http_client is not None and client is not None and http_client is not client:
+            raise TypeError("pass either http_client= or its alias client=, not both")
+        given = http_client if http_client is not None else client
+        if given is not None and not isinstance(given, httpx.Client):
+            raise TypeError(f"http_client must be an httpx.Client, not {type(given).__name__}")
+        super().__init__(
+            resolve_settings(
+                token=token,
+                base_api_url=base_api_url,
+                retry_policy=retry_policy,
+                retry=retry,
+                timeout=timeout,
+                read_timeout=read_timeout,
+                diagnostics=diagnostics,
+                plugins=plugins,
+                allow_insecure_http=allow_insecure_http,
+                max_response_bytes=max_response_bytes,
+            )
+        )
+        self._owns_http = given is None
+        self._http = given if given is not None else httpx.Client(follow_redirects=False)
+        self._turns = SessionTurns()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connections, if this client opened them. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- transport -----------------------------------------------------------
+
+    def _send(self, request: Request) -> Reply | BaseException:
+        """Perform one request; a transport failure is returned, not raised."""
+        try:
+            built = self._http.build_request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                content=request.content,
+                params=request.params,
+                timeout=request.timeout,
+            )
+            response = self._http.send(built, stream=True)
+            try:
+                deadline = None
+                if request.timeout.read is not None:
+                    deadline = time.monotonic() + 3 * request.timeout.read
+                body = _read_capped(response, request.cap, deadline)
+            finally:
+                response.close()
+        except TRANSPORT_ERRORS as exc:
+            return exc
+        return response.status_code, response.headers, body
+
+    # -- appends -------------------------------------------------------------
+
+    def advance(self, pending: PendingAppend) -> Action:
+        """Perform the pending Put or Refetch and return the next action.
+
+        On a ``Wait`` the caller waits ``action.delay`` seconds first, then
+        calls ``advance`` (or ``resume``) again. On ``Done`` nothing happens.
+        """
+        request = self.request_for(pending)
+        if not isinstance(request, Request):
+            return request
+        return self.on_reply(pending, request, self._send(request))
+
+    def append_session_log(
+        self, session_id: str, entry: Mapping[str, Any], url: str | None = None
+    ) -> bool:
+        """Append ``entry`` to the session; True once it is in the chain.
+
+        Calls for one session run one at a time, in call order; calls for
+        different sessions run concurrently. Bad input raises before any request.
+        """
+        session_id = validate_session_id(session_id)
+        with self._turns.turn(session_id):
+            # Begun inside the turn: the exchange starts from the head the
+            # previous append of this session left behind.
+            pending = self.begin_append(session_id, entry, url)
+            action = pending.action
+            while not isinstance(action, Done):
+                if isinstance(action, Wait):
+                    time.sleep(action.delay)
+                    action = self.resume(pending)
+                else:
+                    action = self.advance(pending)
+        return self._outcome(pending)
+
+    @staticmethod
+    def _outcome(pending: PendingAppend) -> bool:
+        assert isinstance(pending.action, Done)
+        return pending.action.ok
+
+    # -- reads ---------------------------------------------------------------
+
+    def get_session_logs(
+        self, session_id: str, url: str | None = None, *, after_last_compact: bool = False
+    ) -> list[dict[str, Any]] | None:
+        """The session's entries; ``[]`` on 404; None on other failures.
+
+        Raises SessionExpiredError on 401. Adopts the last entry's uuid as head.
+        """
+        request = self.read_request(session_id, url, after_last_compact)
+        if request is None:
+            return None
+        return self.finish_read(session_id, self._send(request))
+
+    def get_session_logs_via_oauth(
+        self, session_id: str, access_token: str, org_uuid: str
+    ) -> list[dict[str, Any]] | None:
+        """The session read with OAuth headers (to pull a session to another machine)."""
+        request = self.oauth_read_request(session_id, access_token, org_uuid)
+        return self.finish_read(None, self._send(request))
+
+    def get_teleport_events(
+        self, session_id: str, access_token: str, org_uuid: str
+    ) -> list[dict[str, Any]] | None:
+        """Every event payload, page by page; None if the first page is 404 or on error."""
+        url, headers, pager = self.teleport_start(session_id, access_token, org_uuid)
+        while (params := pager.next_params()) is not None:
+            self.teleport_feed(pager, self._send(self.teleport_request(url, headers, params)))
+        return pager.result

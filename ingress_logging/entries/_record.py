@@ -14,7 +14,7 @@ The entry (documented in docs/handler.md)::
      "type": "system", "subtype": "log", "level": "info", "levelno": 20,
      "logger", "content": <message>, "source": {pathname, lineno, funcName, module},
      "thread", "threadName", "process", "processName", ["taskName"],
-     ["exception"], ["stack"], ["extra": {...}], ["traceId", "spanId"],
+     ["exception"], ["stack"], ["extra": {...}], ["trace_id", "span_id"],
      ["truncated": {path: original length}], ["serializationIssues": [...]]}
 
 ``type: "system"`` with ``level`` and ``content`` is how agent transcripts
@@ -178,8 +178,8 @@ def build_entry(capture: RecordCapture) -> dict[str, Any]:
     if extra:
         entry["extra"] = s.value(extra, "extra")
     if capture.span is not None:
-        entry["traceId"] = format(capture.span[0], "032x")
-        entry["spanId"] = format(capture.span[1], "016x")
+        entry["trace_id"] = format(capture.span[0], "032x")
+        entry["span_id"] = format(capture.span[1], "016x")
     return s.annotate(entry)
 
 

@@ -60,7 +60,7 @@ def test_entry_shape() -> None:
     assert "parentUuid" not in entry  # the engine's job
     assert ISSUES_KEY not in entry
     assert TRUNCATED_KEY not in entry
-    assert "traceId" not in entry
+    assert "trace_id" not in entry
 
 
 def test_timestamp_is_utc_iso_with_z_from_created() -> None:
@@ -184,10 +184,10 @@ def test_active_span_ids_are_added() -> None:
         capture = RecordCapture(make_record())
     ctx = span.get_span_context()
     entry = capture()
-    assert entry["traceId"] == format(ctx.trace_id, "032x")
-    assert entry["spanId"] == format(ctx.span_id, "016x")
-    assert len(entry["traceId"]) == 32
-    assert len(entry["spanId"]) == 16
+    assert entry["trace_id"] == format(ctx.trace_id, "032x")
+    assert entry["span_id"] == format(ctx.span_id, "016x")
+    assert len(entry["trace_id"]) == 32
+    assert len(entry["span_id"]) == 16
 
 
 @pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.ERROR, logging.CRITICAL, 5])

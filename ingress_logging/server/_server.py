@@ -13,7 +13,7 @@ import secrets
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
@@ -261,13 +261,16 @@ def serve(
     faults: FaultInjector | Mapping[str, Any] | None = None,
     stop: threading.Event | None = None,
     announce: bool = True,
+    on_ready: Callable[[IngressServer], None] | None = None,
 ) -> None:
     """Serve until Ctrl-C (or until ``stop`` is set), blocking the caller.
 
     ``token`` falls back to ``$INGRESS_LOGGING_TOKEN``; without either this
     raises ConfigError (a token is never generated and printed). The OAuth
     token defaults to the ingress token. With ``announce`` the URL, database
-    and org uuid (not a secret) are printed to stderr.
+    and org uuid (not a secret) are printed to stderr. ``on_ready`` is
+    called with the running server (its real port, its ``faults``) before
+    serving blocks; a CLI or a test uses it to learn an ephemeral port.
     """
     token = token if token is not None else os.environ.get("INGRESS_LOGGING_TOKEN")
     if not token:
@@ -287,6 +290,8 @@ def serve(
             print(f"session-ingress listening on {server.base_url} (db: {db})", file=sys.stderr)
             print(f"  x-organization-uuid for OAuth reads: {server.org_uuid}", file=sys.stderr)
             sys.stderr.flush()
+        if on_ready is not None:
+            on_ready(server)
         waiter = stop if stop is not None else threading.Event()
         try:
             while not waiter.wait(0.5):

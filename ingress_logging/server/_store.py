@@ -245,6 +245,12 @@ class Store:
         row = self._conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return row is not None
 
+    def count_events(self) -> int:
+        """Rows in the events table, across sessions ("nothing stored" checks)."""
+        with self._lock:
+            row = self._conn.execute("SELECT COUNT(*) FROM events").fetchone()
+        return int(row[0])
+
     def head(self, session_id: str) -> str | None:
         """The session's chain head, or None (unknown session or no chained entry)."""
         with self._lock:

@@ -1,0 +1,30 @@
+"""Shared fixtures for the server tests: an HTTP client and auth headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from ingress_logging.server import IngressServer
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    """A pooled keep-alive client, like the library's own."""
+    with httpx.Client(timeout=10.0) as c:
+        yield c
+
+
+@pytest.fixture
+def auth(ingress_server: IngressServer) -> dict[str, str]:
+    return {"Authorization": f"Bearer {ingress_server.token}"}
+
+
+@pytest.fixture
+def oauth(ingress_server: IngressServer) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {ingress_server.oauth_token}",
+        "x-organization-uuid": ingress_server.org_uuid,
+    }

@@ -1,0 +1,146 @@
+"""Bad input: always a 4xx with a JSON error body, never a 500, never a partial write."""
+
+from __future__ import annotations
+
+import http.client
+import json
+
+import pytest
+
+from ingress_logging.server import IngressServer
+
+S = "/v1/session_ingress/session/"
+JSON = {"Content-Type": "application/json"}
+
+# (id, method, path, extra headers, body, expected status)
+CASES = [
+    ("malformed-json", "PUT", S + "s", JSON, b'{"uuid": ', 400),
+    ("array-body", "PUT", S + "s", JSON, b"[1, 2]", 400),
+    ("string-body", "PUT", S + "s", JSON, b'"entry"', 400),
+    ("null-body", "PUT", S + "s", JSON, b"null", 400),
+    ("empty-body", "PUT", S + "s", JSON, b"", 400),
+    ("nan", "PUT", S + "s", JSON, b'{"x": NaN}', 400),
+    ("invalid-utf8", "PUT", S + "s", JSON, b'{"x": "\xff"}', 400),
+    ("deep-nesting", "PUT", S + "s", JSON, b'{"a":' * 100_000, 400),
+    ("text-plain", "PUT", S + "s", {"Content-Type": "text/plain"}, b'{"uuid": "a"}', 400),
+    ("no-content-type", "PUT", S + "s", {}, b'{"uuid": "a"}', 400),
+    ("uuid-not-string", "PUT", S + "s", JSON, b'{"uuid": 5}', 400),
+    ("uuid-empty", "PUT", S + "s", JSON, b'{"uuid": ""}', 400),
+    ("sid-dotdot", "PUT", S + "..", JSON, b'{"uuid": "a"}', 400),
+    ("sid-encoded-dotdot", "PUT", S + "%2E%2E", JSON, b'{"uuid": "a"}', 400),
+    ("sid-encoded-slash", "PUT", S + "a%2Fb", JSON, b'{"uuid": "a"}', 400),
+    ("sid-space", "PUT", S + "a%20b", JSON, b'{"uuid": "a"}', 400),
+    ("sid-nul", "PUT", S + "a%00", JSON, b'{"uuid": "a"}', 400),
+    ("sid-bad-utf8", "PUT", S + "a%ff", JSON, b'{"uuid": "a"}', 400),
+    ("sid-too-long", "PUT", S + "x" * 300, JSON, b'{"uuid": "a"}', 400),
+    ("sid-empty", "PUT", S, JSON, b'{"uuid": "a"}', 400),
+    ("sid-with-subpath", "PUT", S + "a/b", JSON, b'{"uuid": "a"}', 404),
+    ("unknown-path", "PUT", "/v1/nope", JSON, b'{"uuid": "a"}', 404),
+    ("root", "GET", "/", {}, b"", 404),
+    ("delete-session", "DELETE", S + "s", {}, b"", 405),
+    ("post-session", "POST", S + "s", JSON, b'{"uuid": "a"}', 405),
+    ("patch-session", "PATCH", S + "s", JSON, b'{"uuid": "a"}', 405),
+    ("put-teleport", "PUT", "/v1/code/sessions/s/teleport-events", JSON, b"{}", 405),
+    ("bad-content-length", "PUT", S + "s", {**JSON, "Content-Length": "abc"}, None, 400),
+    ("unknown-method", "BREW", S + "s", {}, b"", 501),
+]
+
+
+def _raw(srv: IngressServer, method, path, headers, body) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putheader("Authorization", f"Bearer {srv.token}")
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_bad_input_gets_a_json_4xx_and_stores_nothing(
+    ingress_server, method, path, headers, body, status
+):
+    got, reply_headers, reply = _raw(ingress_server, method, path, headers, body)
+    assert got == status
+    error = json.loads(reply)["error"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    assert isinstance(error["type"], str)
+    if status == 405:
+        assert "Allow" in reply_headers
+    assert ingress_server.store.count_events() == 0
+    # the server is still healthy
+    ok, _, _ = _raw(ingress_server, "PUT", S + "s", JSON, b'{"uuid": "a"}')
+    assert ok == 201
+
+
+def test_head_request_gets_405_without_body(ingress_server):
+    status, headers, body = _raw(ingress_server, "HEAD", S + "s", {}, None)
+    assert (status, body) == (405, b"")
+    assert int(headers["Content-Length"]) > 0
+
+
+def test_oversize_body_is_413_and_the_connection_stays_usable(ingress_server_factory):
+    srv = ingress_server_factory(max_body_bytes=1024)
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    headers = {"Authorization": f"Bearer {srv.token}", **JSON}
+    try:
+        big = json.dumps({"uuid": "a", "pad": "x" * 2000}).encode()
+        conn.request("PUT", S + "s", big, headers)
+        resp = conn.getresponse()
+        assert resp.status == 413
+        assert json.loads(resp.read())["error"]["type"] == "request_too_large"
+        sock = conn.sock
+        conn.request("PUT", S + "s", json.dumps({"uuid": "a"}).encode(), headers)
+        again = conn.getresponse()
+        again.read()
+        assert again.status == 201
+        assert conn.sock is sock
+    finally:
+        conn.close()
+    assert [e["uuid"] for e in srv.entries("s")] == ["a"]
+
+
+def test_exactly_the_size_limit_is_accepted(ingress_server_factory, client):
+    srv = ingress_server_factory(max_body_bytes=1024)
+    body = json.dumps({"uuid": "a", "pad": ""}).encode()
+    body = body.replace(b'""', b'"' + b"x" * (1024 - len(body)) + b'"')
+    assert len(body) == 1024
+    headers = {"Authorization": f"Bearer {srv.token}", **JSON}
+    assert client.put(srv.session_url("s"), content=body, headers=headers).status_code == 201
+
+
+def test_chunked_body_is_read_and_limited(ingress_server_factory, client):
+    srv = ingress_server_factory(max_body_bytes=1024)
+    headers = {"Authorization": f"Bearer {srv.token}", **JSON}
+
+    def chunks(data: bytes):
+        yield data[:5]
+        yield data[5:]
+
+    ok = client.put(srv.session_url("s"), content=chunks(b'{"uuid": "a"}'), headers=headers)
+    assert ok.status_code == 201
+    too_big = client.put(
+        srv.session_url("s"), content=chunks(b'{"p": "' + b"x" * 2000 + b'"}'), headers=headers
+    )
+    assert too_big.status_code == 413
+    assert [e["uuid"] for e in srv.entries("s")] == ["a"]
+
+
+def test_bad_admin_spec_is_400_and_changes_nothing(ingress_server, client, auth):
+    ingress_server.faults.latency = 0.001
+    url = ingress_server.base_url + "/_admin/faults"
+    r = client.post(url, json={"latency": 0.5, "fail_next": {"n": -1}}, headers=auth)
+    assert r.status_code == 400
+    assert ingress_server.faults.latency == 0.001
+    assert ingress_server.faults.pending() == 0

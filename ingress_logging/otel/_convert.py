@@ -3,7 +3,7 @@
 The entry shapes are documented in ``docs/opentelemetry.md`` (the mapping
 table); in short::
 
-    {"type": "otel_log", "timestamp": ISO, "severity": {"text", "number"},
+    {"type": "otel_log", "timestamp": ISO (ms), "severity": {"text", "number"},
      "body": ..., "attributes": {...}, "trace_id": 32 hex, "span_id": 16 hex,
      "scope": {"name", "version"}, "resource": {...}}
 
@@ -28,6 +28,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ..entries import DEFAULT_LIMITS, Limits
 from ._values import JSONValue, ValueConverter
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "SESSION_ID_ATTRIBUTE",
     "SPAN_ENTRY_TYPE",
     "iso_from_ns",
+    "iso_ms_from_ns",
     "log_record_session_id",
     "log_to_entry",
     "span_session_id",
@@ -59,6 +61,15 @@ def iso_from_ns(ns: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def iso_ms_from_ns(ns: int) -> str:
+    """Like :func:`iso_from_ns` with milliseconds: the transcript ``timestamp`` shape.
+
+    Every entry's ``timestamp`` has this shape (``2026-01-02T03:04:05.678Z``,
+    JavaScript's ``toISOString``), the same as the stdlib handler's entries.
+    """
+    return iso_from_ns(ns)[:23] + "Z"
+
+
 def _trace_id(value: int | None) -> str | None:
     return format(value, "032x") if value else None  # 0 is the invalid id
 
@@ -70,19 +81,22 @@ def _span_id(value: int | None) -> str | None:
 def _scope(scope: Any, conv: ValueConverter) -> dict[str, JSONValue] | None:
     if scope is None:
         return None
-    out: dict[str, JSONValue] = {"name": scope.name, "version": scope.version}
+    out: dict[str, JSONValue] = {
+        "name": conv.value(scope.name, "scope.name"),
+        "version": conv.value(scope.version, "scope.version"),
+    }
     if getattr(scope, "schema_url", ""):
         out["schema_url"] = scope.schema_url
     attributes = getattr(scope, "attributes", None)
     if attributes:
-        out["attributes"] = conv.attributes(attributes)
+        out["attributes"] = conv.attributes(attributes, "scope.attributes")
     return out
 
 
 def _resource(resource: Any, conv: ValueConverter) -> dict[str, JSONValue] | None:
     if resource is None:
         return None
-    return conv.attributes(resource.attributes)
+    return conv.attributes(resource.attributes, "resource")
 
 
 def _session_attr(attributes: Mapping[str, object] | None) -> str | None:
@@ -120,16 +134,14 @@ def span_session_id(span: Any, default: str | None) -> str | None:
     )
 
 
-def _finish(entry: dict[str, Any], conv: ValueConverter) -> dict[str, Any]:
-    if conv.lossy:
-        entry["lossy"] = conv.lossy
-    return entry
+def log_to_entry(item: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """One OpenTelemetry log record (ReadableLogRecord or LogData) -> entry dict.
 
-
-def log_to_entry(item: Any) -> dict[str, Any]:
-    """One OpenTelemetry log record (ReadableLogRecord or LogData) -> entry dict."""
+    A string body is cut to ``limits.max_message_length``, other strings to
+    ``max_string_length``; what was cut or replaced is flagged in the entry.
+    """
     record, resource, scope = _log_parts(item)
-    conv = ValueConverter()
+    conv = ValueConverter(limits)
     observed = record.observed_timestamp
     when = record.timestamp or observed
     number = record.severity_number
@@ -138,15 +150,18 @@ def log_to_entry(item: Any) -> dict[str, Any]:
         text = number.name  # e.g. "WARN": the level a reader looks for
     entry: dict[str, Any] = {
         "type": LOG_ENTRY_TYPE,
-        "timestamp": iso_from_ns(when) if when else None,
+        "timestamp": iso_ms_from_ns(when) if when else None,
         "observed_timestamp": iso_from_ns(observed) if observed else None,
-        "severity": {"text": text, "number": None if number is None else int(number.value)},
-        "body": conv.value(record.body),
-        "attributes": conv.attributes(record.attributes),
+        "severity": {
+            "text": conv.value(text, "severity.text"),
+            "number": None if number is None else int(number.value),
+        },
+        "body": conv.value(record.body, "body", string_limit=limits.max_message_length),
+        "attributes": conv.attributes(record.attributes, "attributes"),
     }
     event_name = getattr(record, "event_name", None)
     if event_name:
-        entry["event_name"] = event_name
+        entry["event_name"] = conv.value(event_name, "event_name")
     trace_id = _trace_id(record.trace_id)
     if trace_id is not None:
         entry["trace_id"] = trace_id
@@ -157,28 +172,28 @@ def log_to_entry(item: Any) -> dict[str, Any]:
         entry["dropped_attributes"] = dropped
     entry["scope"] = _scope(scope, conv)
     entry["resource"] = _resource(resource, conv)
-    return _finish(entry, conv)
+    return conv.annotate(entry)
 
 
-def _event(event: Any, conv: ValueConverter) -> dict[str, JSONValue]:
+def _event(event: Any, path: str, conv: ValueConverter) -> dict[str, JSONValue]:
     return {
-        "name": event.name,
+        "name": conv.value(event.name, f"{path}.name"),
         "timestamp": iso_from_ns(event.timestamp),
-        "attributes": conv.attributes(event.attributes),
+        "attributes": conv.attributes(event.attributes, f"{path}.attributes"),
     }
 
 
-def _link(link: Any, conv: ValueConverter) -> dict[str, JSONValue]:
+def _link(link: Any, path: str, conv: ValueConverter) -> dict[str, JSONValue]:
     return {
         "trace_id": _trace_id(link.context.trace_id),
         "span_id": _span_id(link.context.span_id),
-        "attributes": conv.attributes(link.attributes),
+        "attributes": conv.attributes(link.attributes, f"{path}.attributes"),
     }
 
 
-def span_to_entry(span: Any) -> dict[str, Any]:
-    """One finished ``ReadableSpan`` -> entry dict (timestamp: the span's end)."""
-    conv = ValueConverter()
+def span_to_entry(span: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """One finished ``ReadableSpan`` -> entry dict (``timestamp``: the span's end)."""
+    conv = ValueConverter(limits)
     start: int | None = span.start_time
     end: int | None = span.end_time
     context = span.context
@@ -187,10 +202,13 @@ def span_to_entry(span: Any) -> dict[str, Any]:
     when = end or start
     entry: dict[str, Any] = {
         "type": SPAN_ENTRY_TYPE,
-        "timestamp": iso_from_ns(when) if when else None,
-        "name": span.name,
+        "timestamp": iso_ms_from_ns(when) if when else None,
+        "name": conv.value(span.name, "name"),
         "kind": span.kind.name,
-        "status": {"code": status.status_code.name, "description": status.description},
+        "status": {
+            "code": status.status_code.name,
+            "description": conv.value(status.description, "status.description"),
+        },
         "start_time": iso_from_ns(start) if start else None,
         "end_time": iso_from_ns(end) if end else None,
         "duration_ms": (end - start) / 1e6 if start and end else None,
@@ -198,9 +216,9 @@ def span_to_entry(span: Any) -> dict[str, Any]:
         "span_id": _span_id(context.span_id),
         "parent_span_id": _span_id(parent.span_id) if parent is not None else None,
         "trace_flags": int(context.trace_flags),
-        "attributes": conv.attributes(span.attributes),
-        "events": [_event(e, conv) for e in span.events],
-        "links": [_link(link, conv) for link in span.links],
+        "attributes": conv.attributes(span.attributes, "attributes"),
+        "events": [_event(e, f"events[{i}]", conv) for i, e in enumerate(span.events)],
+        "links": [_link(link, f"links[{i}]", conv) for i, link in enumerate(span.links)],
     }
     if parent is not None and parent.is_remote:
         entry["parent_is_remote"] = True
@@ -210,4 +228,4 @@ def span_to_entry(span: Any) -> dict[str, Any]:
             entry[name] = count
     entry["scope"] = _scope(span.instrumentation_scope, conv)
     entry["resource"] = _resource(span.resource, conv)
-    return _finish(entry, conv)
+    return conv.annotate(entry)

@@ -19,8 +19,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from ingress_logging.entries import Limits
 from ingress_logging.otel._convert import (
     iso_from_ns,
+    iso_ms_from_ns,
     log_record_session_id,
     log_to_entry,
     span_session_id,
@@ -37,6 +39,7 @@ def _parse(iso: str) -> datetime.datetime:
 
 def test_iso_from_ns_is_utc_with_microseconds() -> None:
     assert iso_from_ns(T0) == "2023-11-14T22:13:20.123456Z"
+    assert iso_ms_from_ns(T0) == "2023-11-14T22:13:20.123Z"
     assert iso_from_ns(0) == "1970-01-01T00:00:00.000000Z"
     assert _parse(iso_from_ns(T0)).timestamp() == pytest.approx(T0 / 1e9, abs=1e-6)
 
@@ -60,7 +63,7 @@ def test_log_record_maps_every_field() -> None:
     )
     entry = log_to_entry(record)
     assert entry["type"] == "otel_log"
-    assert entry["timestamp"] == iso_from_ns(T0)
+    assert entry["timestamp"] == "2023-11-14T22:13:20.123Z"
     assert entry["observed_timestamp"] == iso_from_ns(T0 + 5_000)
     assert entry["severity"] == {"text": "WARNING", "number": 13}
     assert entry["body"] == {
@@ -80,7 +83,8 @@ def test_log_record_maps_every_field() -> None:
     assert entry["resource"] == {"service.name": "svc", "host.id": 7}
     # No span was active: no ids at all rather than zeros.
     assert "trace_id" not in entry
-    assert "lossy" not in entry
+    assert "serializationIssues" not in entry
+    assert "truncated" not in entry
     # uuid / parentUuid / sessionId are the engine's job.
     assert not {"uuid", "parentUuid", "sessionId"} & entry.keys()
     assert orjson.loads(orjson.dumps(entry)) == entry
@@ -90,7 +94,7 @@ def test_log_record_without_timestamp_uses_observed_and_number_name() -> None:
     entry = log_to_entry(
         _readable(observed_timestamp=T0, severity_number=SeverityNumber.ERROR2, body="x")
     )
-    assert entry["timestamp"] == iso_from_ns(T0)
+    assert entry["timestamp"] == iso_ms_from_ns(T0)
     assert entry["severity"] == {"text": "ERROR2", "number": 18}
     assert entry["body"] == "x"
 
@@ -197,6 +201,16 @@ def test_older_logdata_shape_is_read_too() -> None:
     assert log_record_session_id(old, None) == "from-resource"
 
 
+def test_long_body_is_cut_to_the_message_limit() -> None:
+    entry = log_to_entry(
+        _readable(body="b" * 50, attributes={"a": "c" * 50}),
+        Limits(max_message_length=40, max_string_length=10),
+    )
+    assert entry["body"] == "b" * 40
+    assert entry["attributes"] == {"a": "c" * 10}
+    assert entry["truncated"] == {"body": 50, "attributes.a": 50}
+
+
 def test_lossy_body_is_flagged_not_lost() -> None:
     class Obj:
         def __repr__(self) -> str:
@@ -204,7 +218,7 @@ def test_lossy_body_is_flagged_not_lost() -> None:
 
     entry = log_to_entry(_readable(body={"o": Obj(), "fine": 1}))
     assert entry["body"] == {"o": "Obj()", "fine": 1}
-    assert entry["lossy"] == 1
+    assert entry["serializationIssues"] == [{"path": "body.o", "reason": "unserializable"}]
 
 
 def _finished_spans(build: Any, resource: Resource | None = None) -> list[Any]:
@@ -240,7 +254,7 @@ def test_span_maps_every_field() -> None:
     assert entry["status"] == {"code": "ERROR", "description": "boom"}
     assert entry["start_time"] == iso_from_ns(T0)
     assert entry["end_time"] == iso_from_ns(T0 + 2_500_000)
-    assert entry["timestamp"] == entry["end_time"]
+    assert entry["timestamp"] == iso_ms_from_ns(T0 + 2_500_000)
     assert entry["duration_ms"] == 2.5
     assert entry["trace_id"] == format(child.context.trace_id, "032x")
     assert entry["span_id"] == format(child.context.span_id, "016x")

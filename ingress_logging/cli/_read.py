@@ -1,0 +1,254 @@
+"""``show``, ``tail`` and ``export``: read a session back.
+
+All three use the blocking client's reads: the session-ingress read (the
+ingress token) or, with ``--teleport``, the teleport events (an OAuth token
+and organization uuid). Human output is one line per entry (time, type, a
+one-line summary); ``--json`` and ``export`` write each entry as one compact
+JSON line, exactly as ``ship`` reads it back.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ._app import pass_config
+from ._config import ENV_OAUTH_TOKEN, ENV_ORG_UUID, CliConfig, LastEvent
+from ._jsonl import dump_line
+from ._render import render_line
+
+__all__ = ["export", "fetch_entries", "show", "tail"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _source_options(func: F) -> F:
+    """``--teleport``, ``--oauth-token``, ``--org-uuid``, ``--after-last-compact``."""
+    options = [
+        click.option(
+            "--after-last-compact",
+            is_flag=True,
+            show_envvar=True,
+            help="Only entries from the last compaction boundary on (session read only).",
+        ),
+        click.option(
+            "--org-uuid",
+            envvar=ENV_ORG_UUID,
+            show_envvar=True,
+            metavar="UUID",
+            help="x-organization-uuid for --teleport.",
+        ),
+        click.option(
+            "--oauth-token",
+            envvar=ENV_OAUTH_TOKEN,
+            show_envvar=True,
+            metavar="TOKEN",
+            help="OAuth access token for --teleport (prefer the environment variable).",
+        ),
+        click.option(
+            "--teleport",
+            is_flag=True,
+            show_envvar=True,
+            help="Read the session's teleport events instead of the session-ingress log.",
+        ),
+    ]
+    for option in options:
+        func = option(func)
+    return func
+
+
+def fetch_entries(
+    config: CliConfig,
+    session_id: str,
+    *,
+    teleport: bool,
+    oauth_token: str | None,
+    org_uuid: str | None,
+    after_last_compact: bool,
+) -> list[dict[str, Any]]:
+    """Every entry of the session, or a one-line ``ClickException`` saying why not."""
+    if teleport and not (oauth_token and org_uuid):
+        raise click.UsageError(
+            f"--teleport needs --oauth-token and --org-uuid (or {ENV_OAUTH_TOKEN} and "
+            f"{ENV_ORG_UUID})"
+        )
+    if teleport and after_last_compact:
+        raise click.UsageError("--after-last-compact applies to the session read, not --teleport")
+    sink = LastEvent(config.debug)
+    with config.client(diagnostics=sink) as client:
+        if teleport:
+            assert oauth_token is not None
+            assert org_uuid is not None
+            result = client.get_teleport_events(session_id, oauth_token, org_uuid)
+            if result is None:
+                raise click.ClickException(
+                    f"could not read teleport events of {session_id}: "
+                    f"{sink.pop('not found or invalid reply')}"
+                )
+        else:
+            result = client.get_session_logs(
+                session_id, config.session_url(session_id), after_last_compact=after_last_compact
+            )
+            if result is None:
+                raise click.ClickException(
+                    f"could not read session {session_id}: {sink.pop('invalid reply')}"
+                )
+    return result
+
+
+def _emit(entries: list[dict[str, Any]], as_json: bool) -> None:
+    stdout = sys.stdout.buffer
+    for entry in entries:
+        if as_json:
+            stdout.write(dump_line(entry))
+            stdout.flush()
+        else:
+            click.echo(render_line(entry))
+
+
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, show_envvar=True, help="One JSON entry per line."
+)
+
+
+@click.command()
+@click.argument("session_id", metavar="SESSION")
+@_json_option
+@_source_options
+@pass_config
+def show(
+    config: CliConfig,
+    session_id: str,
+    as_json: bool,
+    teleport: bool,
+    oauth_token: str | None,
+    org_uuid: str | None,
+    after_last_compact: bool,
+) -> None:
+    """Print every entry of SESSION: time, type and a one-line summary (or --json)."""
+    entries = fetch_entries(
+        config,
+        session_id,
+        teleport=teleport,
+        oauth_token=oauth_token,
+        org_uuid=org_uuid,
+        after_last_compact=after_last_compact,
+    )
+    if not entries:
+        click.echo(f"session {session_id} has no entries", err=True)
+    _emit(entries, as_json)
+
+
+@click.command()
+@click.argument("session_id", metavar="SESSION")
+@click.option(
+    "-n",
+    "--lines",
+    type=click.IntRange(min=0),
+    default=10,
+    show_envvar=True,
+    help="How many of the last entries to print first.",
+)
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    show_envvar=True,
+    help="Keep printing new entries (Ctrl-C ends).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_envvar=True,
+    help="Seconds between reads with --follow.",
+)
+@_json_option
+@_source_options
+@pass_config
+def tail(
+    config: CliConfig,
+    session_id: str,
+    lines: int,
+    follow: bool,
+    interval: float,
+    as_json: bool,
+    teleport: bool,
+    oauth_token: str | None,
+    org_uuid: str | None,
+    after_last_compact: bool,
+) -> None:
+    """Print the last entries of SESSION; with --follow, keep printing new ones."""
+
+    def fetch() -> list[dict[str, Any]]:
+        return fetch_entries(
+            config,
+            session_id,
+            teleport=teleport,
+            oauth_token=oauth_token,
+            org_uuid=org_uuid,
+            after_last_compact=after_last_compact,
+        )
+
+    entries = fetch()
+    _emit(entries[len(entries) - lines :] if lines else [], as_json)
+    if not follow:
+        return
+    seen = len(entries)
+    stop = threading.Event()
+    try:
+        while not stop.wait(interval):
+            entries = fetch()
+            if len(entries) < seen:
+                # The read got shorter (a compaction with --after-last-compact):
+                # start over from what it returns now.
+                seen = 0
+            _emit(entries[seen:], as_json)
+            seen = len(entries)
+    except KeyboardInterrupt:
+        return
+
+
+@click.command()
+@click.argument("session_id", metavar="SESSION")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True, writable=True),
+    show_envvar=True,
+    help="JSONL file to write ('-' for stdout).",
+)
+@_source_options
+@pass_config
+def export(
+    config: CliConfig,
+    session_id: str,
+    output: str,
+    teleport: bool,
+    oauth_token: str | None,
+    org_uuid: str | None,
+    after_last_compact: bool,
+) -> None:
+    """Write SESSION as JSONL that `ship` accepts (the round trip is exact).
+
+    Each entry becomes one compact JSON line with its keys in stored order;
+    shipping the file to another session and exporting that gives the same
+    bytes.
+    """
+    entries = fetch_entries(
+        config,
+        session_id,
+        teleport=teleport,
+        oauth_token=oauth_token,
+        org_uuid=org_uuid,
+        after_last_compact=after_last_compact,
+    )
+    with click.open_file(output, "wb", atomic=output != "-") as stream:
+        for entry in entries:
+            stream.write(dump_line(entry))
+    click.echo(f"exported {len(entries)} entries of {session_id} to {output}", err=True)

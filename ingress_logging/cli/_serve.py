@@ -1,0 +1,155 @@
+"""``ingress-logging serve``: the local session-ingress server in the foreground.
+
+A thin wrapper over ``ingress_logging.server.serve``: options map one to one,
+and the fault switches (``--latency``, ``--fail-share``, ``--faults JSON``)
+build the same spec the admin endpoint accepts, so a demo or a benchmark can
+start a misbehaving server from the shell.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .. import _defaults
+from ._app import pass_config
+from ._config import CliConfig
+
+__all__ = ["fault_spec", "serve"]
+
+
+def fault_spec(
+    faults: str | None, latency: float | None, fail_share: float | None, fail_status: int, seed: int
+) -> dict[str, Any]:
+    """Merge ``--faults`` JSON with the convenience switches into one spec."""
+    spec: dict[str, Any] = {}
+    if faults:
+        try:
+            loaded = json.loads(faults)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--faults") from None
+        if not isinstance(loaded, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--faults")
+        spec.update(loaded)
+    if latency is not None:
+        spec["latency"] = latency
+    if fail_share is not None:
+        spec["fail_share"] = {"share": fail_share, "status": fail_status, "seed": seed}
+    return spec
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_envvar=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_envvar=True,
+    help="0 picks a free port.",
+)
+@click.option(
+    "--db",
+    default="./ingress.db",
+    show_envvar=True,
+    help="SQLite file (created if missing), or :memory:.",
+)
+@click.option(
+    "--token",
+    "server_token",
+    envvar=_defaults.ENV_TOKEN,
+    show_envvar=True,
+    metavar="TOKEN",
+    help="Bearer token the server accepts (required; also the group's --token).",
+)
+@click.option(
+    "--oauth-token",
+    show_envvar=True,
+    metavar="TOKEN",
+    help="OAuth bearer accepted by the OAuth read and teleport events [default: the token]",
+)
+@click.option(
+    "--org-uuid",
+    show_envvar=True,
+    metavar="UUID",
+    help="x-organization-uuid accepted with the OAuth token [default: random, printed]",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    show_envvar=True,
+    help="Largest PUT body; larger gets 413 [default: the server's]",
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(min=0),
+    default=None,
+    show_envvar=True,
+    help="Fault: seconds added to every request.",
+)
+@click.option(
+    "--fail-share",
+    type=click.FloatRange(0, 1),
+    default=None,
+    show_envvar=True,
+    help="Fault: share of PUTs answered with --fail-status (nothing stored).",
+)
+@click.option(
+    "--fail-status",
+    type=click.IntRange(400, 599),
+    default=503,
+    show_envvar=True,
+    help="Status for --fail-share.",
+)
+@click.option("--seed", type=int, default=0, show_envvar=True, help="Random seed for --fail-share.")
+@click.option(
+    "--faults",
+    metavar="JSON",
+    show_envvar=True,
+    help='Fault spec as POSTed to /_admin/faults, e.g. \'{"fail_next": {"n": 2}}\'.',
+)
+@pass_config
+def serve(
+    config: CliConfig,
+    host: str,
+    port: int,
+    db: str,
+    server_token: str | None,
+    oauth_token: str | None,
+    org_uuid: str | None,
+    max_body_bytes: int | None,
+    latency: float | None,
+    fail_share: float | None,
+    fail_status: int,
+    seed: int,
+    faults: str | None,
+) -> None:
+    """Run a local session-ingress server (HTTP, data in SQLite) until Ctrl-C.
+
+    \b
+    Point a client at it with:
+      export INGRESS_LOGGING_BASE_URL=http://127.0.0.1:8765
+      export INGRESS_LOGGING_TOKEN=<the same token>
+    """
+    from ..server import DEFAULT_MAX_BODY_BYTES
+    from ..server import serve as run
+
+    token = server_token or config.token
+    if not token:
+        raise click.UsageError(f"serve needs a token: --token or {_defaults.ENV_TOKEN}")
+    spec = fault_spec(faults, latency, fail_share, fail_status, seed)
+    try:
+        run(
+            host,
+            port,
+            db,
+            token,
+            oauth_token=oauth_token,
+            org_uuid=org_uuid,
+            max_body_bytes=max_body_bytes if max_body_bytes is not None else DEFAULT_MAX_BODY_BYTES,
+            faults=spec or None,
+        )
+    except ValueError as exc:
+        raise click.ClickException(f"bad fault switches: {exc}") from None

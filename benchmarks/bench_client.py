@@ -1,0 +1,129 @@
+"""Client CPU time per appended entry, against a bare ``httpx.Client.put`` loop.
+
+Both loops append the same kind of entries, chained with ``Last-Uuid``, over
+one keep-alive connection to the same local server, in the same run. The
+server runs in a child process, so ``time.process_time()`` here measures the
+client side only. Rounds alternate (bare, client, bare, client, ...) so that
+drift in machine load hits both; the median round of each is reported.
+
+    .venv/bin/python benchmarks/bench_client.py [--entries 2000] [--rounds 5]
+
+Target: client / bare <= 1.3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import httpx
+import orjson
+
+from ingress_logging import RetryPolicy, SessionIngressClient
+
+TARGET_RATIO = 1.3
+
+
+def _serve(conn: Connection) -> None:
+    from ingress_logging.server import run_server
+
+    with run_server() as srv:
+        conn.send((srv.base_url, srv.token))
+        conn.recv()  # parent says stop
+
+
+def _entry(session_id: str, parent: str | None) -> dict[str, Any]:
+    return {
+        "type": "user",
+        "uuid": str(uuid.uuid4()),
+        "parentUuid": parent,
+        "sessionId": session_id,
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "isSidechain": False,
+        "message": {"role": "user", "content": "benchmark line " + "x" * 200},
+    }
+
+
+def _bare_round(http: httpx.Client, base: str, token: str, n: int) -> float:
+    session_id = f"bare-{uuid.uuid4().hex}"
+    url = f"{base}/v1/session_ingress/session/{session_id}"
+    entries = [_entry(session_id, None) for _ in range(n)]
+    last: str | None = None
+    start = time.process_time()
+    for entry in entries:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        if last:
+            headers["Last-Uuid"] = last
+        response = http.put(url, content=orjson.dumps(entry), headers=headers)
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"bare put failed: {response.status_code}")
+        last = entry["uuid"]
+    return (time.process_time() - start) / n
+
+
+def _client_round(client: SessionIngressClient, base: str, n: int) -> float:
+    session_id = f"client-{uuid.uuid4().hex}"
+    url = f"{base}/v1/session_ingress/session/{session_id}"
+    entries = [_entry(session_id, None) for _ in range(n)]
+    append = client.append_session_log
+    start = time.process_time()
+    for entry in entries:
+        if not append(session_id, entry, url):
+            raise RuntimeError("client append failed")
+    return (time.process_time() - start) / n
+
+
+def run(entries: int, rounds: int, report: Callable[[str], None] = print) -> float:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=_serve, args=(child,), daemon=True)
+    server.start()
+    try:
+        base, token = parent.recv()
+        with (
+            httpx.Client() as http,
+            SessionIngressClient(
+                token,
+                base_api_url=base,
+                retry_policy=RetryPolicy(max_attempts=1),
+                diagnostics=lambda *_: None,
+            ) as client,
+        ):
+            _bare_round(http, base, token, min(200, entries))  # warm up both paths
+            _client_round(client, base, min(200, entries))
+            bare: list[float] = []
+            ours: list[float] = []
+            for _ in range(rounds):
+                bare.append(_bare_round(http, base, token, entries))
+                ours.append(_client_round(client, base, entries))
+        bare_cpu, client_cpu = statistics.median(bare), statistics.median(ours)
+        ratio = client_cpu / bare_cpu
+        report(f"entries per round: {entries}, rounds: {rounds} (median shown)")
+        report(f"bare httpx.Client.put : {bare_cpu * 1e6:8.1f} us CPU per entry")
+        report(f"SessionIngressClient  : {client_cpu * 1e6:8.1f} us CPU per entry")
+        verdict = "ok" if ratio <= TARGET_RATIO else "OVER TARGET"
+        report(f"ratio client/bare     : {ratio:8.3f}  (target <= {TARGET_RATIO}: {verdict})")
+        return ratio
+    finally:
+        parent.send("stop")
+        server.join(10)
+        if server.is_alive():
+            server.terminate()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    run(args.entries, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -72,7 +72,14 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     value = value.strip()
     if not value or len(value) > 64:
         return None
-    if value.isascii() and value.isdigit():
+    whole, dot, fraction = value.partition(".")
+    if (
+        whole.isascii()
+        and whole.isdigit()
+        and (not dot or (fraction.isascii() and fraction.isdigit()))
+    ):
+        # RFC 9110 says whole seconds; a decimal fraction (sent by some servers, and
+        # by the local test server so suites stay fast) is read as meant, not dropped.
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -1,0 +1,304 @@
+"""``IngressHandler``: the stdlib ``logging`` front door.
+
+The handler does the least it can on the thread that logs (pick the session,
+format the message, note the active span, copy the record's attributes; see
+``entries.RecordCapture`` for why exactly those) and hands a builder to the
+shared delivery engine, which completes the entry on its worker. Nothing here
+touches the network or waits for it, except ``flush()``/``close()``.
+
+Two rules keep it from hurting the application:
+
+* **Recursion.** Records from the loggers ``httpx``, ``httpcore`` and
+  ``ingress_logging`` (and their children), and every record emitted on an
+  engine worker thread, are refused in :meth:`handle` before any filter or
+  lock: delivering one would produce more records to deliver.
+* **No deadlock in flush.** ``logging.shutdown()`` calls ``flush()`` with this
+  handler's lock held, ``dictConfig()`` with the logging module's lock held.
+  This handler never takes its own lock on the emit path (the engine's
+  ``submit`` is thread-safe), so the worker's own log records cannot block on
+  it; and when ``flush()`` runs with the module lock held by the calling
+  thread, it does not wait for the worker at all, because the worker's
+  ``logger.isEnabledFor`` calls (inside httpx) may need that very lock. The
+  entries stay queued in the shared engine, which keeps delivering them and
+  flushes them at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol
+
+from ._session_id import validate_session_id
+from .diagnostics import DELIVERY_DROPPED, DiagnosticSink, logger_sink
+from .entries import DEFAULT_LIMITS, SESSION_ID_VAR, Limits, RecordCapture
+from .errors import InvalidSessionIdError
+
+__all__ = ["IGNORED_LOGGERS", "IngressHandler"]
+
+#: Loggers whose records are never shipped (nor those of their children).
+IGNORED_LOGGERS: Final = ("httpx", "httpcore", "ingress_logging")
+
+# Handler-side drop reasons (the engine counts its own).
+DROP_NO_SESSION: Final = "no_session_id"
+DROP_INVALID_SESSION: Final = "invalid_session_id"
+DROP_HANDLER_ERROR: Final = "handler_error"
+
+_CACHE_LIMIT: Final = 4096
+
+
+class _Engine(Protocol):
+    """The part of ``delivery.DeliveryEngine`` this handler uses."""
+
+    def submit(
+        self,
+        session_id: str,
+        entry: dict[str, Any] | Callable[[], dict[str, Any]],
+        *,
+        record: object | None = None,
+    ) -> bool: ...
+
+    def flush(self, timeout: float | None = None) -> Any: ...
+
+    def is_worker_thread(self) -> bool: ...
+
+
+def _module_lock_held() -> bool:
+    """True when the calling thread holds ``logging``'s module lock (dictConfig, fileConfig)."""
+    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
+    if is_owned is None:
+        return False
+    try:
+        return bool(is_owned())
+    except Exception:
+        return False
+
+
+class IngressHandler(logging.Handler):
+    """Ship log records to session-ingress, one transcript entry per record.
+
+    Every argument is a plain value, so ``dictConfig`` and ``fileConfig`` can
+    build it (see docs/handler.md).
+
+    Args:
+        url: append URL template containing ``{session_id}``; default
+            ``{base_api_url}/v1/session_ingress/session/{session_id}``.
+        token: bearer token; default from plugins / ``INGRESS_LOGGING_TOKEN``.
+            Never stored on the handler.
+        session_id: session for records that name none (neither
+            ``extra={"session_id": ...}`` nor ``with ingress_logging.session(...)``).
+        level: handler level (``logging.NOTSET`` passes everything).
+        base_api_url: API root used by the default ``url``.
+        max_queue_entries, max_queue_bytes, overflow, block_timeout: the
+            engine's memory cap and full-queue policy (``"drop_newest"``,
+            ``"drop_oldest"`` or ``"block"``); None keeps the engine's default.
+        max_message_length: characters kept of the message, exception text
+            and stack (longer ones are cut and marked in ``truncated``).
+        max_string_length: characters kept of any string in ``extra``.
+        flush_timeout: seconds ``flush()`` waits for delivery.
+        close_timeout: seconds ``close()`` waits for delivery.
+        engine: an explicit ``DeliveryEngine`` (the caller owns its lifetime);
+            default: the process-wide engine for this configuration.
+        plugins: a pluggy ``PluginManager`` for the engine (default: global).
+        diagnostics: sink for the handler's own drop reports; default: the
+            engine's ``diagnostic`` method if it has one, else ``logger_sink``.
+        ignore_loggers: more logger names whose records are never shipped.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        session_id: str | None = None,
+        level: int | str = logging.NOTSET,
+        *,
+        base_api_url: str | None = None,
+        max_queue_entries: int | None = None,
+        max_queue_bytes: int | None = None,
+        overflow: str | None = None,
+        block_timeout: float | None = None,
+        max_message_length: int = DEFAULT_LIMITS.max_message_length,
+        max_string_length: int = DEFAULT_LIMITS.max_string_length,
+        flush_timeout: float = 5.0,
+        close_timeout: float = 5.0,
+        engine: _Engine | None = None,
+        plugins: Any = None,
+        diagnostics: DiagnosticSink | None = None,
+        ignore_loggers: tuple[str, ...] | list[str] = (),
+    ) -> None:
+        # Everything that can fail runs before Handler.__init__ registers the
+        # handler for logging.shutdown(): a half-built handler is never flushed.
+        default_session_id = None if session_id is None else validate_session_id(session_id)
+        limits = Limits(max_message_length=max_message_length, max_string_length=max_string_length)
+        if engine is None:
+            engine = self._shared_engine(
+                url=url,
+                token=token,
+                base_api_url=base_api_url,
+                plugins=plugins,
+                queue_options={
+                    "max_queue_entries": max_queue_entries,
+                    "max_queue_bytes": max_queue_bytes,
+                    "overflow": overflow,
+                    "block_timeout": block_timeout,
+                },
+            )
+        super().__init__(level)
+        self._engine: _Engine = engine
+        self._default_session_id = default_session_id
+        self._limits = limits
+        self.flush_timeout = float(flush_timeout)
+        self.close_timeout = float(close_timeout)
+        self._ignored_prefixes = tuple(IGNORED_LOGGERS) + tuple(ignore_loggers)
+        self._ignore_cache: dict[str, bool] = {}
+        self._valid_ids: dict[str, None] = {}
+        self._drops: dict[str, int] = {}
+        self._drops_lock = threading.Lock()
+        self._closed = False
+        self.last_flush_result: Any = None
+        if diagnostics is None:
+            diagnostics = getattr(engine, "diagnostic", None) or logger_sink
+        self._diagnostics: DiagnosticSink = diagnostics
+
+    @staticmethod
+    def _shared_engine(
+        *,
+        url: str | None,
+        token: str | None,
+        base_api_url: str | None,
+        plugins: Any,
+        queue_options: Mapping[str, Any],
+    ) -> _Engine:
+        # Imported on use: the engine (and httpx) load only when a handler is built.
+        get_shared_engine = importlib.import_module(".delivery", __package__).get_shared_engine
+        options = {key: value for key, value in queue_options.items() if value is not None}
+        engine: _Engine = get_shared_engine(
+            url_template=url, token=token, base_api_url=base_api_url, plugins=plugins, **options
+        )
+        return engine
+
+    @property
+    def engine(self) -> _Engine:
+        """The delivery engine (for ``flush(timeout)`` results and ``stats()``)."""
+        return self._engine
+
+    @property
+    def session_id(self) -> str | None:
+        """The default session id."""
+        return self._default_session_id
+
+    def dropped(self) -> dict[str, int]:
+        """Records this handler refused before the engine, by reason."""
+        with self._drops_lock:
+            return dict(self._drops)
+
+    # -- the caller's thread ----------------------------------------------
+
+    def _ignored(self, name: str) -> bool:
+        cached = self._ignore_cache.get(name)
+        if cached is None:
+            cached = any(
+                name == prefix or name.startswith(prefix + ".") for prefix in self._ignored_prefixes
+            )
+            if len(self._ignore_cache) >= _CACHE_LIMIT:
+                self._ignore_cache.clear()
+            self._ignore_cache[name] = cached
+        return cached
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Refuse recursive records, apply filters, emit without taking the handler lock."""
+        if self._ignored(record.name) or self._engine.is_worker_thread():
+            return False
+        rv: object = self.filter(record)
+        if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may replace the record
+            record = rv
+        if rv:
+            self.emit(record)
+        return bool(rv)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Capture the record and hand it to the engine; never raises."""
+        try:
+            session_id = record.__dict__.get("session_id")
+            if session_id is None:
+                session_id = SESSION_ID_VAR.get()
+                if session_id is None:
+                    session_id = self._default_session_id
+                    if session_id is None:
+                        self._drop(DROP_NO_SESSION)
+                        return
+            known = type(session_id) is str and session_id in self._valid_ids
+            if not known and not self._check(session_id):
+                return
+            capture = RecordCapture(
+                record, session_id, formatter=self.formatter, limits=self._limits
+            )
+            self._engine.submit(session_id, capture, record=record)
+        except Exception:
+            self._drop(DROP_HANDLER_ERROR)
+
+    def _check(self, session_id: object) -> bool:
+        try:
+            valid = validate_session_id(session_id)
+        except InvalidSessionIdError:
+            self._drop(DROP_INVALID_SESSION)
+            return False
+        if len(self._valid_ids) >= _CACHE_LIMIT:
+            self._valid_ids.clear()
+        self._valid_ids[valid] = None
+        return True
+
+    def _drop(self, reason: str) -> None:
+        """Count a refused record; report at the 1st, 2nd, 4th, 8th... of each reason."""
+        with self._drops_lock:
+            count = self._drops.get(reason, 0) + 1
+            self._drops[reason] = count
+        if count & (count - 1) == 0:
+            with contextlib.suppress(Exception):  # a sink must not break logging
+                self._diagnostics("warn", DELIVERY_DROPPED, {"count": count, "reason": reason})
+
+    # -- flush / close ----------------------------------------------------
+
+    def flush(self) -> None:
+        """Wait up to ``flush_timeout`` for everything submitted so far to be delivered.
+
+        Returns at once when waiting could deadlock: on an engine worker
+        thread, or while this thread holds the logging module's lock
+        (``dictConfig``/``fileConfig``). The result of the wait is kept in
+        ``last_flush_result`` (a ``FlushResult``); ``engine.flush(timeout)``
+        returns it directly.
+        """
+        self._flush(self.flush_timeout)
+
+    def _flush(self, timeout: float) -> None:
+        if _module_lock_held() or self._engine.is_worker_thread():
+            return
+        try:
+            self.last_flush_result = self._engine.flush(timeout)
+        except Exception:
+            self._drop(DROP_HANDLER_ERROR)
+
+    def close(self) -> None:
+        """Flush (up to ``close_timeout``) and detach; a second call does nothing.
+
+        The engine is not closed: it is shared with other handlers and the
+        OpenTelemetry exporters (or owned by whoever passed ``engine=``), and
+        it flushes at interpreter exit by itself. Records handed to a closed
+        handler are still submitted; the engine decides (a closed engine
+        counts them as dropped).
+        """
+        with self._drops_lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._flush(self.close_timeout)
+        finally:
+            super().close()
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<{type(self).__name__} session_id={self._default_session_id!r} ({level})>"

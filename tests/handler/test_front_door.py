@@ -1,0 +1,185 @@
+"""IngressHandler's caller-thread logic: session resolution, recursion refusal, drops."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+import ingress_logging
+from ingress_logging import InvalidSessionIdError
+from ingress_logging.diagnostics import DELIVERY_DROPPED
+from ingress_logging.handler import IngressHandler
+
+
+def make(
+    engine: Any, **kwargs: Any
+) -> tuple[IngressHandler, list[tuple[str, str, dict[str, Any]]]]:
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    handler = IngressHandler(
+        engine=engine,
+        diagnostics=lambda lvl, ev, data: events.append((lvl, ev, dict(data))),
+        **kwargs,
+    )
+    return handler, events
+
+
+def test_session_precedence_extra_then_context_then_default(recording_engine, app_logger) -> None:
+    handler, _ = make(recording_engine, session_id="default-s")
+    app_logger.addHandler(handler)
+    app_logger.info("a")
+    with ingress_logging.session("ctx-s"):
+        app_logger.info("b")
+        app_logger.info("c", extra={"session_id": "extra-s"})
+    app_logger.info("d", extra={"session_id": "extra-s"})
+    assert recording_engine.sessions() == ["default-s", "ctx-s", "extra-s", "extra-s"]
+    assert [e["content"] for e in recording_engine.entries()] == ["a", "b", "c", "d"]
+    assert [e["sessionId"] for e in recording_engine.entries()] == recording_engine.sessions()
+
+
+def test_no_session_is_a_counted_drop(recording_engine, app_logger) -> None:
+    handler, events = make(recording_engine)
+    app_logger.addHandler(handler)
+    for _ in range(5):
+        app_logger.warning("nowhere to go")
+    assert recording_engine.submitted == []
+    assert handler.dropped() == {"no_session_id": 5}
+    # reported at the 1st, 2nd and 4th drop, not once per record
+    assert [d["count"] for _, ev, d in events if ev == DELIVERY_DROPPED] == [1, 2, 4]
+    assert {d["reason"] for _, _, d in events} == {"no_session_id"}
+
+
+@pytest.mark.parametrize("bad", ["../up", "a/b", "", "x" * 300, 17, ["list"], "crlf\r\n"])
+def test_invalid_session_id_in_extra_is_dropped_not_raised(
+    recording_engine, app_logger, bad
+) -> None:
+    handler, events = make(recording_engine, session_id="fallback")
+    app_logger.addHandler(handler)
+    app_logger.info("bad", extra={"session_id": bad})
+    app_logger.info("good")
+    assert recording_engine.sessions() == ["fallback"]
+    assert handler.dropped() == {"invalid_session_id": 1}
+    assert events == [("warn", DELIVERY_DROPPED, {"count": 1, "reason": "invalid_session_id"})]
+
+
+def test_invalid_default_session_id_fails_at_construction(recording_engine) -> None:
+    with pytest.raises(InvalidSessionIdError):
+        IngressHandler(engine=recording_engine, session_id="../etc/passwd")
+
+
+@pytest.mark.parametrize(
+    "name", ["httpx", "httpcore", "httpcore.connection", "ingress_logging", "ingress_logging.x.y"]
+)
+def test_library_loggers_are_never_shipped(recording_engine, name) -> None:
+    handler, _ = make(recording_engine, session_id="s")
+    record = logging.LogRecord(name, logging.ERROR, __file__, 1, "msg", (), None)
+    assert handler.handle(record) is False
+    assert recording_engine.submitted == []
+
+
+@pytest.mark.parametrize("name", ["httpxtra", "ingress_logging_app", "app.httpx", "root"])
+def test_lookalike_loggers_are_shipped(recording_engine, name) -> None:
+    handler, _ = make(recording_engine, session_id="s")
+    assert handler.handle(logging.LogRecord(name, logging.INFO, __file__, 1, "m", (), None))
+    assert recording_engine.sessions() == ["s"]
+
+
+def test_extra_ignored_loggers(recording_engine) -> None:
+    handler, _ = make(recording_engine, session_id="s", ignore_loggers=["noisy"])
+    assert not handler.handle(logging.LogRecord("noisy.sub", logging.INFO, "", 1, "m", (), None))
+    assert recording_engine.submitted == []
+
+
+def test_records_from_worker_threads_are_never_shipped(recording_engine, app_logger) -> None:
+    handler, _ = make(recording_engine, session_id="s")
+    app_logger.addHandler(handler)
+
+    def worker() -> None:
+        recording_engine.worker_idents.add(threading.get_ident())
+        app_logger.error("from the worker")
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    app_logger.error("from the app")
+    assert [e["content"] for e in recording_engine.entries()] == ["from the app"]
+
+
+def test_filters_still_apply(recording_engine, app_logger) -> None:
+    handler, _ = make(recording_engine, session_id="s")
+    handler.addFilter(lambda r: "secret" not in r.getMessage())
+    handler.setLevel(logging.WARNING)
+    app_logger.addHandler(handler)
+    app_logger.info("too low")
+    app_logger.warning("a secret")
+    app_logger.warning("fine")
+    assert [e["content"] for e in recording_engine.entries()] == ["fine"]
+
+
+def test_emit_never_raises(recording_engine, app_logger) -> None:
+    class Broken:
+        def submit(self, *a: Any, **k: Any) -> bool:
+            raise RuntimeError("engine exploded")
+
+        def flush(self, timeout: float | None = None) -> None:
+            raise RuntimeError("flush exploded")
+
+        def is_worker_thread(self) -> bool:
+            return False
+
+    handler, _ = make(Broken(), session_id="s")
+    app_logger.addHandler(handler)
+    app_logger.info("still fine")
+    handler.flush()
+    assert handler.dropped() == {"handler_error": 2}
+
+
+def test_mutable_args_are_formatted_before_emit_returns(recording_engine, app_logger) -> None:
+    handler, _ = make(recording_engine, session_id="s")
+    app_logger.addHandler(handler)
+    state = {"n": 1}
+    app_logger.info("state=%s", state)
+    state["n"] = 2
+    assert recording_engine.entries()[0]["content"] == "state={'n': 1}"
+
+
+def test_formatter_and_limits(recording_engine, app_logger) -> None:
+    handler, _ = make(recording_engine, session_id="s", max_message_length=8)
+    handler.setFormatter(logging.Formatter("%(levelname)s:%(message)s"))
+    app_logger.addHandler(handler)
+    app_logger.error("0123456789")
+    entry = recording_engine.entries()[0]
+    assert entry["content"] == "ERROR:01"
+    assert entry["truncated"] == {"content": 16}
+
+
+def test_flush_and_close(recording_engine) -> None:
+    handler, _ = make(recording_engine, session_id="s", flush_timeout=1.5, close_timeout=2.5)
+    handler.flush()
+    handler.close()
+    handler.close()  # harmless
+    assert recording_engine.flushes == [1.5, 2.5]
+    assert handler.last_flush_result is True
+
+
+def test_flush_does_not_wait_under_the_logging_module_lock(recording_engine) -> None:
+    handler, _ = make(recording_engine, session_id="s")
+    logging._acquireLock()  # type: ignore[attr-defined]
+    try:
+        handler.flush()
+    finally:
+        logging._releaseLock()  # type: ignore[attr-defined]
+    assert recording_engine.flushes == []
+
+
+def test_repr_has_no_token(recording_engine) -> None:
+    handler = IngressHandler(engine=recording_engine, token="super-secret-token", session_id="s")
+    assert "super-secret-token" not in repr(handler)
+    assert "super-secret-token" not in repr(vars(handler))
+
+
+def test_public_exports() -> None:
+    assert ingress_logging.IngressHandler is IngressHandler
+    assert ingress_logging.session is ingress_logging.entries.session

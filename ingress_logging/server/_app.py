@@ -232,11 +232,16 @@ class Handler(BaseHTTPRequestHandler):
                 state.stopping.wait(state.faults.latency)
             self._route(path, body)
         except _Reply as reply:
-            self._send_error_json(reply.status, reply.message, reply.headers)
+            with contextlib.suppress(OSError):  # the client may be gone already
+                self._send_error_json(reply.status, reply.message, reply.headers)
+        except OSError:  # the connection broke mid-request: nobody to answer
+            self.close_connection = True
+            self._status = None
         except Exception:
             logger.exception("local ingress server: unexpected error")
             self.close_connection = True
-            self._send_error_json(500, "internal server error")
+            with contextlib.suppress(OSError):
+                self._send_error_json(500, "internal server error")
         if path != ADMIN_FAULTS:
             state.record(
                 RequestRecord(

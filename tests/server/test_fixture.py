@@ -1,0 +1,51 @@
+"""The pytest plugin: fixtures are fresh, isolated and cleaned up."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ingress_logging.server import IngressServer
+
+
+def test_fixture_server_starts_empty_with_faults_off(ingress_server: IngressServer):
+    assert ingress_server.running
+    assert ingress_server.db == ":memory:"
+    assert ingress_server.requests == []
+    assert ingress_server.faults.pending() == 0
+    assert ingress_server.faults.latency == 0
+    assert ingress_server.store.count_events() == 0
+
+
+def test_factory_servers_are_independent_and_closed_after_the_test(ingress_server_factory):
+    a = ingress_server_factory(token="A")
+    b = ingress_server_factory(token="B", max_body_bytes=10)
+    assert a.port != b.port
+    a.append_foreign("s", {"uuid": "x"})
+    assert b.entries("s") == []
+    assert b.max_body_bytes == 10
+
+
+def test_tokens_differ_per_server_and_stay_out_of_repr(ingress_server_factory):
+    a, b = ingress_server_factory(), ingress_server_factory()
+    assert a.token != b.token
+    for srv in (a, b):
+        text = repr(srv)
+        assert srv.token not in text
+        assert srv.oauth_token not in text
+
+
+def test_wait_for_requests_returns_once_enough_arrived(ingress_server, client):
+    client.get(ingress_server.session_url("s"))
+    assert len(ingress_server.wait_for_requests(1, timeout=1.0)) == 1
+    with pytest.raises(TimeoutError):
+        ingress_server.wait_for_requests(2, timeout=0.01)
+
+
+def test_request_times_are_monotonic_clock_readings(ingress_server, client):
+    before = time.monotonic()
+    client.get(ingress_server.session_url("s"))
+    after = time.monotonic()
+    (record,) = ingress_server.requests
+    assert before <= record.t <= after

@@ -121,3 +121,9 @@ def child_env(tmp_path: Path) -> dict[str, str]:
 def server(ingress_server_factory: Callable[..., IngressServer]) -> IngressServer:
     """A fresh local server (in-memory db) that accepts ``TOKEN``."""
     return ingress_server_factory(token=TOKEN)
+
+
+@pytest.fixture
+def test_cert() -> tuple[str, str]:
+    """(certificate PEM, key PEM) of the self-signed 127.0.0.1 test certificate."""
+    return TEST_CERT_PEM, TEST_KEY_PEM

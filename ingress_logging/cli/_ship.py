@@ -16,6 +16,7 @@ different session than the one they name.
 from __future__ import annotations
 
 import collections
+import copy
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from ..errors import InvalidSessionIdError
 from ._app import pass_config
 from ._config import CliConfig, LastEvent
 from ._jsonl import BadLine, Line, canonical, read_jsonl
-from ._progress import make_progress
+from ._progress import Reporter, make_progress
 
 if TYPE_CHECKING:
     from ..client import SessionIngressClient
@@ -44,12 +45,16 @@ class ShipCounts:
     skipped: int = 0
     failed: int = 0
     bad: int = 0
+    dropped: int = 0
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.sent} sent, {self.skipped} skipped (already in the session), "
             f"{self.failed} failed, {self.bad} bad lines"
         )
+        if self.dropped:
+            text += f", {self.dropped} dropped by plugins"
+        return text
 
 
 @dataclass
@@ -148,6 +153,40 @@ def _read_sessions(
     return present
 
 
+def _send(
+    config: CliConfig,
+    client: SessionIngressClient,
+    sink: LastEvent,
+    items: Sequence[_Planned],
+    present: dict[str, _Present | None],
+    counts: ShipCounts,
+    reporter: Reporter,
+) -> None:
+    """Append every planned entry not already present; count each outcome."""
+    host = config.host()
+    urls = {sid: config.session_url(sid) for sid in present}
+    for item in items:
+        held = present[item.session_id]
+        where = f"{item.line.path}:{item.line.lineno}"
+        # Redaction plugins apply to uploads too; comparing the prepared form
+        # keeps resume exact when they change entries.
+        entry = host.prepare_entry(copy.deepcopy(item.line.entry), None)
+        if entry is None:
+            counts.dropped += 1
+        elif held is None:
+            counts.failed += 1
+            reporter.note(f"failed: {where}: could not read session {item.session_id}")
+        elif held.take(entry):
+            counts.skipped += 1
+        elif client.append_session_log(item.session_id, entry, urls[item.session_id]):
+            counts.sent += 1
+            held.add(entry)
+        else:
+            counts.failed += 1
+            reporter.note(f"failed: {where}: {sink.pop()}")
+        reporter.advance(item.line.path, counts)
+
+
 @click.command()
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True)
@@ -196,28 +235,9 @@ def ship(
     interrupted = False
     with config.client(diagnostics=sink) as client:
         present = _read_sessions(client, config, plan.sessions)
-        urls = {sid: config.session_url(sid) for sid in plan.sessions}
         reporter = make_progress(bar=use_bar, total=len(plan.items))
         try:
-            for item in plan.items:
-                held = present[item.session_id]
-                where = f"{item.line.path}:{item.line.lineno}"
-                if held is None:
-                    counts.failed += 1
-                    click.echo(
-                        f"failed: {where}: could not read session {item.session_id}", err=True
-                    )
-                elif held.take(item.line.entry):
-                    counts.skipped += 1
-                elif client.append_session_log(
-                    item.session_id, item.line.entry, urls[item.session_id]
-                ):
-                    counts.sent += 1
-                    held.add(item.line.entry)
-                else:
-                    counts.failed += 1
-                    reporter.note(f"failed: {where}: {sink.pop()}")
-                reporter.advance(item.line.path, counts)
+            _send(config, client, sink, plan.items, present, counts, reporter)
         except KeyboardInterrupt:
             interrupted = True
         finally:

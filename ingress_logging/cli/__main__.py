@@ -1,0 +1,7 @@
+"""``python -m ingress_logging.cli``: the same as the ``ingress-logging`` command."""
+
+from __future__ import annotations
+
+from ._app import main
+
+main()

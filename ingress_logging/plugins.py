@@ -214,7 +214,12 @@ class PluginHost:
         validate_session_id(session_id)
         token = self._without_defaults("ingress_auth_token")(session_id=session_id)
         if token is not None:
-            return str(token)
+            if not isinstance(token, str):
+                # Say what type, never what value: it may be a token in disguise.
+                raise ConfigError(
+                    f"ingress_auth_token must return a str or None, not {type(token).__name__}"
+                )
+            return token
         if isinstance(self._token, str):
             return self._token
         if self._token is not None:

@@ -95,6 +95,18 @@ def test_token_precedence_plugin_constructor_env_file(
     assert PluginHost(pm, token="from-ctor").auth_token(SID) == "from-plugin"
 
 
+def test_a_plugin_token_that_is_not_a_str_is_a_clear_error(pm: pluggy.PluginManager) -> None:
+    class BytesToken:
+        @hookimpl
+        def ingress_auth_token(self, session_id: str) -> bytes:
+            return b"bytes-secret"
+
+    pm.register(BytesToken())
+    with pytest.raises(ConfigError, match="bytes") as info:
+        PluginHost(pm).auth_token(SID)
+    assert "bytes-secret" not in str(info.value)
+
+
 def test_callable_constructor_token_is_called_per_request(pm: pluggy.PluginManager) -> None:
     tokens = iter(["t1", "t2", None])
     host = PluginHost(pm, token=lambda: next(tokens))

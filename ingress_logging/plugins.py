@@ -12,8 +12,9 @@
   the core needs (token, URL, headers, diagnostics, entry preparation), with
   the precedence rules documented on each method.
 
-``INGRESS_LOGGING_TRACE_PLUGINS=1`` prints every hook call to stderr, with
-tokens and entry contents elided.
+``INGRESS_LOGGING_TRACE_PLUGINS=1`` prints the token, URL and header hook
+calls to stderr, tokens elided. (``diagnostic`` and ``prepare_entry`` call
+each implementation separately, to isolate failures, so they are not traced.)
 """
 
 from __future__ import annotations

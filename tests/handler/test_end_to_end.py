@@ -1,0 +1,317 @@
+"""IngressHandler + the real delivery engine + the local server, over real sockets.
+
+Deadlock-prone cases (dictConfig while entries are pending, logging.shutdown,
+interpreter exit) run with a timeout guard: a thread joined with a deadline,
+or a child interpreter run with ``timeout=``, so a deadlock fails the test
+instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+import threading
+import weakref
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+import ingress_logging
+from ingress_logging.handler import IngressHandler
+
+GUARD = 60.0  # seconds before a stuck flush/shutdown counts as a deadlock
+
+
+def make_handler(srv: Any, **kwargs: Any) -> IngressHandler:
+    return IngressHandler(token=srv.token, base_api_url=srv.base_url, **kwargs)
+
+
+def assert_chain(entries: list[dict[str, Any]], session_id: str) -> None:
+    """One strict chain: parentUuid links every entry to the one before it, no duplicates."""
+    uuids = [e["uuid"] for e in entries]
+    assert len(set(uuids)) == len(uuids)
+    for previous, entry in zip([None, *entries], entries, strict=False):
+        assert entry["sessionId"] == session_id
+        assert entry["parentUuid"] == (previous["uuid"] if previous else None)
+
+
+class ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def root_debug() -> Iterator[logging.Logger]:
+    """Root (and the library's loggers) at DEBUG for one test; restored afterwards."""
+    root = logging.getLogger()
+    names = ("httpx", "httpcore", "ingress_logging")
+    saved = (root.level, list(root.handlers), {n: logging.getLogger(n).level for n in names})
+    root.setLevel(logging.DEBUG)
+    for name in names:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    yield root
+    root.setLevel(saved[0])
+    for handler in list(root.handlers):
+        if handler not in saved[1]:
+            root.removeHandler(handler)
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_many_threads_and_sessions_arrive_complete_in_order_once(ingress_server, app_logger):
+    srv = ingress_server
+    handler = make_handler(srv, session_id="default-s")
+    app_logger.addHandler(handler)
+    threads_n, per_thread = 8, 30
+    start = threading.Barrier(threads_n)
+
+    def work(t: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            extra = {"t": t, "i": i}
+            if i % 3 == 0:
+                app_logger.info("t%d i%d", t, i, extra={**extra, "session_id": f"extra-{t % 2}"})
+            elif i % 3 == 1:
+                with ingress_logging.session(f"ctx-{t % 2}"):
+                    app_logger.info("t%d i%d", t, i, extra=extra)
+            else:
+                app_logger.info("t%d i%d", t, i, extra=extra)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(GUARD)
+    result = handler.engine.flush(GUARD)
+    assert result, result
+
+    expected: dict[str, int] = Counter()
+    for t in range(threads_n):
+        for i in range(per_thread):
+            sid = (f"extra-{t % 2}", f"ctx-{t % 2}", "default-s")[i % 3]
+            expected[sid] += 1
+    total = 0
+    for sid, count in expected.items():
+        entries = srv.entries(sid)
+        assert len(entries) == count
+        assert_chain(entries, sid)
+        last_i: dict[int, int] = defaultdict(lambda: -1)
+        for entry in entries:
+            t, i = entry["extra"]["t"], entry["extra"]["i"]
+            assert entry["content"] == f"t{t} i{i}"
+            assert i > last_i[t]  # each thread's records in the order it logged them
+            last_i[t] = i
+            assert entry["type"] == "system"
+            assert entry["subtype"] == "log"
+            assert entry["level"] == "info"
+            assert entry["logger"] == app_logger.name
+            assert entry["source"]["funcName"] == "work"
+            assert entry["timestamp"].endswith("Z")
+        total += len(entries)
+    assert total == threads_n * per_thread
+
+
+def test_recursion_nothing_of_the_library_is_shipped_nothing_loops(ingress_server, root_debug):
+    srv = ingress_server
+    seen = ListHandler()
+    handler = make_handler(srv, session_id="recursion")
+    root_debug.addHandler(seen)
+    root_debug.addHandler(handler)
+    app = logging.getLogger("app.recursion")
+    for i in range(20):
+        app.debug("app %d", i)
+    assert handler.engine.flush(GUARD)
+    # The worker really did log (httpx/httpcore at DEBUG reach the root logger)...
+    library = [r for r in seen.records if r.name.split(".")[0] in ("httpx", "httpcore")]
+    assert library, "the delivery produced no httpx/httpcore records; the test proves nothing"
+    # ...and none of it was shipped: the session holds exactly the app's records.
+    entries = srv.entries("recursion")
+    assert [e["content"] for e in entries] == [f"app {i}" for i in range(20)]
+    assert {e["logger"] for e in entries} == {"app.recursion"}
+    assert handler.engine.stats().submitted == 20
+    puts = [r for r in srv.requests if r.method == "PUT"]
+    assert len(puts) == 20
+
+
+def test_logging_shutdown_flushes_without_deadlock(ingress_server, root_debug):
+    srv = ingress_server
+    srv.faults.latency = 0.01  # entries are still pending when shutdown starts
+    handler = make_handler(srv, session_id="shutdown", flush_timeout=GUARD)
+    root_debug.addHandler(handler)
+    app = logging.getLogger("app.shutdown")
+    for i in range(30):
+        app.info("line %d", i)
+    assert handler.engine.stats().pending > 0
+    # shutdown() holds the handler's lock around flush(); the worker's httpx
+    # records reach this same handler meanwhile.
+    done = threading.Event()
+    thread = threading.Thread(
+        target=lambda: (logging.shutdown([weakref.ref(handler)]), done.set()), daemon=True
+    )
+    thread.start()
+    assert done.wait(GUARD), "logging.shutdown() deadlocked"
+    assert [e["content"] for e in srv.entries("shutdown")] == [f"line {i}" for i in range(30)]
+
+
+def test_flush_under_the_module_lock_returns_and_delivery_continues(ingress_server, root_debug):
+    srv = ingress_server
+    srv.faults.latency = 0.01
+    handler = make_handler(srv, session_id="module-lock", flush_timeout=GUARD)
+    root_debug.addHandler(handler)
+    for i in range(20):
+        logging.getLogger("app.lock").info("n %d", i)
+    done = threading.Event()
+
+    def reconfigure_like() -> None:
+        logging._acquireLock()  # type: ignore[attr-defined]  # what dictConfig holds
+        try:
+            logging.getLogger("httpx").setLevel(logging.DEBUG)  # clears the level caches
+            handler.flush()
+        finally:
+            logging._releaseLock()  # type: ignore[attr-defined]
+        done.set()
+
+    threading.Thread(target=reconfigure_like, daemon=True).start()
+    assert done.wait(GUARD), "flush() under the logging module lock deadlocked"
+    assert handler.engine.flush(GUARD)
+    assert len(srv.entries("module-lock")) == 20
+
+
+def test_span_ids_and_unserialisable_extras_arrive(ingress_server, app_logger):
+    srv = ingress_server
+    handler = make_handler(srv, session_id="shape")
+    app_logger.addHandler(handler)
+    tracer = TracerProvider().get_tracer("tests")
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with tracer.start_as_current_span("op") as span:
+        app_logger.warning("with span", extra={"obj": object(), "cyc": cycle, "raw": b"\xff"})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        app_logger.exception("failed: %s", "step", stack_info=True)
+    assert handler.engine.flush(GUARD)
+    first, second = srv.entries("shape")
+    assert first["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert first["span_id"] == format(span.get_span_context().span_id, "016x")
+    assert first["extra"]["cyc"] == ["<cycle>"]
+    assert {i["reason"] for i in first["serializationIssues"]} == {
+        "unserializable",
+        "cycle",
+        "bytes",
+    }
+    assert second["content"] == "failed: step"
+    assert second["level"] == "error"
+    assert second["exception"].endswith("ValueError: boom")
+    assert second["stack"].startswith("Stack (most recent call last):")
+    assert "trace_id" not in second
+
+
+def run_child(script: str, *args: str) -> dict[str, Any]:
+    """Run a child interpreter with a deadline; a hang is a failure, not a stuck test."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=GUARD,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"child interpreter hung (deadlock?): {exc.stderr!r}")
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
+DICTCONFIG_SCRIPT = """
+    import json, logging, logging.config, sys
+    base, token = sys.argv[1:3]
+    def config():
+        return {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(levelname)s %(message)s"}},
+            "handlers": {"ingress": {
+                "()": "ingress_logging.IngressHandler",
+                "base_api_url": base, "token": token, "session_id": "dictconfig",
+                "max_queue_entries": 1000, "overflow": "drop_newest",
+                "level": "INFO", "formatter": "plain",
+            }},
+            "loggers": {"httpx": {"level": "DEBUG"}, "httpcore": {"level": "DEBUG"}},
+            "root": {"level": "DEBUG", "handlers": ["ingress"]},
+        }
+    logging.config.dictConfig(config())
+    log = logging.getLogger("app")
+    for i in range(40):
+        log.info("before %d", i)
+    log.debug("below the handler level")
+    handler = logging.getLogger().handlers[0]
+    pending = handler.engine.stats().pending
+    logging.config.dictConfig(config())   # flush() runs here with the module lock held
+    for i in range(40):
+        log.info("after %d", i)
+    print(json.dumps({"pending_at_reconfigure": pending}))
+    # normal exit: the engine's atexit flush and logging.shutdown() deliver the rest
+"""
+
+
+def test_dictconfig_reconfigure_while_pending_then_exit(ingress_server):
+    srv = ingress_server
+    srv.faults.latency = 0.01
+    out = run_child(DICTCONFIG_SCRIPT, srv.base_url, srv.token)
+    assert out["pending_at_reconfigure"] > 0  # the case the test is about really happened
+    contents = [e["content"] for e in srv.entries("dictconfig")]
+    expected = [f"INFO before {i}" for i in range(40)] + [f"INFO after {i}" for i in range(40)]
+    assert contents == expected
+    assert_chain(srv.entries("dictconfig"), "dictconfig")
+
+
+FILECONFIG_INI = """
+[loggers]
+keys=root
+
+[handlers]
+keys=ingress
+
+[formatters]
+keys=
+
+[logger_root]
+level=INFO
+handlers=ingress
+
+[handler_ingress]
+class=ingress_logging.handler.IngressHandler
+level=INFO
+args=('{base}/v1/session_ingress/session/{{session_id}}', '{token}', 'fileconfig')
+kwargs={{'max_queue_entries': 500, 'overflow': 'drop_oldest'}}
+"""
+
+FILECONFIG_SCRIPT = """
+    import logging, logging.config, sys
+    import ingress_logging
+    logging.config.fileConfig(sys.argv[1])
+    for i in range(10):
+        logging.getLogger("app").info("file %d", i)
+    with ingress_logging.session("fileconfig-ctx"):
+        logging.getLogger("app").warning("in context")
+"""
+
+
+def test_fileconfig_args_tuple(ingress_server, tmp_path):
+    srv = ingress_server
+    ini = tmp_path / "logging.ini"
+    ini.write_text(FILECONFIG_INI.format(base=srv.base_url, token=srv.token))
+    run_child(FILECONFIG_SCRIPT, str(ini))
+    assert [e["content"] for e in srv.entries("fileconfig")] == [f"file {i}" for i in range(10)]
+    assert [e["content"] for e in srv.entries("fileconfig-ctx")] == ["in context"]

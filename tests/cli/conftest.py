@@ -44,6 +44,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
+def bare_env() -> Callable[..., dict[str, str]]:
+    """``clean_env``: build an environment with no INGRESS_LOGGING_* inherited."""
+    return clean_env
+
+
+@pytest.fixture
 def server(ingress_server: IngressServer) -> IngressServer:
     return ingress_server
 

@@ -1,0 +1,540 @@
+"""``DeliveryEngine``: the one background deliverer every front door shares.
+
+Shape (measured against the alternatives in ``docs/delivery.md``): callers
+``submit`` into per-session FIFOs under one lock and return at once; up to
+``max_concurrency`` daemon worker threads, started lazily, each pick a ready
+session, run one step of it (at most one HTTP request, on one shared sync
+``httpx.Client``) and book the result. Backoffs wait on a timer heap, not in
+a thread. See ``_scheduler`` for ordering, ``_worker`` for a step,
+``_reporter`` and ``_logsafe`` for why nothing here can deadlock on logging.
+
+Lifecycle: ``flush(timeout)`` waits for what was outstanding when it was
+called; ``close(timeout)`` flushes, abandons the rest (counted as dropped,
+reason ``closed``) and stops; an ``atexit`` hook closes with
+``close_timeout``. Fork: the child resets everything (new locks, empty
+queues, zeroed numbers, no threads, no connections) - the parent's queued
+entries are the parent's to deliver - and starts its own workers lazily.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, Final
+
+import httpx
+import pluggy
+
+from .._host import Host
+from .._session_id import validate_session_id
+from ..protocol import RetryPolicy
+from ._logsafe import warm_logging_caches
+from ._reporter import Reporter
+from ._scheduler import DONE, DROPPED, TAKEN, FlushWaiter, Scheduler
+from ._seams import NoRetryBudget, RetryBudgetHook, Spool, Transport
+from ._session import RUNNING, Item, SessionState, estimate_size, fill_entry
+from ._types import (
+    DROP_CLOSED,
+    DROP_PREPARE,
+    OVERFLOW_POLICIES,
+    Counts,
+    FlushResult,
+    Health,
+    OverflowPolicy,
+)
+from ._worker import Step, Stepper
+
+__all__ = ["DeliveryEngine", "is_worker_thread"]
+
+MiB: Final = 1024 * 1024
+THREAD_PREFIX: Final = "ingress_logging.delivery"
+
+_local = threading.local()
+
+
+def is_worker_thread() -> bool:
+    """True on any thread of any delivery engine (workers and the reporter)."""
+    return getattr(_local, "worker", False) or threading.current_thread().name.startswith(
+        THREAD_PREFIX
+    )
+
+
+def _call_weak(ref: Callable[[], Callable[[], Any] | None]) -> None:
+    method = ref()
+    if method is not None:
+        method()
+
+
+class DeliveryEngine:
+    """Deliver entries per session, in order, from background threads.
+
+    Args:
+        url_template / token / base_api_url / plugins: build the ``PluginHost``
+            when ``host`` is not given (see ``ingress_logging.plugins``).
+        host: the ``Host`` to ask for tokens, URLs, headers, diagnostics and
+            entry preparation.
+        retry_policy: attempts and backoff per entry (``RetryPolicy``).
+        max_queue_entries / max_queue_bytes: the memory cap (queued plus in
+            flight); bytes are estimated at submit (``_session.estimate_size``)
+            and corrected to the serialised size on the worker.
+        overflow: ``drop_newest`` (refuse the new entry), ``drop_oldest``
+            (evict the oldest queued entry) or ``block`` (wait up to
+            ``block_timeout`` seconds for room, then refuse).
+        max_concurrency: worker threads, i.e. sessions with a request in
+            flight at once.
+        close_timeout: deadline of the ``atexit`` close, and of ``flush()``
+            and ``close()`` called without one.
+        retry_budget: consulted before every retry (``_seams.RetryBudgetHook``).
+        spool: a durable queue behind the in-memory one (``_seams.Spool``).
+        transport: a factory for the ``Transport`` (default: the sync client).
+        timeout / http_client / allow_insecure_http: passed to the client.
+    """
+
+    def __init__(
+        self,
+        *,
+        url_template: str | None = None,
+        token: str | Callable[[], str | None] | None = None,
+        base_api_url: str | None = None,
+        plugins: pluggy.PluginManager | None = None,
+        host: Host | None = None,
+        retry_policy: RetryPolicy | None = None,
+        max_queue_entries: int = 10_000,
+        max_queue_bytes: int = 16 * MiB,
+        overflow: OverflowPolicy = "drop_newest",
+        block_timeout: float = 1.0,
+        max_concurrency: int = 8,
+        close_timeout: float = 5.0,
+        retry_budget: RetryBudgetHook | None = None,
+        spool: Spool | None = None,
+        transport: Callable[[Host], Transport] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        http_client: httpx.Client | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}")
+        if max_queue_entries < 1 or max_queue_bytes < 1:
+            raise ValueError("max_queue_entries and max_queue_bytes must be positive")
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if block_timeout < 0 or close_timeout < 0:
+            raise ValueError("block_timeout and close_timeout must not be negative")
+        if host is None:
+            from ..plugins import PluginHost
+
+            host = PluginHost(
+                plugins, token=token, url_template=url_template, base_api_url=base_api_url
+            )
+        from ._transport import ClientTransport, DeferredHost
+
+        self._real_host = host
+        self._reporter = Reporter(host.diagnostic, name=f"{THREAD_PREFIX}.diagnostics")
+        self._host: Host = DeferredHost(host, self._reporter)
+        self.max_concurrency = max_concurrency
+        self.close_timeout = close_timeout
+        self._retry_policy = retry_policy
+        self._budget: RetryBudgetHook = (
+            retry_budget if retry_budget is not None else NoRetryBudget()
+        )
+        self._spool = spool
+        if transport is None:
+
+            def transport(h: Host) -> Transport:
+                return ClientTransport(
+                    h,
+                    retry_policy=retry_policy,
+                    timeout=timeout,
+                    allow_insecure_http=allow_insecure_http,
+                    http_client=http_client,
+                    max_connections=max_concurrency,
+                )
+
+        self._transport_factory = transport
+        self._sched = Scheduler(
+            max_entries=max_queue_entries,
+            max_bytes=max_queue_bytes,
+            overflow=overflow,
+            block_timeout=block_timeout,
+            reporter=self._reporter,
+        )
+        self._stepper = Stepper(
+            host=self._host,
+            transport=self._get_transport,
+            budget=self._budget,
+            reporter=self._reporter,
+            gap_snapshot=self._gap_snapshot,
+        )
+        self._budget.set_wakeup(self._budget_wakeup)
+        self._reset_process_state()
+        self._closed = False
+        self._atexit_cb = functools.partial(_atexit_close, weakref.ref(self))
+        atexit.register(self._atexit_cb)
+        os.register_at_fork(
+            after_in_child=functools.partial(_call_weak, weakref.WeakMethod(self._after_fork))
+        )
+        if spool is not None:
+            for session_id, entry in spool.replay():
+                self.submit(session_id, entry)
+
+    def _reset_process_state(self) -> None:
+        self._pid = os.getpid()
+        self._transport: Transport | None = None
+        self._transport_lock = threading.Lock()
+        self._spool_lock = threading.Lock()
+        self._spool_parents: dict[str, str | None] = {}
+        self._threads: list[threading.Thread] = []
+
+    def __repr__(self) -> str:
+        s = self._sched
+        return (
+            f"DeliveryEngine(host={self._real_host!r}, overflow={s.overflow!r}, "
+            f"max_queue_entries={s.max_entries}, max_queue_bytes={s.max_bytes}, "
+            f"max_concurrency={self.max_concurrency}, closed={self._closed})"
+        )
+
+    # -- fork ---------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's queue, threads, locks and sockets."""
+        self._sched.reinit()
+        self._reporter.after_fork()
+        # The inherited client is neither used nor closed: its sockets are the parent's.
+        self._reset_process_state()
+
+    def _check_pid(self) -> None:
+        if self._pid != os.getpid():  # a fork the at-fork hook did not see
+            self._after_fork()
+
+    # -- submit ---------------------------------------------------------------
+
+    def submit(
+        self,
+        session_id: str,
+        entry: dict[str, Any] | Callable[[], dict[str, Any]],
+        *,
+        record: object | None = None,
+        size_hint: int | None = None,
+    ) -> bool:
+        """Queue one entry for ``session_id``; False when it was dropped (counted).
+
+        Never waits for the network; only the ``block`` overflow policy
+        waits, at most ``block_timeout``. ``entry`` is a dict (the engine
+        owns it from now on) or a zero-argument builder called on a worker,
+        in the session's order. Raises ``InvalidSessionIdError`` for an id
+        that cannot name a session (nothing is queued).
+        """
+        self._check_pid()
+        sched = self._sched
+        if session_id not in sched.sessions:
+            validate_session_id(session_id)
+        size = size_hint if size_hint is not None else estimate_size(entry, record)
+        if self._spool is not None and not self._closed:
+            return self._submit_spooled(session_id, entry, record, size)
+        return self._enqueue(session_id, entry, record, size, None)
+
+    def _enqueue(
+        self,
+        session_id: str,
+        entry: dict[str, Any] | Callable[[], dict[str, Any]],
+        record: object,
+        size: int,
+        spool_key: object,
+    ) -> bool:
+        sched = self._sched
+        spawn = False
+        with sched.lock:
+            s = sched.session_locked(session_id)
+            if self._closed:
+                sched.count_drop_locked(s, DROP_CLOSED, gap=False)
+                accepted = False
+            else:
+                reason = sched.admit_locked(size, may_block=not is_worker_thread())
+                if reason is not None:
+                    sched.count_drop_locked(s, reason, gap=True)
+                    accepted = False
+                else:
+                    item = Item(s, entry, record, size)
+                    item.spool_key = spool_key
+                    item.prepared = spool_key is not None
+                    s.submitted += 1
+                    sched.submitted += 1
+                    if sched.enqueue_locked(s, item):
+                        if sched.idle:
+                            sched.work.notify()
+                        elif sched.workers < self.max_concurrency:
+                            sched.workers += 1
+                            spawn = True
+                    accepted = True
+        if spawn:
+            self._spawn()
+        if not accepted and spool_key is not None and self._spool is not None:
+            self._spool.acknowledge(spool_key)
+        return accepted
+
+    def _submit_spooled(
+        self,
+        session_id: str,
+        entry: dict[str, Any] | Callable[[], dict[str, Any]],
+        record: object,
+        size: int,
+    ) -> bool:
+        """Spool mode: build, fill and prepare now, persist, then queue."""
+        assert self._spool is not None
+        with self._spool_lock:
+            try:
+                built = entry() if callable(entry) else entry
+            except Exception:
+                built = None
+            if not isinstance(built, dict):
+                return self._refuse(session_id, "build_error")
+            fill_entry(built, session_id, self._spool_parents.get(session_id))
+            prepared = self._host.prepare_entry(built, record)
+            if prepared is None:
+                return self._refuse(session_id, DROP_PREPARE)
+            key = self._spool.accept(session_id, prepared)
+            if key is None:
+                return self._refuse(session_id, "spool_full")
+            uuid = prepared.get("uuid")
+            if isinstance(uuid, str) and uuid:
+                self._spool_parents[session_id] = uuid
+        return self._enqueue(session_id, prepared, record, size, key)
+
+    def _refuse(self, session_id: str, reason: str) -> bool:
+        with self._sched.lock:
+            s = self._sched.session_locked(session_id)
+            self._sched.count_drop_locked(s, reason, gap=reason != DROP_PREPARE)
+        return False
+
+    # -- workers --------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        n = len(self._threads) + 1
+        thread = threading.Thread(
+            target=self._worker_main, name=f"{THREAD_PREFIX}.worker-{n}", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter shutting down: existing workers carry on
+            with self._sched.lock:
+                self._sched.workers -= 1
+            return
+        self._threads.append(thread)
+
+    def _get_transport(self) -> Transport:
+        transport = self._transport
+        if transport is None:
+            with self._transport_lock:
+                transport = self._transport
+                if transport is None:
+                    transport = self._transport = self._transport_factory(self._host)
+        return transport
+
+    def _worker_main(self) -> None:
+        _local.worker = True
+        sched = self._sched
+        stepper = self._stepper
+        s: SessionState | None = None
+        step: Step | None = None
+        try:
+            while True:
+                ack: object = None
+                with sched.lock:
+                    if s is not None and step is not None:
+                        s, ack = self._book_locked(s, step)
+                    if s is None:
+                        s = sched.pick_locked()
+                    if s is None:
+                        return
+                if ack is not None and self._spool is not None:
+                    self._spool.acknowledge(ack)
+                step = stepper.step(s)
+        finally:
+            with sched.lock:
+                sched.workers -= 1
+                last = sched.workers == 0 and sched.stopping
+            if last and sched is self._sched:
+                self._close_transport()
+
+    def _book_locked(self, s: SessionState, step: Step) -> tuple[SessionState | None, object]:
+        sched = self._sched
+        item = s.current
+        ack: object = None
+        if step.retried:
+            s.retried += 1
+            sched.retried += 1
+        if step.body_size and item is not None and item.state != DONE:
+            sched.bytes += step.body_size - item.size
+            item.size = step.body_size
+        if step.gap_written is not None:
+            _, count, reasons = step.gap_written
+            s.gap_count -= count
+            for reason, n in reasons.items():
+                left = s.gap_reasons.get(reason, 0) - n
+                if left > 0:
+                    s.gap_reasons[reason] = left
+                else:
+                    s.gap_reasons.pop(reason, None)
+            sched.gaps += 1
+        if item is not None:
+            if step.kind is not None:
+                ack = item.spool_key
+                sched.finish_item_locked(item, step.kind, step.reason)
+            elif sched.stopping:
+                sched.finish_item_locked(item, DROPPED, DROP_CLOSED)
+        return sched.release_locked(s, step.wait), ack
+
+    def _gap_snapshot(self, s: SessionState) -> tuple[int, dict[str, int]]:
+        with self._sched.lock:
+            return s.gap_count, dict(s.gap_reasons)
+
+    def _budget_wakeup(self) -> None:
+        with self._sched.lock:
+            self._sched.wake_budget_waiters_locked()
+
+    def _close_transport(self) -> None:
+        with self._transport_lock:
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            with contextlib.suppress(Exception):  # closing sockets must not fail close()
+                transport.close()
+
+    # -- flush / close -----------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> FlushResult:
+        """Wait until everything submitted before this call is delivered or failed.
+
+        ``timeout`` (seconds; None: ``close_timeout``) bounds the wait; what
+        is still on its way then is reported as ``pending``. Called on a
+        delivery thread it cannot wait for itself and returns at once.
+        """
+        self._check_pid()
+        limit = self.close_timeout if timeout is None else max(0.0, timeout)
+        if is_worker_thread():
+            limit = 0.0
+        warm_logging_caches()
+        self._reporter.kick()
+        sched = self._sched
+        with sched.lock:
+            items: list[Item] = []
+            for s in sched.sessions.values():
+                if s.current is not None and s.current.state != DONE:
+                    items.append(s.current)
+                items.extend(s.queue)
+            waiter = FlushWaiter(len(items))
+            for item in items:
+                if item.waiters is None:
+                    item.waiters = [waiter]
+                else:
+                    item.waiters.append(waiter)
+            deadline = time.monotonic() + limit
+            while waiter.remaining > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                sched.done.wait(left)
+            if waiter.remaining:
+                for item in items:
+                    if item.waiters is not None and waiter in item.waiters:
+                        item.waiters.remove(waiter)
+        return FlushResult(
+            delivered=waiter.delivered,
+            failed=waiter.failed,
+            dropped=waiter.dropped,
+            pending=waiter.remaining,
+            timed_out=waiter.remaining > 0,
+        )
+
+    def close(self, timeout: float | None = None) -> FlushResult:
+        """Flush (bounded by ``timeout``), then stop; later submits are dropped.
+
+        Entries still queued at the deadline are dropped with reason
+        ``closed`` (counted and reported). Idempotent: a second call returns
+        an empty result at once.
+        """
+        self._check_pid()
+        start = time.monotonic()
+        limit = self.close_timeout if timeout is None else max(0.0, timeout)
+        with self._sched.lock:
+            if self._closed:
+                return FlushResult()
+            self._closed = True
+        atexit.unregister(self._atexit_cb)
+        result = self.flush(limit)
+        sched = self._sched
+        with sched.lock:
+            sched.stopping = True
+            for s in sched.sessions.values():
+                while s.queue:
+                    item = s.queue.popleft()
+                    item.state = TAKEN
+                    sched.finish_item_locked(item, DROPPED, DROP_CLOSED)
+                if s.current is not None and s.state != RUNNING:  # not on a worker now
+                    sched.finish_item_locked(s.current, DROPPED, DROP_CLOSED)
+                    s.pending = None
+                    s.current_entry = None
+            sched.work.notify_all()
+            sched.space.notify_all()
+            no_workers = sched.workers == 0
+        self._reporter.stop(max(0.0, limit - (time.monotonic() - start)))
+        if no_workers:
+            self._close_transport()
+        if self._spool is not None:
+            self._spool.close()
+        return result
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- numbers -------------------------------------------------------------------
+
+    def stats(self) -> Health:
+        """Submitted, delivered, retried, dropped, failed: in total and per session."""
+        self._check_pid()
+        sched = self._sched
+        with sched.lock:
+            sessions = {
+                sid: Counts(s.submitted, s.delivered, s.retried, s.dropped, s.failed)
+                for sid, s in sched.sessions.items()
+            }
+            health = Health(
+                submitted=sched.submitted,
+                delivered=sched.delivered,
+                retried=sched.retried,
+                dropped=sched.dropped,
+                failed=sched.failed,
+                sessions=sessions,
+                dropped_by_reason=dict(sched.dropped_by),
+                failed_by_reason=dict(sched.failed_by),
+                queued_entries=sched.entries,
+                queued_bytes=sched.bytes,
+                gaps_written=sched.gaps,
+                workers=sched.workers,
+            )
+        snapshot = getattr(self._budget, "snapshot", None)
+        if callable(snapshot):
+            health = _with_budget(health, snapshot())
+        return health
+
+    def is_worker_thread(self) -> bool:
+        """True on a delivery thread: records emitted there must never be shipped."""
+        return is_worker_thread()
+
+
+def _with_budget(health: Health, budget: object) -> Health:
+    from dataclasses import replace
+
+    return replace(health, retry_budget=budget)
+
+
+def _atexit_close(ref: weakref.ReferenceType[DeliveryEngine]) -> None:
+    engine = ref()
+    if engine is not None and engine._pid == os.getpid():
+        engine.close(engine.close_timeout)

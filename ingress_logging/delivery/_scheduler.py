@@ -1,0 +1,316 @@
+"""Who runs next: per-session FIFOs, a ready deque, a timer heap, caps and counters.
+
+All state lives behind one lock (``self.lock``) and three conditions on it:
+``work`` (idle workers wait for a ready session or the next timer),
+``space`` (``block`` overflow waits for room) and ``done`` (``flush`` waits for
+its items). Workers are the scheduler: there is no scheduler thread, so an
+entry costs one hand-off (caller -> worker), not two. A worker holds the lock
+only to pick a session and to book the result of one step; the network I/O
+happens outside it.
+
+Order and independence: a session is owned by at most one worker at a time
+(``RUNNING``), and a session in backoff sits on the timer heap (``WAITING``)
+holding no worker, so its 8-second wait delays nobody else. A worker that
+finishes a step keeps its session if nobody else is ready (no lock hand-off
+per entry), else sends it to the back of the ready deque (round robin).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections import deque
+from typing import Final
+
+from ._reporter import Reporter
+from ._session import IDLE, READY, RUNNING, WAITING, Item, SessionState
+from ._types import (
+    DROP_BLOCK_TIMEOUT,
+    DROP_CLOSED,
+    DROP_EVICTED,
+    DROP_PREPARE,
+    DROP_QUEUE_FULL,
+    DROP_TOO_LARGE,
+    OverflowPolicy,
+)
+
+__all__ = [
+    "DELIVERED",
+    "DONE",
+    "DROPPED",
+    "FAILED",
+    "QUEUED",
+    "TAKEN",
+    "FlushWaiter",
+    "Scheduler",
+]
+
+DELIVERED: Final = "delivered"
+FAILED: Final = "failed"
+DROPPED: Final = "dropped"
+
+#: Drops that leave no gap entry: a plugin's deliberate choice, or the end.
+NO_GAP_REASONS: Final = frozenset({DROP_PREPARE, DROP_CLOSED})
+
+# Item states
+QUEUED: Final = 0
+TAKEN: Final = 1
+DONE: Final = 2
+
+
+class FlushWaiter:
+    """Tallies what became of the items outstanding when ``flush()`` began."""
+
+    __slots__ = ("delivered", "dropped", "failed", "remaining")
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining = remaining
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+
+    def note(self, kind: str) -> None:
+        self.remaining -= 1
+        if kind == DELIVERED:
+            self.delivered += 1
+        elif kind == FAILED:
+            self.failed += 1
+        else:
+            self.dropped += 1
+
+
+class Scheduler:
+    """The engine's shared state. Every method named ``*_locked`` needs ``lock`` held."""
+
+    def __init__(
+        self,
+        *,
+        max_entries: int,
+        max_bytes: int,
+        overflow: OverflowPolicy,
+        block_timeout: float,
+        reporter: Reporter,
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.overflow = overflow
+        self.block_timeout = block_timeout
+        self.reporter = reporter
+        self.reinit()
+
+    def reinit(self) -> None:
+        """Fresh locks and empty state (construction, and a forked child)."""
+        self.lock = threading.Lock()
+        self.work = threading.Condition(self.lock)
+        self.space = threading.Condition(self.lock)
+        self.done = threading.Condition(self.lock)
+        self.sessions: dict[str, SessionState] = {}
+        self.ready: deque[SessionState] = deque()
+        self.timers: list[tuple[float, int, SessionState]] = []
+        self._tiebreak = itertools.count()
+        self.fifo: deque[Item] = deque()  # submission order, for drop_oldest only
+        self.entries = 0  # queued + in flight
+        self.bytes = 0
+        self.idle = 0  # workers waiting on ``work``
+        self.workers = 0  # worker threads started and not yet exited
+        self.stopping = False
+        self.space_waiters = 0
+        self.submitted = 0
+        self.delivered = 0
+        self.retried = 0
+        self.dropped = 0
+        self.failed = 0
+        self.gaps = 0
+        self.dropped_by: dict[str, int] = {}
+        self.failed_by: dict[str, int] = {}
+
+    # -- submit side -------------------------------------------------------
+
+    def session_locked(self, session_id: str) -> SessionState:
+        s = self.sessions.get(session_id)
+        if s is None:
+            s = self.sessions[session_id] = SessionState(session_id)
+        return s
+
+    def admit_locked(self, size: int, *, may_block: bool) -> str | None:
+        """Make room for ``size`` bytes; None when it fits, else the drop reason."""
+        if size > self.max_bytes:
+            return DROP_TOO_LARGE
+        if self._fits(size):
+            return None
+        policy = self.overflow
+        if policy == "drop_oldest":
+            while not self._fits(size) and self._evict_oldest_locked():
+                pass
+            return None if self._fits(size) else DROP_QUEUE_FULL
+        if policy == "block" and may_block:
+            deadline = time.monotonic() + self.block_timeout
+            self.space_waiters += 1
+            try:
+                while not self._fits(size) and not self.stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self.space.wait(left)
+            finally:
+                self.space_waiters -= 1
+            return None if self._fits(size) else DROP_BLOCK_TIMEOUT
+        return DROP_QUEUE_FULL
+
+    def _fits(self, size: int) -> bool:
+        return self.entries < self.max_entries and self.bytes + size <= self.max_bytes
+
+    def enqueue_locked(self, s: SessionState, item: Item) -> bool:
+        """Queue an admitted item; True when a worker should be woken or started."""
+        s.queue.append(item)
+        self.entries += 1
+        self.bytes += item.size
+        if self.overflow == "drop_oldest":
+            self.fifo.append(item)
+            if len(self.fifo) > 2 * self.entries + 64:
+                self.fifo = deque(i for i in self.fifo if i.state == QUEUED)
+        if s.state == IDLE:
+            s.state = READY
+            self.ready.append(s)
+            return True
+        return False
+
+    def _evict_oldest_locked(self) -> bool:
+        while self.fifo:
+            item = self.fifo.popleft()
+            if item.state != QUEUED:
+                continue
+            s = item.session
+            # The oldest queued item overall is the oldest queued one of its session.
+            assert s.queue[0] is item
+            s.queue.popleft()
+            item.state = TAKEN
+            self.finish_item_locked(item, DROPPED, DROP_EVICTED)
+            return True
+        return False
+
+    def count_drop_locked(self, s: SessionState | None, reason: str, *, gap: bool) -> None:
+        """A submit that was refused (never queued)."""
+        self.submitted += 1
+        self.dropped += 1
+        self.dropped_by[reason] = self.dropped_by.get(reason, 0) + 1
+        if s is not None:
+            s.submitted += 1
+            s.dropped += 1
+            if gap:
+                s.note_gap(reason)
+        self.reporter.drop(reason)
+
+    # -- worker side ---------------------------------------------------------
+
+    def pick_locked(self) -> SessionState | None:
+        """The next session with work for this worker; waits; None when stopping."""
+        while True:
+            if self.stopping:
+                return None
+            now = time.monotonic()
+            timers = self.timers
+            while timers and timers[0][0] <= now:
+                due = heapq.heappop(timers)[2]
+                if due.state == WAITING:
+                    due.waited = True
+                    due.state = READY
+                    self.ready.append(due)
+            s = self._next_ready_locked()
+            if s is not None:
+                return s
+            timeout = (timers[0][0] - now) if timers else None
+            self.idle += 1
+            try:
+                self.work.wait(timeout)
+            finally:
+                self.idle -= 1
+
+    def take_next_locked(self, s: SessionState) -> bool:
+        if not s.queue:
+            return False
+        item = s.queue.popleft()
+        item.state = TAKEN
+        s.current = item
+        return True
+
+    def release_locked(self, s: SessionState, wait: float | None) -> SessionState | None:
+        """Book the end of a step on ``s``; return the session to run next, if any.
+
+        ``wait`` is set when the session must back off (a ``Wait`` action or a
+        held-back retry): it goes on the timer heap and frees this worker.
+        """
+        if self.stopping:
+            return None
+        if wait is not None:
+            s.state = WAITING
+            s.deadline = time.monotonic() + wait
+            heapq.heappush(self.timers, (s.deadline, next(self._tiebreak), s))
+            if self.idle:
+                self.work.notify()  # an idle worker may need to wake earlier
+        elif s.pending is not None or s.current is not None or self.take_next_locked(s):
+            if not self.ready:
+                return s  # nobody else is waiting: keep going, no hand-off
+            s.state = READY
+            self.ready.append(s)
+        else:
+            s.state = IDLE
+        return self._next_ready_locked()
+
+    def _next_ready_locked(self) -> SessionState | None:
+        while self.ready:
+            s = self.ready.popleft()
+            if s.pending is None and s.current is None and not self.take_next_locked(s):
+                s.state = IDLE  # its only items were evicted while it waited
+                continue
+            s.state = RUNNING
+            return s
+        return None
+
+    def wake_budget_waiters_locked(self) -> None:
+        """The retry budget re-opened: every session held back may retry now."""
+        now = time.monotonic()
+        self.timers = [(min(d, now), n, s) for d, n, s in self.timers]
+        heapq.heapify(self.timers)
+        self.work.notify_all()
+
+    def finish_item_locked(self, item: Item, kind: str, reason: str | None = None) -> None:
+        """``item`` is delivered, failed or dropped: count it once, free its memory."""
+        if item.state == DONE:
+            return
+        item.state = DONE
+        s = item.session
+        if s.current is item:
+            s.current = None
+        self.entries -= 1
+        self.bytes -= item.size
+        item.entry = None
+        item.record = None
+        if kind == DELIVERED:
+            self.delivered += 1
+            s.delivered += 1
+        elif kind == FAILED:
+            self.failed += 1
+            s.failed += 1
+            key = reason or "failed"
+            self.failed_by[key] = self.failed_by.get(key, 0) + 1
+            s.note_gap(key)
+        else:
+            key = reason or "dropped"
+            self.dropped += 1
+            s.dropped += 1
+            self.dropped_by[key] = self.dropped_by.get(key, 0) + 1
+            if key not in NO_GAP_REASONS:
+                s.note_gap(key)
+            self.reporter.drop(key)
+        waiters = item.waiters
+        if waiters:
+            item.waiters = None
+            for w in waiters:
+                w.note(kind)
+                if w.remaining == 0:
+                    self.done.notify_all()
+        if self.space_waiters:
+            self.space.notify()

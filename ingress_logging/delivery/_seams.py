@@ -1,0 +1,107 @@
+"""The engine's seams: what it needs from a transport, a retry budget and a spool.
+
+Each is a small Protocol so the engine can be driven by the real httpx client
+(``_transport.ClientTransport``), and so issue 8's parts (the engine-wide
+retry budget, the durable spool) plug in without touching the scheduler:
+
+* ``Transport`` - the sync client's step API: ``begin`` an append, then
+  ``advance`` it one network exchange at a time. ``Wait`` actions come back to
+  the engine, which holds them on its timer heap instead of sleeping.
+* ``RetryBudgetHook`` - consulted before every retry (``acquire``) and told
+  about every attempt's result. ``NoRetryBudget`` (always "go") is the
+  default here; ``_budget.RetryBudget`` has the same shape.
+* ``Spool`` - a durable queue *behind* the in-memory one: ``accept`` before
+  ``submit`` returns, ``acknowledge`` once the entry is delivered or failed
+  for good, ``replay`` at start-up. No spool is the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from ..protocol import Action, AppendExchange
+
+__all__ = ["NoRetryBudget", "Pending", "RetryBudgetHook", "Spool", "Transport"]
+
+
+class Pending(Protocol):
+    """One append in progress (the client's ``PendingAppend``)."""
+
+    action: Action
+    body: bytes
+    exchange: AppendExchange
+
+
+class Transport(Protocol):
+    """Performs appends one step at a time; never sleeps."""
+
+    def begin(self, session_id: str, entry: dict[str, Any], url: str) -> Pending:
+        """Serialise ``entry`` and start its exchange (TypeError: not serialisable)."""
+
+    def advance(self, pending: Pending) -> Action:
+        """Perform ``pending.action`` (a Put or Refetch) and return the next action."""
+
+    def waited(self, pending: Pending) -> Action:
+        """The backoff of a ``Wait`` has passed: return the next action."""
+
+    def close(self) -> None:
+        """Release connections (called once, by the last worker out)."""
+
+
+class RetryBudgetHook(Protocol):
+    """An engine-wide brake on retries (issue 8: retry throttling)."""
+
+    def acquire(self) -> float:
+        """Before a retry: 0.0 to go now, else seconds to wait before asking again."""
+
+    def record_success(self) -> None:
+        """An attempt was answered with success."""
+
+    def record_failure(self) -> None:
+        """An attempt failed in a way that is retried."""
+
+    def set_wakeup(self, callback: Callable[[], None] | None) -> None:
+        """Register a callback for when held-back retries may go at once."""
+
+
+class NoRetryBudget:
+    """The no-op budget: every retry may go when its backoff has passed."""
+
+    __slots__ = ()
+
+    def acquire(self) -> float:
+        return 0.0
+
+    def record_success(self) -> None:
+        return None
+
+    def record_failure(self) -> None:
+        return None
+
+    def set_wakeup(self, callback: Callable[[], None] | None) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "NoRetryBudget()"
+
+
+class Spool(Protocol):
+    """A durable queue behind the in-memory one (issue 8).
+
+    With a spool, ``submit`` builds the entry on the caller's thread and fills
+    its ``uuid`` there (a replay must resend the same uuid so the server's 409
+    recovery makes it harmless), then calls ``accept`` before returning.
+    """
+
+    def accept(self, session_id: str, entry: dict[str, Any]) -> object:
+        """Persist one accepted entry; return a key for ``acknowledge``."""
+
+    def acknowledge(self, key: object) -> None:
+        """The entry was delivered or failed for good: forget it."""
+
+    def replay(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        """Entries a previous run accepted and never acknowledged, in order."""
+
+    def close(self) -> None:
+        """Release the store (and its inter-process lock)."""

@@ -1,0 +1,212 @@
+"""Per-session state and queued items: plain records, guarded by the engine's lock.
+
+A session is in exactly one scheduling state at a time:
+
+* ``IDLE``    - nothing queued, nothing in flight;
+* ``READY``   - in the engine's ready deque, waiting for a worker;
+* ``RUNNING`` - owned by one worker (so at most one request in flight);
+* ``WAITING`` - backing off on the engine's timer heap.
+
+Only ``submit`` moves IDLE -> READY; only workers move the others.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid as uuid_mod
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+from ._seams import Pending
+
+__all__ = [
+    "ENTRY_OVERHEAD",
+    "IDLE",
+    "READY",
+    "RUNNING",
+    "WAITING",
+    "Item",
+    "SessionState",
+    "estimate_size",
+    "fill_entry",
+    "gap_entry",
+]
+
+IDLE: Final = 0
+READY: Final = 1
+RUNNING: Final = 2
+WAITING: Final = 3
+
+#: Bytes charged per entry on top of its text: the envelope every entry gets
+#: (uuid, parentUuid, sessionId, timestamp, type, level, logger, source
+#: location, thread/process) serialises to roughly this much.
+ENTRY_OVERHEAD: Final = 512
+
+EntrySource = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
+def estimate_size(entry: object, record: object) -> int:
+    """Bytes to charge against ``max_queue_bytes`` at submit, cheaply.
+
+    The real size is only known after serialisation, which happens on the
+    worker. Until then: ``ENTRY_OVERHEAD`` plus the length of the text the
+    entry carries - the top-level string values of a dict, or the message
+    (and the exception text, if already formatted) of a ``LogRecord``-like
+    record. Nested containers are charged a flat 64 bytes each: the estimate
+    must cost microseconds, not walk arbitrary structures.
+    """
+    size = ENTRY_OVERHEAD
+    if isinstance(entry, dict):
+        for value in entry.values():
+            if isinstance(value, str | bytes):
+                size += len(value)
+            elif isinstance(value, dict | list | tuple):
+                size += 64 + (_shallow(value) if len(value) <= 32 else 64 * len(value))
+            else:
+                size += 16
+        return size
+    msg = getattr(record, "msg", None)
+    if isinstance(msg, str):
+        size += len(msg)
+    args = getattr(record, "args", None)
+    if isinstance(args, tuple):
+        size += 32 * len(args)
+    exc_text = getattr(record, "exc_text", None)
+    if isinstance(exc_text, str):
+        size += len(exc_text)
+    if getattr(record, "exc_info", None):
+        size += 2048  # a traceback, formatted later on the worker
+    return size
+
+
+def _shallow(value: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> int:
+    items = value.values() if isinstance(value, dict) else value
+    return sum(len(v) if isinstance(v, str) else 16 for v in items)
+
+
+class Item:
+    """One submitted entry, from ``submit`` until delivered, failed or dropped."""
+
+    __slots__ = ("entry", "prepared", "record", "session", "size", "spool_key", "state", "waiters")
+
+    def __init__(
+        self, session: SessionState, entry: EntrySource, record: object, size: int
+    ) -> None:
+        self.session = session
+        self.entry: EntrySource | None = entry
+        self.record = record
+        self.size = size
+        self.state = 0  # 0 queued, 1 taken by a worker, 2 done (scheduler constants)
+        self.prepared = False  # built, filled and prepared already (spool mode)
+        self.waiters: list[Any] | None = None  # flush waiters interested in this item
+        self.spool_key: object = None
+
+
+class SessionState:
+    """Everything the engine keeps about one session."""
+
+    __slots__ = (
+        "current",
+        "current_entry",
+        "deadline",
+        "delivered",
+        "dropped",
+        "failed",
+        "filled_parent",
+        "gap_count",
+        "gap_reasons",
+        "gap_sending",
+        "gap_skip",
+        "gap_snapshot",
+        "parent",
+        "pending",
+        "queue",
+        "retried",
+        "session_id",
+        "state",
+        "submit_parent",
+        "submitted",
+        "waited",
+    )
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self.queue: deque[Item] = deque()
+        self.state = IDLE
+        self.current: Item | None = None  # taken from the queue, not finished
+        self.current_entry: dict[str, Any] | None = None  # built, waiting behind a gap
+        self.pending: Pending | None = None  # the exchange in progress
+        self.gap_sending = False  # ``pending`` is the gap entry, not ``current``
+        self.gap_skip = False  # the gap failed: send ``current`` without one this time
+        self.gap_snapshot: tuple[str, int, dict[str, int]] | None = None  # uuid, count, reasons
+        self.filled_parent = False  # the engine set ``current_entry["parentUuid"]``
+        self.submit_parent: str | None = None  # spool mode: chain assigned at submit
+        self.waited = False  # ``pending.action`` is a Wait whose time has come
+        self.deadline = 0.0
+        self.parent: str | None = None  # uuid of the last entry delivered from here
+        self.gap_count = 0
+        self.gap_reasons: dict[str, int] = {}
+        self.submitted = 0
+        self.delivered = 0
+        self.retried = 0
+        self.dropped = 0
+        self.failed = 0
+
+    def note_gap(self, reason: str, count: int = 1) -> None:
+        self.gap_count += count
+        self.gap_reasons[reason] = self.gap_reasons.get(reason, 0) + count
+
+
+def new_uuid() -> str:
+    return str(uuid_mod.uuid4())
+
+
+def utc_now_iso() -> str:
+    return (
+        datetime.datetime.now(datetime.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def gap_entry(
+    session_id: str, parent: str | None, count: int, reasons: dict[str, int]
+) -> dict[str, Any]:
+    """The marker written before the next delivered entry after losses.
+
+    ``reason`` is the single reason, or ``"multiple"`` with the split in
+    ``reasons``; the entry carries no content from the lost entries.
+    """
+    reason = next(iter(reasons)) if len(reasons) == 1 else "multiple"
+    return {
+        "type": "system",
+        "subtype": "gap",
+        "count": count,
+        "reason": reason,
+        "reasons": reasons,
+        "content": f"{count} log entries of this session were not delivered ({reason})",
+        "level": "warning",
+        "uuid": new_uuid(),
+        "parentUuid": parent,
+        "sessionId": session_id,
+        "timestamp": utc_now_iso(),
+    }
+
+
+def fill_entry(entry: dict[str, Any], session_id: str, parent: str | None) -> bool:
+    """Fill ``uuid``, ``parentUuid`` and ``sessionId`` where absent.
+
+    A key that is present - even as None - is the caller's choice and kept
+    (summaries and tags carry no uuid on purpose). Returns True when
+    ``parentUuid`` was filled here, so a gap entry may be threaded in.
+    """
+    if "uuid" not in entry:
+        entry["uuid"] = new_uuid()
+    filled = False
+    if "parentUuid" not in entry and entry.get("uuid"):
+        entry["parentUuid"] = parent
+        filled = True
+    if "sessionId" not in entry:
+        entry["sessionId"] = session_id
+    return filled

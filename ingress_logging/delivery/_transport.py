@@ -1,0 +1,110 @@
+"""The engine's transport: the sync client's step API, and a host that never blocks.
+
+``ClientTransport`` drives ``SessionIngressClient.begin_append`` /
+``advance`` / ``resume``: every protocol decision stays in the client and the
+sans-I/O core; the engine only decides *when* (its timer heap instead of
+``time.sleep``). One client - one ``httpx.Client`` and its connection pool,
+one map of chain heads - is shared by all workers: a session may move between
+workers, and a per-worker head map would cost a 409 round trip on each move.
+
+``DeferredHost`` wraps the host so that its ``diagnostic`` only enqueues
+(``Reporter``); everything else passes through. Workers therefore never run
+a diagnostics sink, which may log and so take the logging module's lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from .._host import Host
+from ..client import SessionIngressClient
+from ..diagnostics import DiagnosticData, Level
+from ..protocol import Action, RetryPolicy
+from ._reporter import Reporter
+from ._seams import Pending
+
+__all__ = ["ClientTransport", "DeferredHost"]
+
+
+class DeferredHost:
+    """``Host`` whose diagnostics are queued for the reporter thread."""
+
+    __slots__ = ("_host", "_reporter")
+
+    def __init__(self, host: Host, reporter: Reporter) -> None:
+        self._host = host
+        self._reporter = reporter
+
+    def auth_token(self, session_id: str) -> str | None:
+        return self._host.auth_token(session_id)
+
+    def session_url(self, session_id: str) -> str:
+        return self._host.session_url(session_id)
+
+    def request_headers(self, session_id: str) -> Mapping[str, str]:
+        return self._host.request_headers(session_id)
+
+    def diagnostic(self, level: Level, event: str, data: DiagnosticData) -> None:
+        self._reporter.event(level, event, data)
+
+    def prepare_entry(self, entry: dict[str, Any], record: object) -> dict[str, Any] | None:
+        return self._host.prepare_entry(entry, record)
+
+    def __repr__(self) -> str:
+        return f"DeferredHost({self._host!r})"
+
+
+class _EngineClient(SessionIngressClient):
+    """The sync client, asking the engine's host instead of building its own."""
+
+    def __init__(self, host: Host, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._host = host
+
+
+class ClientTransport:
+    """``Transport`` over one shared ``SessionIngressClient``."""
+
+    def __init__(
+        self,
+        host: Host,
+        *,
+        retry_policy: RetryPolicy | None,
+        timeout: float | httpx.Timeout | None = None,
+        allow_insecure_http: bool = False,
+        http_client: httpx.Client | None = None,
+        max_connections: int = 8,
+    ) -> None:
+        if http_client is None:
+            limits = httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            )
+            http_client = httpx.Client(follow_redirects=False, limits=limits)
+            self._owned: httpx.Client | None = http_client
+        else:
+            self._owned = None
+        kwargs: dict[str, Any] = {
+            "retry_policy": retry_policy,
+            "http_client": http_client,
+            "allow_insecure_http": allow_insecure_http,
+        }
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        self.client = _EngineClient(host, **kwargs)
+
+    def begin(self, session_id: str, entry: dict[str, Any], url: str) -> Pending:
+        return self.client.begin_append(session_id, entry, url)
+
+    def advance(self, pending: Pending) -> Action:
+        return self.client.advance(pending)  # type: ignore[arg-type]
+
+    def waited(self, pending: Pending) -> Action:
+        return self.client.resume(pending)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.client.close()
+        if self._owned is not None:
+            self._owned.close()

@@ -1,0 +1,183 @@
+"""One step of one session, outside the engine's lock: build, gap, one request.
+
+A *step* is at most one network exchange (a PUT or the GET after a bare
+409), so a worker comes back to the scheduler between requests and a backoff
+never occupies a thread. What a step does:
+
+1. no exchange in progress: build the entry (call the builder), fill
+   ``uuid``/``parentUuid``/``sessionId``, run ``host.prepare_entry`` (None:
+   dropped), then - if entries of this session were lost since the last
+   delivery - start a gap entry first, else start the entry itself;
+2. a ``Wait`` whose time has come: ask the retry budget; held back -> wait
+   again, else resume the exchange;
+3. perform the pending Put/Refetch and look at the next action.
+
+The result is a ``Step``; the engine books it under its lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import diagnostics as ev
+from .._host import Host
+from ..protocol import Action, AppendOutcome, Done, Put, Refetch, Wait
+from ._reporter import Reporter
+from ._scheduler import DELIVERED, DROPPED, FAILED
+from ._seams import RetryBudgetHook, Transport
+from ._session import SessionState, fill_entry, gap_entry
+from ._types import DROP_BUILD_ERROR, DROP_PREPARE, FAIL_UNSERIALISABLE
+
+__all__ = ["Step", "Stepper"]
+
+
+@dataclass(slots=True)
+class Step:
+    """What one step did. ``kind`` set: the current item is finished."""
+
+    wait: float | None = None
+    kind: str | None = None
+    reason: str | None = None
+    retried: bool = False
+    gap_written: tuple[str, int, dict[str, int]] | None = None
+    body_size: int = 0
+
+
+class Stepper:
+    """Runs steps; shared by all workers (it holds no per-session state)."""
+
+    def __init__(
+        self,
+        *,
+        host: Host,
+        transport: Callable[[], Transport],
+        budget: RetryBudgetHook,
+        reporter: Reporter,
+        gap_snapshot: Callable[[SessionState], tuple[int, dict[str, int]]],
+    ) -> None:
+        self._host = host
+        self._transport = transport
+        self._budget = budget
+        self._reporter = reporter
+        self._gap_snapshot = gap_snapshot
+
+    def step(self, s: SessionState) -> Step:
+        try:
+            return self._step(s)
+        except Exception as exc:  # one bad entry never kills a worker
+            s.pending = None
+            s.gap_sending = False
+            s.current_entry = None
+            reason = f"error:{type(exc).__name__}"
+            self._reporter.event("error", ev.DELIVERY_FAILED, {"count": 1, "reason": reason})
+            return Step(kind=FAILED, reason=reason)
+
+    def _step(self, s: SessionState) -> Step:
+        pending = s.pending
+        out = Step()
+        if pending is None:
+            if s.current_entry is None:
+                built = self._build(s)
+                if isinstance(built, str):
+                    return Step(kind=DROPPED, reason=built)
+                s.current_entry = built
+            transport = self._transport()
+            url = self._host.session_url(s.session_id)
+            entry = s.current_entry
+            if s.gap_count and not s.gap_skip:
+                count, reasons = self._gap_snapshot(s)
+                gap = gap_entry(s.session_id, s.parent, count, reasons)
+                s.gap_snapshot = (gap["uuid"], count, reasons)
+                if s.filled_parent:
+                    entry["parentUuid"] = gap["uuid"]
+                pending = transport.begin(s.session_id, gap, url)
+                s.gap_sending = True
+            else:
+                try:
+                    pending = transport.begin(s.session_id, entry, url)
+                except TypeError:
+                    s.current_entry = None
+                    return Step(kind=FAILED, reason=FAIL_UNSERIALISABLE)
+                out.body_size = len(pending.body)
+            s.pending = pending
+            action = pending.action
+        else:
+            action = pending.action
+            if isinstance(action, Wait):
+                s.waited = False
+                hold = self._budget.acquire()
+                if hold > 0:
+                    out.wait = hold
+                    return out
+                action = self._transport().waited(pending)
+        if isinstance(action, Put | Refetch):
+            action = self._transport().advance(pending)
+        return self._after(s, action, out)
+
+    def _build(self, s: SessionState) -> dict[str, Any] | str:
+        item = s.current
+        assert item is not None
+        source = item.entry
+        if item.prepared and isinstance(source, dict):
+            s.filled_parent = False
+            return source
+        try:
+            entry = source() if callable(source) else source
+        except Exception:
+            return DROP_BUILD_ERROR
+        if not isinstance(entry, dict):
+            return DROP_BUILD_ERROR
+        s.filled_parent = fill_entry(entry, s.session_id, s.parent)
+        prepared = self._host.prepare_entry(entry, item.record)
+        if prepared is None:
+            return DROP_PREPARE
+        return prepared
+
+    def _after(self, s: SessionState, action: Action, out: Step) -> Step:
+        if isinstance(action, Wait):
+            self._budget.record_failure()
+            out.wait = action.delay
+            out.retried = True
+            return out
+        if not isinstance(action, Done):
+            return out  # a Put after adopting the server's head, or a Refetch: go on
+        s.pending = None
+        if s.gap_sending:
+            s.gap_sending = False
+            snapshot = s.gap_snapshot
+            s.gap_snapshot = None
+            assert snapshot is not None
+            if action.ok:
+                self._budget.record_success()
+                s.parent = snapshot[0]
+                out.gap_written = snapshot
+                self._reporter.event("info", ev.DELIVERY_GAP_WRITTEN, {"count": snapshot[1]})
+            else:
+                # The marker did not make it; send the entry anyway (its data
+                # matters more) and try the marker again before the next one.
+                s.gap_skip = True
+                if s.filled_parent and s.current_entry is not None:
+                    s.current_entry["parentUuid"] = s.parent
+            return out
+        entry = s.current_entry
+        s.current_entry = None
+        s.gap_skip = False
+        if action.ok:
+            self._budget.record_success()
+            uuid = entry.get("uuid") if entry is not None else None
+            if isinstance(uuid, str) and uuid:
+                s.parent = uuid
+            out.kind = DELIVERED
+            return out
+        if action.outcome is AppendOutcome.RETRIES_EXHAUSTED:
+            self._budget.record_failure()
+        reason = action.outcome.value
+        data: dict[str, int | str | None] = {"count": 1, "reason": reason}
+        if action.status is not None:
+            data["status"] = action.status
+        self._reporter.event("error", ev.DELIVERY_FAILED, data)
+        out.kind = FAILED
+        out.reason = reason
+        return out

@@ -96,8 +96,16 @@ class _ExporterCore:
         if engine is None:
             from ..delivery import get_shared_engine
 
+            # The same keyword set as IngressHandler passes (plugins included,
+            # None options left out), so equal settings give the same engine.
+            options = {k: v for k, v in engine_options.items() if v is not None}
+            plugins = options.pop("plugins", None)
             engine = get_shared_engine(
-                url_template=url, token=token, base_api_url=base_api_url, **engine_options
+                url_template=url,
+                token=token,
+                base_api_url=base_api_url,
+                plugins=plugins,
+                **options,
             )
         elif url is not None or token is not None or base_api_url is not None or engine_options:
             raise TypeError("pass either engine= or the engine's settings, not both")

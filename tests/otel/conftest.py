@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,11 +23,10 @@ ENV_VARS = (
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No INGRESS_LOGGING_* / OTEL_* setting leaks in from the outer environment."""
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
-    yield
 
 
 @pytest.fixture

@@ -68,7 +68,8 @@ class RequestRecord:
     ``t`` is ``time.monotonic()`` when the request line arrived, so gaps
     between records measure a client's retry schedule. ``status`` is None
     when the connection was dropped without a reply. ``fault`` names the
-    injected fault, if any; ``entry_uuid`` is the PUT body's ``uuid``.
+    injected fault, if any; ``entry_uuid`` is the PUT body's ``uuid``;
+    ``query`` the raw query string (``after_last_compact=true``, a cursor).
     """
 
     method: str
@@ -79,6 +80,7 @@ class RequestRecord:
     t: float
     fault: str | None = None
     entry_uuid: str | None = None
+    query: str = ""
 
 
 @dataclass
@@ -138,6 +140,8 @@ class Handler(BaseHTTPRequestHandler):
     _fault: str | None = None
     _session_id: str | None = None
     _entry_uuid: str | None = None
+    _unrecorded = False
+    _t = 0.0
     disable_nagle_algorithm = True
     server_version = "ingress-logging-local"
     sys_version = ""
@@ -168,6 +172,8 @@ class Handler(BaseHTTPRequestHandler):
     # --- replies --------------------------------------------------------------
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self._status = status
+        self._record()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -178,7 +184,6 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self._status = status
 
     def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), headers)
@@ -198,6 +203,7 @@ class Handler(BaseHTTPRequestHandler):
         """Close the TCP connection without sending a single byte."""
         self.close_connection = True
         self._status = None
+        self._record()
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
@@ -209,13 +215,17 @@ class Handler(BaseHTTPRequestHandler):
     do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
     def _dispatch(self) -> None:
-        t = time.monotonic()
+        self._t = time.monotonic()
         self._status = None
         self._fault = None
-        self._session_id: str | None = None
-        self._entry_uuid: str | None = None
+        self._session_id = None
+        self._entry_uuid = None
         state = self._state
-        path = urlsplit(self.path).path
+        self._url = url = urlsplit(self.path)
+        # Admin calls are not recorded; everything else is, exactly once,
+        # just before its reply goes out (so a client that has its answer
+        # always finds the record).
+        self._unrecorded = url.path != ADMIN_FAULTS
         try:
             try:
                 body = read_body(self.headers, self.rfile, state.max_body_bytes)
@@ -225,12 +235,12 @@ class Handler(BaseHTTPRequestHandler):
                 if exc.status == 0:
                     return
                 raise _Reply(exc.status, exc.message) from None
-            if path == ADMIN_FAULTS:
+            if url.path == ADMIN_FAULTS:
                 self._admin(body)
                 return
             if state.faults.latency:
                 state.stopping.wait(state.faults.latency)
-            self._route(path, body)
+            self._route(url.path, body)
         except _Reply as reply:
             with contextlib.suppress(OSError):  # the client may be gone already
                 self._send_error_json(reply.status, reply.message, reply.headers)
@@ -242,19 +252,27 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self._send_error_json(500, "internal server error")
-        if path != ADMIN_FAULTS:
-            state.record(
-                RequestRecord(
-                    self.command,
-                    path,
-                    self._session_id,
-                    self.headers.get("Last-Uuid") or None,
-                    self._status,
-                    t,
-                    self._fault,
-                    self._entry_uuid,
-                )
+        finally:
+            self._record()
+
+    def _record(self) -> None:
+        """Record this request once (no-op for admin calls and framing errors)."""
+        if not self._unrecorded:
+            return
+        self._unrecorded = False
+        self._state.record(
+            RequestRecord(
+                self.command,
+                self._url.path,
+                self._session_id,
+                self.headers.get("Last-Uuid") or None,
+                self._status,
+                self._t,
+                self._fault,
+                self._entry_uuid,
+                self._url.query,
             )
+        )
 
     def _route(self, path: str, body: bytes) -> None:
         if path.startswith(SESSION_PREFIX):

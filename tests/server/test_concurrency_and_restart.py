@@ -120,3 +120,51 @@ def test_stop_closes_idle_keep_alive_connections(ingress_server, client, auth):
 
     threading.Thread(target=stop).start()
     assert stopped.wait(5.0), "stop() hung on an idle keep-alive connection"
+
+
+def _race_two(a: IngressServer, b: IngressServer, clients, head: str, tag: str) -> list[int]:
+    """Half the clients write through ``a``, half through ``b``, all at once."""
+    barrier = threading.Barrier(len(clients))
+    statuses: list[int] = []
+
+    def write(i: int) -> None:
+        srv = a if i % 2 else b
+        barrier.wait()
+        r = clients[i].put(
+            srv.session_url("s"),
+            json={"uuid": f"{tag}-{i}"},
+            headers={"Authorization": "Bearer T", "Last-Uuid": head},
+        )
+        statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return statuses
+
+
+def test_two_servers_on_one_file_db_never_both_win(ingress_server_factory, tmp_path):
+    """BEGIN IMMEDIATE also serialises separate connections (as separate processes would)."""
+    path = str(tmp_path / "shared.db")
+    a = ingress_server_factory(db=path, token="T")
+    b = ingress_server_factory(db=path, token="T")
+    a.append_foreign("s", {"uuid": "root"})
+    clients = [httpx.Client(timeout=10.0) for _ in range(8)]
+    try:
+        for round_ in range(3):
+            head = a.head("s")
+            assert head is not None
+            statuses = _race_two(a, b, clients, head, f"r{round_}")
+            assert sorted(statuses) == [200] + [409] * (len(clients) - 1)
+    finally:
+        for c in clients:
+            c.close()
+    assert len(b.entries("s")) == 4
+    assert a.head("s") == b.head("s")
+
+
+def test_request_records_keep_the_query(ingress_server, client, auth):
+    client.get(ingress_server.session_url("s"), headers=auth, params={"after_last_compact": "true"})
+    assert ingress_server.requests[-1].query == "after_last_compact=true"

@@ -515,6 +515,7 @@ class DeliveryEngine:
                 failed_by_reason=dict(sched.failed_by),
                 queued_entries=sched.entries,
                 queued_bytes=sched.bytes,
+                in_flight=sum(1 for s in sched.sessions.values() if s.current is not None),
                 gaps_written=sched.gaps,
                 workers=sched.workers,
             )

@@ -164,6 +164,8 @@ class Scheduler:
 
     def enqueue_locked(self, s: SessionState, item: Item) -> bool:
         """Queue an admitted item; True when a worker should be woken or started."""
+        if s.drop_gap:
+            item.gap, s.drop_gap = s.drop_gap, None
         s.queue.append(item)
         self.entries += 1
         self.bytes += item.size
@@ -187,7 +189,19 @@ class Scheduler:
             assert s.queue[0] is item
             s.queue.popleft()
             item.state = TAKEN
-            self.finish_item_locked(item, DROPPED, DROP_EVICTED)
+            # The loss sits where the item sat: before the next queued entry.
+            carried = dict(item.gap or {})
+            carried[DROP_EVICTED] = carried.get(DROP_EVICTED, 0) + 1
+            item.gap = None
+            if s.queue:
+                nxt = s.queue[0]
+                if nxt.gap is None:
+                    nxt.gap = {}
+                for reason, count in carried.items():
+                    nxt.gap[reason] = nxt.gap.get(reason, 0) + count
+            else:
+                s.note_dropped_after_queue(carried)
+            self.finish_item_locked(item, DROPPED, DROP_EVICTED, gap=False)
             return True
         return False
 
@@ -200,7 +214,7 @@ class Scheduler:
             s.submitted += 1
             s.dropped += 1
             if gap:
-                s.note_gap(reason)
+                s.note_dropped_after_queue({reason: 1})
         self.reporter.drop(reason)
 
     # -- worker side ---------------------------------------------------------
@@ -234,6 +248,10 @@ class Scheduler:
         item = s.queue.popleft()
         item.state = TAKEN
         s.current = item
+        if item.gap:
+            for reason, count in item.gap.items():
+                s.note_gap(reason, count)
+            item.gap = None
         return True
 
     def release_locked(self, s: SessionState, wait: float | None) -> SessionState | None:
@@ -276,8 +294,14 @@ class Scheduler:
         heapq.heapify(self.timers)
         self.work.notify_all()
 
-    def finish_item_locked(self, item: Item, kind: str, reason: str | None = None) -> None:
-        """``item`` is delivered, failed or dropped: count it once, free its memory."""
+    def finish_item_locked(
+        self, item: Item, kind: str, reason: str | None = None, *, gap: bool = True
+    ) -> None:
+        """``item`` is delivered, failed or dropped: count it once, free its memory.
+
+        ``gap``: note the loss for the session's next entry (right for the
+        item a worker holds; evictions and ``close`` place or skip it).
+        """
         if item.state == DONE:
             return
         item.state = DONE
@@ -296,13 +320,14 @@ class Scheduler:
             s.failed += 1
             key = reason or "failed"
             self.failed_by[key] = self.failed_by.get(key, 0) + 1
-            s.note_gap(key)
+            if gap:
+                s.note_gap(key)
         else:
             key = reason or "dropped"
             self.dropped += 1
             s.dropped += 1
             self.dropped_by[key] = self.dropped_by.get(key, 0) + 1
-            if key not in NO_GAP_REASONS:
+            if gap and key not in NO_GAP_REASONS:
                 s.note_gap(key)
             self.reporter.drop(key)
         waiters = item.waiters

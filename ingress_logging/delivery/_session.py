@@ -88,7 +88,17 @@ def _shallow(value: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> int:
 class Item:
     """One submitted entry, from ``submit`` until delivered, failed or dropped."""
 
-    __slots__ = ("entry", "prepared", "record", "session", "size", "spool_key", "state", "waiters")
+    __slots__ = (
+        "entry",
+        "gap",
+        "prepared",
+        "record",
+        "session",
+        "size",
+        "spool_key",
+        "state",
+        "waiters",
+    )
 
     def __init__(
         self, session: SessionState, entry: EntrySource, record: object, size: int
@@ -101,6 +111,8 @@ class Item:
         self.prepared = False  # built, filled and prepared already (spool mode)
         self.waiters: list[Any] | None = None  # flush waiters interested in this item
         self.spool_key: object = None
+        #: Losses just before this entry in submission order: its gap entry's reasons.
+        self.gap: dict[str, int] | None = None
 
 
 class SessionState:
@@ -111,6 +123,7 @@ class SessionState:
         "current_entry",
         "deadline",
         "delivered",
+        "drop_gap",
         "dropped",
         "failed",
         "filled_parent",
@@ -145,8 +158,11 @@ class SessionState:
         self.waited = False  # ``pending.action`` is a Wait whose time has come
         self.deadline = 0.0
         self.parent: str | None = None  # uuid of the last entry delivered from here
+        # Losses to report before the next entry a worker begins (worker side) ...
         self.gap_count = 0
         self.gap_reasons: dict[str, int] = {}
+        # ... and losses after the last queued entry, for the next one submitted.
+        self.drop_gap: dict[str, int] | None = None
         self.submitted = 0
         self.delivered = 0
         self.retried = 0
@@ -156,6 +172,14 @@ class SessionState:
     def note_gap(self, reason: str, count: int = 1) -> None:
         self.gap_count += count
         self.gap_reasons[reason] = self.gap_reasons.get(reason, 0) + count
+
+    def note_dropped_after_queue(self, reasons: dict[str, int]) -> None:
+        """Losses positioned after every queued entry: carried by the next submitted."""
+        target = self.drop_gap
+        if target is None:
+            target = self.drop_gap = {}
+        for reason, count in reasons.items():
+            target[reason] = target.get(reason, 0) + count
 
 
 def new_uuid() -> str:

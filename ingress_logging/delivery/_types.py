@@ -71,7 +71,8 @@ class Health:
     maps split drops and failures by reason; ``queued_entries`` and
     ``queued_bytes`` are what the memory cap is checked against (queued plus
     in flight; bytes are the estimate, corrected to the serialised size once
-    an entry is serialised). ``retry_budget`` is the budget's own snapshot,
+    an entry is serialised); ``in_flight`` counts entries a worker has taken
+    (being sent, or backing off between attempts). ``retry_budget`` is the budget's own snapshot,
     if it offers one.
     """
 
@@ -85,6 +86,7 @@ class Health:
     failed_by_reason: Mapping[str, int] = field(default_factory=dict)
     queued_entries: int = 0
     queued_bytes: int = 0
+    in_flight: int = 0
     gaps_written: int = 0
     workers: int = 0
     retry_budget: object | None = None

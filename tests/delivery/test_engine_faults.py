@@ -1,0 +1,113 @@
+"""Independence of sessions, failures, gap entries, retries: exact numbers."""
+
+from __future__ import annotations
+
+from ingress_logging import diagnostics as ev
+from ingress_logging.protocol import RetryPolicy
+
+
+def test_backoff_of_one_session_does_not_delay_another_even_with_one_worker(
+    ingress_server, make_engine
+):
+    # One worker only: if a backoff occupied it, "fast" could not move at all.
+    engine = make_engine(
+        max_concurrency=1, retry_policy=RetryPolicy(max_attempts=5, base_delay=0.15)
+    )
+    ingress_server.faults.fail_next(3, status=503, session_id="slow")
+    assert engine.submit("slow", {"type": "user", "message": "s0"})
+    ingress_server.wait_for_requests(1)
+    for i in range(10):
+        assert engine.submit("fast", {"type": "user", "message": f"f{i}"})
+    assert engine.flush(10).delivered == 11
+    reqs = ingress_server.requests
+    slow_ok = next(r for r in reqs if r.session_id == "slow" and r.status in (200, 201))
+    fast = [r for r in reqs if r.session_id == "fast"]
+    assert len(fast) == 10
+    # Every fast entry was stored before the slow one's backoffs (0.15+0.3+0.6 s) ran out.
+    assert all(r.t < slow_ok.t for r in fast)
+    assert fast[-1].t - fast[0].t < 0.15  # not interleaved with a single backoff
+    health = engine.stats()
+    assert health.sessions["slow"].retried == 3
+    assert health.sessions["fast"].retried == 0
+    assert health.retried == 3
+
+
+def test_slow_server_for_one_session_does_not_hold_back_others(ingress_server, make_engine):
+    engine = make_engine(max_concurrency=4)
+    ingress_server.faults.latency = 0.4  # every request takes 0.4 s to answer
+    assert engine.submit("slow", {"type": "user", "message": "s"})
+    for sid in ("a", "b", "c"):
+        assert engine.submit(sid, {"type": "user", "message": sid})
+    assert engine.flush(10).delivered == 4
+    arrived = {r.session_id: r.t for r in ingress_server.requests}  # t: request line arrival
+    # Each other session's request reached the server while "slow" was still being
+    # answered: none of them waited for it.
+    assert all(arrived[sid] - arrived["slow"] < 0.4 for sid in ("a", "b", "c"))
+
+
+def test_permanent_failure_counts_moves_on_and_writes_a_gap(ingress_server, make_engine):
+    events: list[tuple[str, dict]] = []
+    engine = make_engine()
+    engine._reporter._sink = lambda level, event, data: events.append((event, dict(data)))
+    assert engine.submit("p", {"type": "user", "message": "one"})
+    assert engine.flush(5).delivered == 1
+    ingress_server.faults.fail_next(1, status=400, session_id="p")
+    assert engine.submit("p", {"type": "user", "message": "lost"})
+    result = engine.flush(5)
+    assert (result.delivered, result.failed) == (0, 1)
+    assert not result
+    assert engine.submit("p", {"type": "user", "message": "three"})
+    assert engine.flush(5).delivered == 1
+    stored = ingress_server.entries("p")
+    assert [e.get("message") for e in stored] == ["one", None, "three"]
+    gap = stored[1]
+    assert (gap["subtype"], gap["count"], gap["reason"], gap["sessionId"]) == (
+        "gap",
+        1,
+        "permanent",
+        "p",
+    )
+    assert gap["parentUuid"] == stored[0]["uuid"]
+    assert stored[2]["parentUuid"] == gap["uuid"]
+    health = engine.stats()
+    assert (health.submitted, health.delivered, health.failed, health.dropped) == (3, 2, 1, 0)
+    assert health.failed_by_reason == {"permanent": 1}
+    assert health.gaps_written == 1
+    engine._reporter.drain(5)
+    names = [e for e, _ in events]
+    assert ev.DELIVERY_FAILED in names
+    assert ("delivery_gap_written", {"count": 1}) in events
+
+
+def test_retries_exhausted_then_recovery(ingress_server, make_engine):
+    engine = make_engine(retry_policy=RetryPolicy(max_attempts=3, base_delay=0.001))
+    ingress_server.faults.fail_next(3, status=503, session_id="r")
+    engine.submit("r", {"type": "user", "message": "gone"})
+    engine.submit("r", {"type": "user", "message": "kept"})
+    result = engine.flush(5)
+    assert (result.delivered, result.failed) == (1, 1)
+    stored = ingress_server.entries("r")
+    assert [e.get("subtype") or e["message"] for e in stored] == ["gap", "kept"]
+    assert stored[0]["reason"] == "retries_exhausted"
+    assert stored[0]["parentUuid"] is None
+    health = engine.stats().sessions["r"]
+    assert (health.retried, health.failed, health.delivered) == (2, 1, 1)
+
+
+def test_lost_reply_after_commit_is_not_doubled(ingress_server, make_engine):
+    engine = make_engine()
+    ingress_server.faults.drop_after_commit_next(2, session_id="d")
+    for i in range(4):
+        engine.submit("d", {"type": "user", "message": str(i)})
+    assert engine.flush(5).delivered == 4
+    assert [e["message"] for e in ingress_server.entries("d")] == ["0", "1", "2", "3"]
+
+
+def test_unauthorized_fails_for_good_without_retry(ingress_server, make_engine):
+    engine = make_engine(token="wrong-token")
+    engine.submit("u", {"type": "user", "message": "x"})
+    result = engine.flush(5)
+    assert (result.failed, result.delivered) == (1, 0)
+    assert engine.stats().failed_by_reason == {"unauthorized": 1}
+    assert len(ingress_server.requests) == 1
+    assert "wrong-token" not in repr(engine)

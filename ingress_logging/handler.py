@@ -26,7 +26,6 @@ Two rules keep it from hurting the application:
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -48,6 +47,9 @@ DROP_INVALID_SESSION: Final = "invalid_session_id"
 DROP_HANDLER_ERROR: Final = "handler_error"
 
 _CACHE_LIMIT: Final = 4096
+#: Bytes charged per entry besides its message/exception text (the engine's
+#: estimate for the envelope: uuid, timestamps, source, thread, ...).
+_ENTRY_OVERHEAD: Final = 512
 
 
 class _Engine(Protocol):
@@ -59,6 +61,7 @@ class _Engine(Protocol):
         entry: dict[str, Any] | Callable[[], dict[str, Any]],
         *,
         record: object | None = None,
+        size_hint: int | None = None,
     ) -> bool: ...
 
     def flush(self, timeout: float | None = None) -> Any: ...
@@ -104,7 +107,7 @@ class IngressHandler(logging.Handler):
             default: the process-wide engine for this configuration.
         plugins: a pluggy ``PluginManager`` for the engine (default: global).
         diagnostics: sink for the handler's own drop reports; default: the
-            engine's ``diagnostic`` method if it has one, else ``logger_sink``.
+            plugins' ``ingress_diagnostic`` sinks plus the default one.
         ignore_loggers: more logger names whose records are never shipped.
     """
 
@@ -160,7 +163,7 @@ class IngressHandler(logging.Handler):
         self._closed = False
         self.last_flush_result: Any = None
         if diagnostics is None:
-            diagnostics = getattr(engine, "diagnostic", None) or logger_sink
+            diagnostics = self._default_diagnostics(plugins)
         self._diagnostics: DiagnosticSink = diagnostics
 
     @staticmethod
@@ -172,13 +175,23 @@ class IngressHandler(logging.Handler):
         plugins: Any,
         queue_options: Mapping[str, Any],
     ) -> _Engine:
-        # Imported on use: the engine (and httpx) load only when a handler is built.
-        get_shared_engine = importlib.import_module(".delivery", __package__).get_shared_engine
+        from .delivery import get_shared_engine  # httpx loads only when a handler is built
+
         options = {key: value for key, value in queue_options.items() if value is not None}
         engine: _Engine = get_shared_engine(
             url_template=url, token=token, base_api_url=base_api_url, plugins=plugins, **options
         )
         return engine
+
+    @staticmethod
+    def _default_diagnostics(plugins: Any) -> DiagnosticSink:
+        """Plugin sinks plus the default one (the diagnostics logger / file), as the engine's."""
+        try:
+            from .plugins import PluginHost
+
+            return PluginHost(plugins).diagnostic
+        except Exception:
+            return logger_sink
 
     @property
     def engine(self) -> _Engine:
@@ -236,7 +249,8 @@ class IngressHandler(logging.Handler):
             capture = RecordCapture(
                 record, session_id, formatter=self.formatter, limits=self._limits
             )
-            self._engine.submit(session_id, capture, record=record)
+            size = _ENTRY_OVERHEAD + len(capture.message) + len(capture.exc_text or "")
+            self._engine.submit(session_id, capture, record=record, size_hint=size)
         except Exception:
             self._drop(DROP_HANDLER_ERROR)
 

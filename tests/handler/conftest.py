@@ -30,6 +30,7 @@ class RecordingEngine:
         entry: dict[str, Any] | Callable[[], dict[str, Any]],
         *,
         record: object | None = None,
+        size_hint: int | None = None,
     ) -> bool:
         self.submitted.append((session_id, entry, record))
         return self.accept

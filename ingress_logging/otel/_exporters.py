@@ -19,9 +19,11 @@ by itself at interpreter exit.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -99,16 +101,18 @@ class _ExporterCore:
             # The same keyword set as IngressHandler passes (plugins included,
             # None options left out), so equal settings give the same engine.
             options = {k: v for k, v in engine_options.items() if v is not None}
-            plugins = options.pop("plugins", None)
-            engine = get_shared_engine(
-                url_template=url,
-                token=token,
-                base_api_url=base_api_url,
-                plugins=plugins,
+            self._engine_config: dict[str, Any] | None = {
+                "url_template": url,
+                "token": token,
+                "base_api_url": base_api_url,
+                "plugins": options.pop("plugins", None),
                 **options,
-            )
+            }
+            engine = get_shared_engine(**self._engine_config)
         elif url is not None or token is not None or base_api_url is not None or engine_options:
             raise TypeError("pass either engine= or the engine's settings, not both")
+        else:
+            self._engine_config = None
         self._engine: _Engine = engine
         diagnostics = getattr(engine, "diagnostic", None)
         self._diagnostics: DiagnosticSink = diagnostics if callable(diagnostics) else logger_sink
@@ -118,6 +122,13 @@ class _ExporterCore:
         self._shut_down = False
         #: The engine's ``FlushResult`` of the last ``force_flush``/``shutdown``.
         self.last_flush_result: Any = None
+        # Registered after the engine's own hook, so it runs before the engine
+        # closes at exit (atexit runs hooks last-in, first-out).
+        atexit.register(_flush_global_provider_at_exit, weakref.ref(self))
+
+    def _global_provider(self) -> object:
+        """The global provider of this exporter's signal (the auto-configured one)."""
+        raise NotImplementedError
 
     @property
     def engine(self) -> _Engine:
@@ -184,12 +195,27 @@ class _ExporterCore:
                     continue
                 assert session_id is not None
                 builder = functools.partial(convert, item, self._limits)
-                if not self._engine.submit(session_id, builder, record=item):
+                if not self._live_engine().submit(session_id, builder, record=item):
                     ok = False  # the engine counted and reported it
             except Exception:
                 self._drop(DROP_EXPORTER_ERROR)
                 ok = False
         return ok
+
+    def _live_engine(self) -> _Engine:
+        """The shared engine, re-acquired if it was closed (at interpreter exit).
+
+        The engine closes itself in an ``atexit`` hook, and a provider built
+        before it shuts down (exporting its last batch) *after* that hook.
+        A shared engine is replaced rather than losing that batch. (An
+        explicit ``engine=`` is the caller's: it is used as it is.)
+        """
+        engine = self._engine
+        if self._engine_config is not None and getattr(engine, "closed", False):
+            from ..delivery import get_shared_engine
+
+            engine = self._engine = get_shared_engine(**self._engine_config)
+        return engine
 
     def _flush(self, timeout: float) -> bool:
         try:
@@ -220,6 +246,25 @@ class _ExporterCore:
                         "pending": getattr(result, "pending", 0),
                     },
                 )
+
+
+def _flush_global_provider_at_exit(ref: weakref.ReferenceType[_ExporterCore]) -> None:
+    """At exit, before the shared engine closes: push the SDK's last batch into it.
+
+    Auto-configuration creates each provider *before* its exporter (and so
+    before the engine), so the provider's own exit hook, which exports the
+    batch still held by its ``Batch*Processor``, would run after the engine
+    closed. Flushing the global provider here, while the engine is open,
+    keeps those records, in their chain. Providers that are not global are
+    covered by ``_live_engine``.
+    """
+    exporter = ref()
+    if exporter is None or exporter._shut_down:
+        return
+    with contextlib.suppress(Exception):  # never fail the interpreter's exit
+        force_flush = getattr(exporter._global_provider(), "force_flush", None)
+        if callable(force_flush):
+            force_flush()
 
 
 def _ignored_scope(item: Any) -> bool:
@@ -301,6 +346,11 @@ class IngressLogExporter(LogRecordExporter, _ExporterCore):
         """Wait for the engine to deliver what was queued; False on timeout or failure."""
         return self._flush(max(0.0, timeout_millis / 1000))
 
+    def _global_provider(self) -> object:
+        from opentelemetry._logs import get_logger_provider
+
+        return get_logger_provider()
+
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Flush (at most ``min(timeout_millis, shutdown_timeout)``) and refuse later exports.
 
@@ -357,6 +407,11 @@ class IngressSpanExporter(SpanExporter, _ExporterCore):
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Flush (at most ``min(timeout_millis, shutdown_timeout)``) and refuse later exports."""
         self._shutdown(timeout_millis)
+
+    def _global_provider(self) -> object:
+        from opentelemetry.trace import get_tracer_provider
+
+        return get_tracer_provider()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session_id={self._default_session_id!r}>"

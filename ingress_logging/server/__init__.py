@@ -13,9 +13,9 @@ See ``docs/server.md`` for the command line, the pytest fixture and the faults.
 
 from __future__ import annotations
 
-from ._app import RequestRecord
 from ._faults import FaultDecision, FaultInjector, ScriptStep
 from ._server import DEFAULT_MAX_BODY_BYTES, IngressServer, run_server, serve
+from ._state import RequestRecord
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",

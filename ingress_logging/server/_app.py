@@ -22,21 +22,18 @@ import hmac
 import json
 import logging
 import socket
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .._session_id import validate_session_id
 from ..errors import InvalidSessionIdError
-from ._faults import FaultDecision, FaultInjector
-from ._store import Store
-from ._wire import BodyError, Listener, read_body
+from ._faults import FaultDecision
+from ._state import RequestRecord, ServerState
+from ._wire import ERROR_TYPES, BodyError, Listener, Reply, read_body
 
-__all__ = ["Handler", "RequestRecord", "ServerState"]
+__all__ = ["Handler"]
 
 logger = logging.getLogger("ingress_logging.server")
 
@@ -46,68 +43,6 @@ TELEPORT_SUFFIX = "/teleport-events"
 ADMIN_FAULTS = "/_admin/faults"
 MAX_PAGE = 1000
 MAX_UUID_LENGTH = 256
-
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "method_not_allowed",
-    409: "conflict_error",
-    411: "invalid_request_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
-    """One request the server saw (admin requests excluded).
-
-    ``t`` is ``time.monotonic()`` when the request line arrived, so gaps
-    between records measure a client's retry schedule. ``status`` is None
-    when the connection was dropped without a reply. ``fault`` names the
-    injected fault, if any; ``entry_uuid`` is the PUT body's ``uuid``;
-    ``query`` the raw query string (``after_last_compact=true``, a cursor).
-    """
-
-    method: str
-    path: str
-    session_id: str | None
-    last_uuid: str | None
-    status: int | None
-    t: float
-    fault: str | None = None
-    entry_uuid: str | None = None
-    query: str = ""
-
-
-@dataclass
-class ServerState:
-    """What the handler threads share: storage, switches, credentials, limits."""
-
-    store: Store
-    faults: FaultInjector
-    token: str
-    oauth_token: str
-    org_uuid: str
-    max_body_bytes: int
-    record: Callable[[RequestRecord], None]
-    stopping: threading.Event
-
-    def __repr__(self) -> str:  # never show the tokens
-        return f"ServerState(db={self.store.path!r})"
-
-
-class _Reply(Exception):
-    """Raised by a route to answer with a JSON error."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
 
 
 def _encode_cursor(event_id: int) -> str:
@@ -121,7 +56,7 @@ def _decode_cursor(cursor: str) -> int:
             raise ValueError(cursor)
         return int(text[2:])
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise _Reply(400, "cursor is not one this server issued") from None
+        raise Reply(400, "cursor is not one this server issued") from None
 
 
 def _retry_after(seconds: float) -> str:
@@ -191,7 +126,7 @@ class Handler(BaseHTTPRequestHandler):
     def _send_error_json(
         self, status: int, message: str, headers: dict[str, str] | None = None
     ) -> None:
-        error_type = _ERROR_TYPES.get(status, "api_error")
+        error_type = ERROR_TYPES.get(status, "api_error")
         self._send_json(status, {"error": {"message": message, "type": error_type}}, headers)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -234,14 +169,14 @@ class Handler(BaseHTTPRequestHandler):
                     self.close_connection = True
                 if exc.status == 0:
                     return
-                raise _Reply(exc.status, exc.message) from None
+                raise Reply(exc.status, exc.message) from None
             if url.path == ADMIN_FAULTS:
                 self._admin(body)
                 return
             if state.faults.latency:
                 state.stopping.wait(state.faults.latency)
             self._route(url.path, body)
-        except _Reply as reply:
+        except Reply as reply:
             with contextlib.suppress(OSError):  # the client may be gone already
                 self._send_error_json(reply.status, reply.message, reply.headers)
         except OSError:  # the connection broke mid-request: nobody to answer
@@ -286,17 +221,17 @@ class Handler(BaseHTTPRequestHandler):
             raw = path[len(CODE_PREFIX) : -len(TELEPORT_SUFFIX)]
             self._teleport(self._session_from(raw, ("GET",)))
             return
-        raise _Reply(404, f"no route for {path[:200]!r}")
+        raise Reply(404, f"no route for {path[:200]!r}")
 
     def _session_from(self, raw: str, methods: tuple[str, ...]) -> str:
         if "/" in raw:
-            raise _Reply(404, "no such route")
+            raise Reply(404, "no such route")
         if self.command not in methods:
-            raise _Reply(405, f"{self.command} not allowed", {"Allow": ", ".join(methods)})
+            raise Reply(405, f"{self.command} not allowed", {"Allow": ", ".join(methods)})
         try:
             sid = validate_session_id(unquote(raw, errors="strict"))
         except (InvalidSessionIdError, UnicodeDecodeError) as exc:
-            raise _Reply(400, f"invalid session id: {exc}") from None
+            raise Reply(400, f"invalid session id: {exc}") from None
         self._session_id = sid
         return sid
 
@@ -310,20 +245,20 @@ class Handler(BaseHTTPRequestHandler):
     def _require_ingress_token(self) -> None:
         bearer = self._bearer()
         if bearer is None or not hmac.compare_digest(bearer, self._state.token):
-            raise _Reply(401, "missing or invalid bearer token")
+            raise Reply(401, "missing or invalid bearer token")
 
     def _require_oauth(self, *, allow_ingress: bool) -> None:
         state = self._state
         bearer = self._bearer()
         if bearer is None:
-            raise _Reply(401, "missing bearer token")
+            raise Reply(401, "missing bearer token")
         if allow_ingress and hmac.compare_digest(bearer, state.token):
             return
         if not hmac.compare_digest(bearer, state.oauth_token):
-            raise _Reply(401, "invalid bearer token")
+            raise Reply(401, "invalid bearer token")
         org = self.headers.get("x-organization-uuid")
         if org is None or not hmac.compare_digest(org, state.org_uuid):
-            raise _Reply(403, "x-organization-uuid is missing or not this token's organization")
+            raise Reply(403, "x-organization-uuid is missing or not this token's organization")
 
     # --- faults ---------------------------------------------------------------
 
@@ -337,7 +272,7 @@ class Handler(BaseHTTPRequestHandler):
             headers = {}
             if decision.retry_after is not None:
                 headers["Retry-After"] = _retry_after(decision.retry_after)
-            raise _Reply(decision.reply_status, "injected fault", headers)
+            raise Reply(decision.reply_status, "injected fault", headers)
         return decision
 
     def _post_faults(self, decision: FaultDecision) -> bool:
@@ -356,19 +291,19 @@ class Handler(BaseHTTPRequestHandler):
         self._require_ingress_token()
         content_type = self.headers.get("Content-Type", "")
         if content_type.split(";", 1)[0].strip().lower() != "application/json":
-            raise _Reply(400, "Content-Type must be application/json")
+            raise Reply(400, "Content-Type must be application/json")
         try:
             text = body.decode("utf-8")
             entry = json.loads(text, parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise _Reply(400, f"body is not valid JSON: {str(exc)[:200]}") from None
+            raise Reply(400, f"body is not valid JSON: {str(exc)[:200]}") from None
         if not isinstance(entry, dict):
-            raise _Reply(400, f"body must be a JSON object, not {type(entry).__name__}")
+            raise Reply(400, f"body must be a JSON object, not {type(entry).__name__}")
         entry_uuid = entry.get("uuid")
         if entry_uuid is not None and (
             not isinstance(entry_uuid, str) or not 0 < len(entry_uuid) <= MAX_UUID_LENGTH
         ):
-            raise _Reply(400, "uuid must be a non-empty string of at most 256 characters")
+            raise Reply(400, "uuid must be a non-empty string of at most 256 characters")
         self._entry_uuid = entry_uuid
         last_uuid = self.headers.get("Last-Uuid") or None
         decision = self._pre_faults("PUT", sid)
@@ -382,20 +317,20 @@ class Handler(BaseHTTPRequestHandler):
         if result.head is not None and not self._state.faults.omit_conflict_head:
             headers["x-last-uuid"] = result.head
         message = "Last-Uuid does not match the session head, or the uuid is already stored"
-        raise _Reply(409, message, headers)
+        raise Reply(409, message, headers)
 
     def _read(self, sid: str) -> None:
         self._require_oauth(allow_ingress=True)
         query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
         flag = query.get("after_last_compact", ["false"])[-1].lower()
         if flag not in ("true", "1", "false", "0"):
-            raise _Reply(400, "after_last_compact must be true or false")
+            raise Reply(400, "after_last_compact must be true or false")
         decision = self._pre_faults("GET", sid)
         lines = self._state.store.loglines(sid, after_last_compact=flag in ("true", "1"))
         if self._post_faults(decision):
             return
         if lines is None:
-            raise _Reply(404, "session not found")
+            raise Reply(404, "session not found")
         self._send(200, b'{"loglines":[' + ",".join(lines).encode() + b"]}")
 
     def _teleport(self, sid: str) -> None:
@@ -403,7 +338,7 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
         raw_limit = query.get("limit", [str(MAX_PAGE)])[-1]
         if not raw_limit.isdigit() or int(raw_limit) < 1:
-            raise _Reply(400, "limit must be a positive integer")
+            raise Reply(400, "limit must be a positive integer")
         limit = min(int(raw_limit), MAX_PAGE)
         cursor = query.get("cursor", [None])[-1]
         after = 0 if cursor is None else _decode_cursor(cursor)
@@ -412,7 +347,7 @@ class Handler(BaseHTTPRequestHandler):
         if self._post_faults(decision):
             return
         if rows is None:
-            raise _Reply(404, "session not found")
+            raise Reply(404, "session not found")
         more = len(rows) > limit
         rows = rows[:limit]
         page: dict[str, Any] = {
@@ -433,18 +368,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _admin(self, body: bytes) -> None:
         if self.command not in ("GET", "POST", "DELETE"):
-            raise _Reply(405, f"{self.command} not allowed", {"Allow": "GET, POST, DELETE"})
+            raise Reply(405, f"{self.command} not allowed", {"Allow": "GET, POST, DELETE"})
         self._require_ingress_token()
         faults = self._state.faults
         if self.command == "POST":
             content_type = self.headers.get("Content-Type", "")
             if content_type.split(";", 1)[0].strip().lower() != "application/json":
-                raise _Reply(400, "Content-Type must be application/json")
+                raise Reply(400, "Content-Type must be application/json")
             try:
                 spec = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
                 faults.configure(spec)
             except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-                raise _Reply(400, f"bad fault spec: {str(exc)[:300]}") from None
+                raise Reply(400, f"bad fault spec: {str(exc)[:300]}") from None
         elif self.command == "DELETE":
             faults.reset()
         self._send_json(200, faults.snapshot())

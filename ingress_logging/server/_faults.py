@@ -29,41 +29,24 @@ import random
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
+
+from ._fault_spec import (
+    SPEC_KEYS,
+    FaultDecision,
+    Method,
+    ScriptStep,
+    apply_spec,
+    check_count,
+    check_method,
+    check_optional_seconds,
+    check_seconds,
+    check_session,
+    check_status,
+    step_decision,
+)
 
 __all__ = ["FaultDecision", "FaultInjector", "ScriptStep"]
-
-Method = Literal["PUT", "GET"]
-AfterCommit = Literal["drop", "error"]
-
-#: A step of :meth:`FaultInjector.script`: an HTTP status to reply with
-#: (nothing stored), ``None``/``"ok"`` (handle normally), ``"drop"``,
-#: ``"error_after_commit"``, ``"conflict_without_head"``, ``"foreign_write"``,
-#: or a mapping ``{"status": 429, "retry_after": 0.01}``.
-ScriptStep = int | str | None | Mapping[str, Any]
-
-_STEP_NAMES = ("ok", "drop", "error_after_commit", "conflict_without_head", "foreign_write")
-
-
-@dataclass(frozen=True, slots=True)
-class FaultDecision:
-    """What the server does to one request.
-
-    ``reply_status``: answer with this status *instead of* handling the request
-    (nothing is stored); 409 here carries no ``x-last-uuid``.
-    ``foreign_write``: append a foreign entry to the session first, then handle.
-    ``after_commit``: handle (and commit) normally, then ``"drop"`` the TCP
-    connection without a reply, or reply ``after_commit_status`` (``"error"``).
-    ``name`` is what :class:`RequestRecord` shows as ``fault``.
-    """
-
-    name: str | None = None
-    reply_status: int | None = None
-    retry_after: float | None = None
-    foreign_write: bool = False
-    after_commit: AfterCommit | None = None
-    after_commit_status: int = 500
-
 
 _NO_FAULT = FaultDecision()
 
@@ -82,42 +65,6 @@ class _Share:
     retry_after: float | None
     method: Method
     rng: random.Random = field(repr=False)
-
-
-def _count(n: object) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"n must be a non-negative int, not {n!r}")
-    return n
-
-
-def _status(status: object, *, low: int = 400) -> int:
-    if not isinstance(status, int) or isinstance(status, bool) or not low <= status <= 599:
-        raise ValueError(f"status must be an int in {low}..599, not {status!r}")
-    return status
-
-
-def _seconds(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
-        raise ValueError(f"{what} must be a number of seconds in 0..3600, not {value!r}")
-    return float(value)
-
-
-def _optional_seconds(value: object, what: str) -> float | None:
-    return None if value is None else _seconds(value, what)
-
-
-def _method(method: object) -> Method:
-    if method == "PUT":
-        return "PUT"
-    if method == "GET":
-        return "GET"
-    raise ValueError(f"method must be 'PUT' or 'GET', not {method!r}")
-
-
-def _session(session_id: object) -> str | None:
-    if session_id is not None and not isinstance(session_id, str):
-        raise ValueError(f"session_id must be a string or null, not {session_id!r}")
-    return session_id
 
 
 class FaultInjector:
@@ -144,7 +91,7 @@ class FaultInjector:
 
     @latency.setter
     def latency(self, seconds: float) -> None:
-        self._latency = _seconds(seconds, "latency")
+        self._latency = check_seconds(seconds, "latency")
 
     def fail_share(
         self,
@@ -165,9 +112,9 @@ class FaultInjector:
             raise ValueError(f"share must be a number in 0..1, not {share!r}")
         checked = _Share(
             float(share),
-            _status(status),
-            _optional_seconds(retry_after, "retry_after"),
-            _method(method),
+            check_status(status),
+            check_optional_seconds(retry_after, "retry_after"),
+            check_method(method),
             random.Random(seed),
         )
         with self._lock:
@@ -178,7 +125,7 @@ class FaultInjector:
     def _push(
         self, n: int, decision: FaultDecision, session_id: str | None, method: Method
     ) -> None:
-        step = _Step(decision, _session(session_id), _method(method))
+        step = _Step(decision, check_session(session_id), check_method(method))
         with self._lock:
             self._steps.extend(_Step(step.decision, step.session_id, step.method) for _ in range(n))
 
@@ -193,11 +140,11 @@ class FaultInjector:
     ) -> None:
         """The next ``n`` requests are answered ``status`` without being stored."""
         decision = FaultDecision(
-            name=f"status_{_status(status)}",
+            name=f"status_{check_status(status)}",
             reply_status=status,
-            retry_after=_optional_seconds(retry_after, "retry_after"),
+            retry_after=check_optional_seconds(retry_after, "retry_after"),
         )
-        self._push(_count(n), decision, session_id, method)
+        self._push(check_count(n), decision, session_id, method)
 
     def rate_limit_next(
         self,
@@ -219,7 +166,7 @@ class FaultInjector:
         TCP connection is closed without a single response byte: the
         "lost response" case, where the client cannot know the entry is stored."""
         decision = FaultDecision(name="drop_after_commit", after_commit="drop")
-        self._push(_count(n), decision, session_id, "PUT")
+        self._push(check_count(n), decision, session_id, "PUT")
 
     def error_after_commit_next(
         self, n: int = 1, *, status: int = 500, session_id: str | None = None
@@ -229,15 +176,15 @@ class FaultInjector:
         decision = FaultDecision(
             name="error_after_commit",
             after_commit="error",
-            after_commit_status=_status(status, low=500),
+            after_commit_status=check_status(status, low=500),
         )
-        self._push(_count(n), decision, session_id, "PUT")
+        self._push(check_count(n), decision, session_id, "PUT")
 
     def conflict_without_head_next(self, n: int = 1, *, session_id: str | None = None) -> None:
         """The next ``n`` PUTs get 409 without ``x-last-uuid`` (an older server)
         and nothing is stored; the chain is unchanged."""
         decision = FaultDecision(name="conflict_without_head", reply_status=409)
-        self._push(_count(n), decision, session_id, "PUT")
+        self._push(check_count(n), decision, session_id, "PUT")
 
     def foreign_write_next(self, n: int = 1, *, session_id: str | None = None) -> None:
         """Before each of the next ``n`` PUTs is handled, a foreign writer
@@ -245,7 +192,7 @@ class FaultInjector:
         session, so the client's Last-Uuid is stale and it gets a 409 naming
         the new head."""
         decision = FaultDecision(name="foreign_write", foreign_write=True)
-        self._push(_count(n), decision, session_id, "PUT")
+        self._push(check_count(n), decision, session_id, "PUT")
 
     def script(
         self,
@@ -259,37 +206,11 @@ class FaultInjector:
         ``script([503, 503, None])``: two 503s, then one request handled
         normally. See :data:`ScriptStep` for the step forms.
         """
-        decisions = [self._step_decision(step) for step in steps]
-        _session(session_id)
-        m = _method(method)
+        decisions = [step_decision(step) for step in steps]
+        check_session(session_id)
+        m = check_method(method)
         with self._lock:
             self._steps.extend(_Step(d, session_id, m) for d in decisions)
-
-    @staticmethod
-    def _step_decision(step: ScriptStep) -> FaultDecision:
-        if step is None or step == "ok":
-            return FaultDecision(name="ok")
-        if isinstance(step, Mapping):
-            unknown = set(step) - {"status", "retry_after"}
-            if unknown:
-                raise ValueError(f"unknown script step keys: {sorted(unknown)}")
-            status = _status(step.get("status"))
-            return FaultDecision(
-                name=f"status_{status}",
-                reply_status=status,
-                retry_after=_optional_seconds(step.get("retry_after"), "retry_after"),
-            )
-        if isinstance(step, int) and not isinstance(step, bool):
-            return FaultDecision(name=f"status_{_status(step)}", reply_status=step)
-        if step == "drop":
-            return FaultDecision(name="drop_after_commit", after_commit="drop")
-        if step == "error_after_commit":
-            return FaultDecision(name="error_after_commit", after_commit="error")
-        if step == "conflict_without_head":
-            return FaultDecision(name="conflict_without_head", reply_status=409)
-        if step == "foreign_write":
-            return FaultDecision(name="foreign_write", foreign_write=True)
-        raise ValueError(f"unknown script step {step!r}; use a status, a mapping or {_STEP_NAMES}")
 
     # --- bookkeeping ------------------------------------------------------
 
@@ -338,11 +259,11 @@ class FaultInjector:
         """
         if not isinstance(spec, Mapping):
             raise ValueError("fault spec must be a JSON object")
-        unknown = set(spec) - set(_SPEC_KEYS)
+        unknown = set(spec) - set(SPEC_KEYS)
         if unknown:
             raise ValueError(f"unknown fault switches: {sorted(unknown)}")
-        _apply_spec(FaultInjector(), spec)  # dry run: raises before anything changes
-        _apply_spec(self, spec)
+        apply_spec(FaultInjector(), spec)  # dry run: raises before anything changes
+        apply_spec(self, spec)
 
     def decide(self, method: str, session_id: str) -> FaultDecision:
         """Consume and return the fault for one validated data request."""
@@ -359,64 +280,3 @@ class FaultInjector:
                     retry_after=share.retry_after,
                 )
         return _NO_FAULT
-
-
-_COUNTED = (
-    "fail_next",
-    "rate_limit_next",
-    "drop_after_commit_next",
-    "error_after_commit_next",
-    "conflict_without_head_next",
-    "foreign_write_next",
-)
-_SPEC_KEYS = (
-    "reset",
-    "latency",
-    "fail_share",
-    "omit_conflict_head",
-    "endless_teleport_cursor",
-    *_COUNTED,
-    "script",
-)
-
-
-def _kwargs(value: object, key: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{key} must be a JSON object of arguments")
-    return dict(value)
-
-
-def _flag(value: object, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{key} must be true or false")
-    return value
-
-
-def _apply_spec(target: FaultInjector, spec: Mapping[str, Any]) -> None:
-    try:
-        if "reset" in spec and _flag(spec["reset"], "reset"):
-            target.reset()
-        if "latency" in spec:
-            target.latency = spec["latency"]
-        if "fail_share" in spec:
-            if spec["fail_share"] is None:
-                target.fail_share(0)
-            else:
-                target.fail_share(**_kwargs(spec["fail_share"], "fail_share"))
-        if "omit_conflict_head" in spec:
-            target.omit_conflict_head = _flag(spec["omit_conflict_head"], "omit_conflict_head")
-        if "endless_teleport_cursor" in spec:
-            target.endless_teleport_cursor = _flag(
-                spec["endless_teleport_cursor"], "endless_teleport_cursor"
-            )
-        for key in _COUNTED:
-            if key in spec:
-                getattr(target, key)(**_kwargs(spec[key], key))
-        if "script" in spec:
-            script = spec["script"]
-            if isinstance(script, list):
-                target.script(script)
-            else:
-                target.script(**_kwargs(script, "script"))
-    except TypeError as exc:  # unexpected keyword arguments
-        raise ValueError(f"bad fault spec: {exc}") from None

@@ -20,8 +20,9 @@ from typing import Any, Self
 
 from .._session_id import quote_session_id, validate_session_id
 from ..errors import ConfigError
-from ._app import Handler, RequestRecord, ServerState
+from ._app import Handler
 from ._faults import FaultInjector
+from ._state import RequestRecord, ServerState
 from ._store import Store
 from ._wire import Listener
 

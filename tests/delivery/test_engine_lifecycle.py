@@ -1,0 +1,156 @@
+"""flush/close deadlines, the logging lock, atexit in a real interpreter, and fork."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from ingress_logging.protocol import RetryPolicy
+
+
+@pytest.fixture
+def down_url(ingress_server_factory):
+    """A base URL on which nothing listens any more (connection refused)."""
+    srv = ingress_server_factory()
+    url = srv.base_url
+    srv.stop()
+    return url
+
+
+def test_flush_and_close_keep_their_deadlines_with_the_server_down(make_engine, down_url):
+    engine = make_engine(
+        base_api_url=down_url, retry_policy=RetryPolicy(max_attempts=100, base_delay=0.05)
+    )
+    for i in range(20):
+        assert engine.submit(f"d{i % 3}", {"type": "user", "message": str(i)})
+    t0 = time.monotonic()
+    result = engine.flush(0.3)
+    assert 0.3 <= time.monotonic() - t0 < 1.5
+    assert result.timed_out
+    assert not result
+    assert result.pending == 20
+    t0 = time.monotonic()
+    engine.close(0.3)
+    assert time.monotonic() - t0 < 1.5
+    health = engine.stats()
+    assert health.dropped_by_reason.get("closed", 0) + health.pending == 20
+    assert health.retried > 0
+    assert not engine.submit("d0", {"type": "user", "message": "late"})
+    assert engine.stats().dropped_by_reason["closed"] >= 1
+    assert engine.close(1.0) == type(result)()  # idempotent: nothing left to say
+
+
+def test_flush_under_the_logging_lock_with_cold_caches_does_not_deadlock(
+    ingress_server, make_engine
+):
+    """What dictConfig does: hold the module lock, clear level caches, flush handlers."""
+    engine = make_engine()
+    logging.getLogger("httpx").setLevel(logging.DEBUG)
+    logging.getLogger("httpcore").setLevel(logging.DEBUG)
+    try:
+        with logging._lock:  # type: ignore[attr-defined]
+            logging.Logger.manager._clear_cache()  # type: ignore[attr-defined]
+            for i in range(20):
+                engine.submit("lk", {"type": "user", "message": str(i)})
+            t0 = time.monotonic()
+            result = engine.flush(10)
+            elapsed = time.monotonic() - t0
+    finally:
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
+        logging.getLogger("httpcore").setLevel(logging.NOTSET)
+    assert result.delivered == 20
+    assert elapsed < 5
+    assert len(ingress_server.entries("lk")) == 20
+
+
+def test_worker_threads_are_named_and_recognised(ingress_server, make_engine):
+    engine = make_engine()
+    engine.submit("n", {"type": "user"})
+    assert engine.flush(5)
+    names = [t.name for t in threading.enumerate() if t.name.startswith("ingress_logging.")]
+    assert any(".worker-" in n for n in names)
+    assert not engine.is_worker_thread()
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from ingress_logging.delivery import DeliveryEngine
+    from ingress_logging.protocol import RetryPolicy
+    engine = DeliveryEngine(base_api_url=sys.argv[1], token=sys.argv[2], close_timeout=1.0,
+                            retry_policy=RetryPolicy(max_attempts=1000, base_delay=0.01))
+    for i in range(50):
+        engine.submit("exit-session", {"type": "user", "message": str(i)})
+    print("submitted", flush=True)
+    """
+)
+
+
+def test_short_script_loses_nothing_at_exit(ingress_server):
+    out = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, ingress_server.base_url, ingress_server.token],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "submitted" in out.stdout
+    assert [e["message"] for e in ingress_server.entries("exit-session")] == [
+        str(i) for i in range(50)
+    ]
+    assert ingress_server.token not in out.stdout + out.stderr
+
+
+def test_exit_never_hangs_when_the_server_is_down(down_url):
+    t0 = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, down_url, "some-token"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "submitted" in out.stdout
+    assert time.monotonic() - t0 < 10  # interpreter start + the 1 s close deadline
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+def test_fork_child_delivers_its_own_and_never_the_parents(ingress_server, make_engine, wait_until):
+    engine = make_engine()
+    ingress_server.faults.latency = 0.3
+    for i in range(10):
+        engine.submit("parent", {"type": "user", "message": f"p{i}"})
+    wait_until(lambda: engine.stats().in_flight == 1, what="parent entry in flight")
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest from here on, only an exit code
+        code = 1
+        try:
+            inherited = engine.stats()
+            ok = inherited.submitted == 0 and inherited.queued_entries == 0
+            for i in range(5):
+                engine.submit("child", {"type": "user", "message": f"c{i}"})
+            result = engine.flush(20)
+            health = engine.stats()
+            ok = ok and result.delivered == 5 and health.submitted == 5 and health.delivered == 5
+            code = 0 if ok else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    ingress_server.faults.latency = 0.0
+    assert engine.flush(20)
+    assert [e["message"] for e in ingress_server.entries("child")] == [f"c{i}" for i in range(5)]
+    assert [e["message"] for e in ingress_server.entries("parent")] == [f"p{i}" for i in range(10)]
+    # Each parent entry was sent exactly once: the child never sent the parent's queue.
+    parent_puts = [r for r in ingress_server.requests if r.session_id == "parent"]
+    assert len(parent_puts) == 10
+    assert all(r.status in (200, 201) for r in parent_puts)
+    assert engine.stats().sessions["parent"].delivered == 10

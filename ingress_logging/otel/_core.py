@@ -1,0 +1,308 @@
+"""What both exporters share: the engine, the default session, drop counts, flush.
+
+Kept apart from the two exporter classes so each module has one job: this
+one decides what happens to a batch (session, validation, the scope filter,
+the size hint, submit) and to a flush/shutdown; ``_exporters`` only adapts
+it to the SDK's two exporter interfaces.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Protocol
+
+from .._session_id import validate_session_id
+from ..diagnostics import DELIVERY_DROPPED, DiagnosticSink, logger_sink
+from ..entries import Limits
+from ..errors import InvalidSessionIdError
+from ..handler import IGNORED_LOGGERS
+from . import _config
+
+__all__ = [
+    "DROP_EXPORTER_ERROR",
+    "DROP_IGNORED_SCOPE",
+    "DROP_INVALID_SESSION",
+    "DROP_NO_SESSION",
+    "DROP_SHUT_DOWN",
+    "Engine",
+    "ExporterCore",
+    "ignored_scope",
+    "log_size",
+    "span_size",
+]
+
+# Exporter-side drop reasons (the engine counts its own).
+DROP_NO_SESSION: Final = "no_session_id"
+DROP_INVALID_SESSION: Final = "invalid_session_id"
+DROP_SHUT_DOWN: Final = "exporter_shut_down"
+DROP_EXPORTER_ERROR: Final = "exporter_error"
+#: Records whose instrumentation scope is an ignored logger (see below).
+DROP_IGNORED_SCOPE: Final = "ignored_scope"
+
+
+class Engine(Protocol):
+    """The part of ``delivery.DeliveryEngine`` the exporters use."""
+
+    def submit(
+        self,
+        session_id: str,
+        entry: dict[str, Any] | Callable[[], dict[str, Any]],
+        *,
+        record: object | None = None,
+        size_hint: int | None = None,
+    ) -> bool: ...
+
+    def flush(self, timeout: float | None = None) -> Any: ...
+
+
+class ExporterCore:
+    """What both exporters share: engine, default session, drop counts, flush."""
+
+    def __init__(
+        self,
+        url: str | None,
+        token: str | None,
+        session_id: str | None,
+        base_api_url: str | None,
+        engine: Engine | None,
+        shutdown_timeout: float | None,
+        limits: Limits,
+        engine_options: dict[str, Any],
+    ) -> None:
+        self._default_session_id = _config.default_session_id(session_id)
+        self._shutdown_timeout = _config.shutdown_timeout(shutdown_timeout)
+        self._limits = limits
+        if engine is None:
+            from ..delivery import get_shared_engine
+
+            # The same keyword set as IngressHandler passes (plugins included,
+            # None options left out), so equal settings give the same engine.
+            options = {k: v for k, v in engine_options.items() if v is not None}
+            self._engine_config: dict[str, Any] | None = {
+                "url_template": url,
+                "token": token,
+                "base_api_url": base_api_url,
+                "plugins": options.pop("plugins", None),
+                **options,
+            }
+            engine = get_shared_engine(**self._engine_config)
+        elif url is not None or token is not None or base_api_url is not None or engine_options:
+            raise TypeError("pass either engine= or the engine's settings, not both")
+        else:
+            self._engine_config = None
+        self._engine: Engine = engine
+        self._diagnostics = _default_diagnostics(
+            None if self._engine_config is None else self._engine_config["plugins"]
+        )
+        self._lock = threading.Lock()
+        self._drops: dict[str, int] = {}
+        self._valid_ids: set[str] = set()
+        self._shut_down = False
+        #: The engine's ``FlushResult`` of the last ``force_flush``/``shutdown``.
+        self.last_flush_result: Any = None
+        # Registered after the engine's own hook, so it runs before the engine
+        # closes at exit (atexit runs hooks last-in, first-out).
+        atexit.register(_flush_global_provider_at_exit, weakref.ref(self))
+
+    def _global_provider(self) -> object:
+        """The global provider of this exporter's signal (the auto-configured one)."""
+        raise NotImplementedError
+
+    @property
+    def engine(self) -> Engine:
+        """The delivery engine (``stats()``, ``flush(timeout)``)."""
+        return self._engine
+
+    @property
+    def session_id(self) -> str | None:
+        """The default session id (``session_id=`` or ``INGRESS_LOGGING_SESSION_ID``)."""
+        return self._default_session_id
+
+    def dropped(self) -> dict[str, int]:
+        """Items this exporter refused before the engine, by reason."""
+        with self._lock:
+            return dict(self._drops)
+
+    def _drop(self, reason: str, count: int = 1) -> None:
+        """Count refused items; report at the 1st, 2nd, 4th, 8th... of each reason."""
+        with self._lock:
+            before = self._drops.get(reason, 0)
+            total = before + count
+            self._drops[reason] = total
+        if (total).bit_length() > before.bit_length():  # crossed a power of two
+            with contextlib.suppress(Exception):  # a sink must not break export
+                self._diagnostics("warn", DELIVERY_DROPPED, {"count": total, "reason": reason})
+
+    def _valid(self, session_id: str | None) -> bool:
+        if session_id is None:
+            self._drop(DROP_NO_SESSION)
+            return False
+        if session_id in self._valid_ids:
+            return True
+        try:
+            validate_session_id(session_id)
+        except InvalidSessionIdError:
+            self._drop(DROP_INVALID_SESSION)
+            return False
+        with self._lock:
+            if len(self._valid_ids) >= 4096:
+                self._valid_ids.clear()
+            self._valid_ids.add(session_id)
+        return True
+
+    def _submit_all(
+        self,
+        batch: Sequence[Any],
+        session_of: Callable[[Any, str | None], str | None],
+        convert: Callable[[Any, Limits], dict[str, Any]],
+        size_of: Callable[[Any], int],
+        ignore: Callable[[Any], bool] | None = None,
+    ) -> bool:
+        """Submit every item; True if the engine accepted all that were not ignored."""
+        if self._shut_down:
+            self._drop(DROP_SHUT_DOWN, len(batch))
+            return False
+        ok = True
+        for item in batch:
+            try:
+                if ignore is not None and ignore(item):
+                    self._drop(DROP_IGNORED_SCOPE)
+                    continue
+                session_id = session_of(item, self._default_session_id)
+                if not self._valid(session_id):
+                    ok = False
+                    continue
+                assert session_id is not None
+                builder = functools.partial(convert, item, self._limits)
+                engine = self._live_engine()
+                if not engine.submit(session_id, builder, record=item, size_hint=size_of(item)):
+                    ok = False  # the engine counted and reported it
+            except Exception:
+                self._drop(DROP_EXPORTER_ERROR)
+                ok = False
+        return ok
+
+    def _live_engine(self) -> Engine:
+        """The shared engine, re-acquired if it was closed (at interpreter exit).
+
+        The engine closes itself in an ``atexit`` hook, and a provider built
+        before it shuts down (exporting its last batch) *after* that hook.
+        A shared engine is replaced rather than losing that batch. (An
+        explicit ``engine=`` is the caller's: it is used as it is.)
+        """
+        engine = self._engine
+        if self._engine_config is not None and getattr(engine, "closed", False):
+            from ..delivery import get_shared_engine
+
+            engine = self._engine = get_shared_engine(**self._engine_config)
+        return engine
+
+    def _flush(self, timeout: float) -> bool:
+        try:
+            result = self._engine.flush(timeout)
+        except Exception:
+            self._drop(DROP_EXPORTER_ERROR)
+            return False
+        self.last_flush_result = result
+        return bool(result)
+
+    def _shutdown(self, timeout_millis: float | None) -> None:
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+        timeout = self._shutdown_timeout
+        if timeout_millis is not None:
+            timeout = min(timeout, max(0.0, timeout_millis / 1000))
+        if not self._flush(timeout):
+            with contextlib.suppress(Exception):
+                result = self.last_flush_result
+                self._diagnostics(
+                    "warn",
+                    "otel_exporter_shutdown_incomplete",
+                    {
+                        "failed": getattr(result, "failed", 0),
+                        "dropped": getattr(result, "dropped", 0),
+                        "pending": getattr(result, "pending", 0),
+                    },
+                )
+
+
+def _default_diagnostics(plugins: Any) -> DiagnosticSink:
+    """Plugin sinks plus the default one, like the engine's and the handler's."""
+    try:
+        from ..plugins import PluginHost
+
+        return PluginHost(plugins).diagnostic
+    except Exception:
+        return logger_sink
+
+
+_ENTRY_OVERHEAD: Final = 1024  # envelope, ids, scope and a typical resource
+
+
+def _size_hint(record: Any, resource: Any) -> int:
+    """Bytes to charge against the engine's memory cap before the entry exists.
+
+    The entry is built on the worker, so the engine cannot measure it at
+    submit; this costs a shallow look at the body and attributes, never a walk.
+    """
+    size = _ENTRY_OVERHEAD
+    body = getattr(record, "body", None)
+    if isinstance(body, str | bytes):
+        size += len(body)
+    elif isinstance(body, Mapping | list | tuple):
+        size += 64 * (len(body) + 1)
+    for attributes in (getattr(record, "attributes", None), getattr(resource, "attributes", None)):
+        if attributes:
+            for value in attributes.values():
+                size += 32 + (len(value) if isinstance(value, str) else 16)
+    return size
+
+
+def log_size(item: Any) -> int:
+    record = getattr(item, "log_record", item)
+    return _size_hint(record, getattr(item, "resource", None) or getattr(record, "resource", None))
+
+
+def span_size(span: Any) -> int:
+    return _size_hint(span, span.resource) + 128 * (len(span.events) + len(span.links))
+
+
+def _flush_global_provider_at_exit(ref: weakref.ReferenceType[ExporterCore]) -> None:
+    """At exit, before the shared engine closes: push the SDK's last batch into it.
+
+    Auto-configuration creates each provider *before* its exporter (and so
+    before the engine), so the provider's own exit hook, which exports the
+    batch still held by its ``Batch*Processor``, would run after the engine
+    closed. Flushing the global provider here, while the engine is open,
+    keeps those records, in their chain. Providers that are not global are
+    covered by ``_live_engine``.
+    """
+    exporter = ref()
+    if exporter is None or exporter._shut_down:
+        return
+    with contextlib.suppress(Exception):  # never fail the interpreter's exit
+        force_flush = getattr(exporter._global_provider(), "force_flush", None)
+        if callable(force_flush):
+            force_flush()
+
+
+def ignored_scope(item: Any) -> bool:
+    """True for records of the loggers the stdlib handler never ships either.
+
+    With ``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED`` the SDK's
+    ``LoggingHandler`` turns every stdlib record into an OpenTelemetry record
+    whose scope name is the logger name; shipping those of ``httpx``,
+    ``httpcore`` and ``ingress_logging`` would feed delivery back into itself.
+    """
+    scope = getattr(item, "instrumentation_scope", None)
+    name = getattr(scope, "name", None)
+    if not isinstance(name, str):
+        return False
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in IGNORED_LOGGERS)

@@ -43,6 +43,11 @@ CASES = [
     ("put-teleport", "PUT", "/v1/code/sessions/s/teleport-events", JSON, b"{}", 405),
     ("bad-content-length", "PUT", S + "s", {**JSON, "Content-Length": "abc"}, None, 400),
     ("unknown-method", "BREW", S + "s", {}, b"", 501),
+    ("read-bad-flag", "GET", S + "s?after_last_compact=maybe", {}, b"", 400),
+    ("read-bad-sid", "GET", S + "%2E", {}, b"", 400),
+    ("teleport-bad-sid", "GET", "/v1/code/sessions/..%2F/teleport-events", {}, b"", 400),
+    ("teleport-subpath", "GET", "/v1/code/sessions/a/b/teleport-events", {}, b"", 404),
+    ("admin-wrong-method", "PUT", "/_admin/faults", JSON, b"{}", 405),
 ]
 
 

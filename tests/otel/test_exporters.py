@@ -341,3 +341,24 @@ def test_records_of_the_delivery_machinery_are_not_shipped(ingress_server, fast_
     assert exporter.force_flush(10_000)
     assert [e["body"] for e in ingress_server.entries("loop")] == ["httpxish"]
     assert exporter.dropped() == {"ignored_scope": 3}
+
+
+def test_export_does_not_wait_for_a_slow_server(ingress_server, fast_engine_options):
+    ingress_server.faults.latency = 0.15  # every request takes 150 ms to answer
+    exporter = _exporter(ingress_server, fast_engine_options, session_id="slow")
+    batch = [_record(f"r{i}") for i in range(4)]
+    started = time.monotonic()
+    assert exporter.export(batch) is LogRecordExportResult.SUCCESS
+    export_took = time.monotonic() - started
+    assert export_took < 0.1  # four sequential PUTs take at least 0.6 s
+    assert exporter.force_flush(20_000) is True
+    assert [e["body"] for e in ingress_server.entries("slow")] == [f"r{i}" for i in range(4)]
+
+
+def test_transient_failures_are_retried_and_still_succeed(ingress_server, fast_engine_options):
+    ingress_server.faults.fail_next(2)  # two 503s, then the server recovers
+    exporter = _exporter(ingress_server, fast_engine_options, session_id="flaky")
+    assert exporter.export([_record("survives")]) is LogRecordExportResult.SUCCESS
+    assert exporter.force_flush(10_000) is True
+    assert [e["body"] for e in ingress_server.entries("flaky")] == ["survives"]
+    assert exporter.engine.stats().sessions["flaky"].retried == 2

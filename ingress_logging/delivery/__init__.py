@@ -12,9 +12,11 @@ Design and measurements: ``docs/delivery.md``.
 
 from __future__ import annotations
 
+from ._budget import RetryBudget, RetryBudgetState
 from ._engine import DeliveryEngine, is_worker_thread
 from ._seams import NoRetryBudget, RetryBudgetHook, Spool, Transport
 from ._shared import get_shared_engine
+from ._spool import SpoolStats
 from ._types import Counts, FlushResult, Health, OverflowPolicy
 
 __all__ = [
@@ -24,8 +26,11 @@ __all__ = [
     "Health",
     "NoRetryBudget",
     "OverflowPolicy",
+    "RetryBudget",
     "RetryBudgetHook",
+    "RetryBudgetState",
     "Spool",
+    "SpoolStats",
     "Transport",
     "get_shared_engine",
     "is_worker_thread",

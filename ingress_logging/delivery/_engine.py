@@ -34,11 +34,14 @@ import pluggy
 from .._host import Host
 from .._session_id import validate_session_id
 from ..protocol import RetryPolicy
+from ._budget import RetryBudget
 from ._logsafe import warm_logging_caches
 from ._reporter import Reporter
 from ._scheduler import DONE, DROPPED, TAKEN, FlushWaiter, Scheduler
-from ._seams import NoRetryBudget, RetryBudgetHook, Spool, Transport
+from ._seams import RetryBudgetHook, Spool, Transport
 from ._session import RUNNING, Item, SessionState, estimate_size, fill_entry
+from ._spool import DEFAULT_SPOOL_MAX_BYTES
+from ._spool import Spool as SqliteSpool
 from ._types import (
     DROP_CLOSED,
     DROP_PREPARE,
@@ -90,8 +93,14 @@ class DeliveryEngine:
             flight at once.
         close_timeout: deadline of the ``atexit`` close, and of ``flush()``
             and ``close()`` called without one.
-        retry_budget: consulted before every retry (``_seams.RetryBudgetHook``).
+        retry_budget: consulted before every retry (``_seams.RetryBudgetHook``);
+            None (the default) builds an engine-wide ``RetryBudget()`` (issue 8,
+            see docs/guarantees.md); pass ``NoRetryBudget()`` to switch it off.
         spool: a durable queue behind the in-memory one (``_seams.Spool``).
+        spool_dir / spool_max_bytes: opt-in shortcut for ``spool``: a SQLite
+            ``_spool.Spool`` in that directory, capped at ``spool_max_bytes``,
+            with the same ``overflow`` policy and ``block_timeout``. Raises
+            ``SpoolLockedError`` when another process or engine uses it.
         transport: a factory for the ``Transport`` (default: the sync client).
         timeout / http_client / allow_insecure_http: passed to the client.
     """
@@ -113,6 +122,8 @@ class DeliveryEngine:
         close_timeout: float = 5.0,
         retry_budget: RetryBudgetHook | None = None,
         spool: Spool | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         transport: Callable[[Host], Transport] | None = None,
         timeout: float | httpx.Timeout | None = None,
         http_client: httpx.Client | None = None,
@@ -140,9 +151,11 @@ class DeliveryEngine:
         self.max_concurrency = max_concurrency
         self.close_timeout = close_timeout
         self._retry_policy = retry_policy
-        self._budget: RetryBudgetHook = (
-            retry_budget if retry_budget is not None else NoRetryBudget()
-        )
+        self._budget: RetryBudgetHook = retry_budget if retry_budget is not None else RetryBudget()
+        if spool is None and spool_dir is not None:
+            spool = SqliteSpool(
+                spool_dir, max_bytes=spool_max_bytes, policy=overflow, block_timeout=block_timeout
+            )
         self._spool = spool
         if transport is None:
 
@@ -205,6 +218,7 @@ class DeliveryEngine:
         """In a forked child: forget the parent's queue, threads, locks and sockets."""
         self._sched.reinit()
         self._reporter.after_fork()
+        self._spool = None  # the parent's spool (and its lock); the child keeps memory only
         # The inherited client is neither used nor closed: its sockets are the parent's.
         self._reset_process_state()
 

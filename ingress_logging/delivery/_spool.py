@@ -316,7 +316,12 @@ class Spool:
             held = self._replayed.pop(id(entry), None)
         if held is not None and held[0] is entry:
             return held[1]
-        return self.append(session_id, dumps_entry(entry)).seq
+        if self._conn is None:
+            return None  # closed under a racing submit: refused, never raised
+        try:
+            return self.append(session_id, dumps_entry(entry)).seq
+        except ConfigError:
+            return None
 
     def acknowledge(self, key: object) -> None:
         """The entry was delivered or failed for good: delete its row."""

@@ -299,3 +299,19 @@ def test_span_session_id_precedence() -> None:
     assert span_session_id(b, "dflt") == "from-resource"
     (c,) = _finished_spans(lambda t: t.start_span("c").end())
     assert span_session_id(c, "dflt") == "dflt"
+
+
+def test_exception_and_stdlib_records_arrive_as_attributes() -> None:
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        provider.get_logger("lib").emit(body="failed", exception=exc)
+    provider.shutdown()
+    (record,) = exporter.get_finished_logs()
+    attributes = log_to_entry(record)["attributes"]
+    assert attributes["exception.type"] == "ValueError"
+    assert attributes["exception.message"] == "boom"
+    assert "Traceback" in attributes["exception.stacktrace"]

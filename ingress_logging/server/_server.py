@@ -200,6 +200,10 @@ class IngressServer:
         """Add a teleport-only event; ``payload=None`` makes a null-payload event."""
         return self.store.add_event(validate_session_id(session_id), payload, event_type=event_type)
 
+    def open_connections(self) -> int:
+        """Client connections currently open (keep-alive pools hold them idle)."""
+        return 0 if self._listener is None else self._listener.connection_count()
+
     @property
     def requests(self) -> list[RequestRecord]:
         """A snapshot of every non-admin request so far, in arrival order."""

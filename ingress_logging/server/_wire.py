@@ -161,6 +161,10 @@ class Listener(ThreadingHTTPServer):
         with self._conn_lock:
             self._connections.discard(conn)
 
+    def connection_count(self) -> int:
+        with self._conn_lock:
+            return len(self._connections)
+
     def close_connections(self) -> None:
         """Shut down every open connection, waking their handler threads."""
         with self._conn_lock:

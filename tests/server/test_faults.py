@@ -196,3 +196,45 @@ def test_bad_fault_specs_raise_and_change_nothing(spec):
         faults.configure(spec)
     assert faults.pending() == 1
     assert faults.snapshot()["latency"] == 0.0
+
+
+def test_drop_sends_zero_response_bytes(ingress_server):
+    import socket
+
+    body = b'{"uuid": "a"}'
+    request = (
+        f"PUT /v1/session_ingress/session/raw HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {ingress_server.token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    ingress_server.faults.drop_after_commit_next()
+    with socket.create_connection(("127.0.0.1", ingress_server.port), timeout=10) as sock:
+        sock.sendall(request)
+        assert sock.recv(1024) == b""  # orderly close, not one byte of reply
+    assert ingress_server.entries("raw") == [{"uuid": "a"}]
+
+
+def test_stop_cuts_an_injected_latency_short(ingress_server, client):
+    import threading
+
+    ingress_server.faults.latency = 60
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(_put(client, ingress_server, "s", "a").status_code)
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 5
+    while ingress_server.open_connections() == 0:  # the request is in flight
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    started = time.monotonic()
+    ingress_server.stop()
+    caller.join(10)
+    assert time.monotonic() - started < 5
+    assert not caller.is_alive()
+    assert len(outcome) == 1

@@ -49,3 +49,15 @@ def test_request_times_are_monotonic_clock_readings(ingress_server, client):
     after = time.monotonic()
     (record,) = ingress_server.requests
     assert before <= record.t <= after
+
+
+def test_close_leaves_no_server_threads_behind(ingress_server_factory, client):
+    import threading
+
+    before = set(threading.enumerate())
+    srv = ingress_server_factory()
+    client.get(srv.session_url("s"))  # leaves an idle keep-alive connection
+    assert srv.open_connections() == 1
+    srv.close()
+    assert srv.open_connections() == 0
+    assert set(threading.enumerate()) <= before

@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the port is taken, the db path is unwritable, ...
+        print(
+            f"error: cannot serve on {args.host}:{args.port} with db {args.db}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -61,3 +61,21 @@ def test_close_leaves_no_server_threads_behind(ingress_server_factory, client):
     srv.close()
     assert srv.open_connections() == 0
     assert set(threading.enumerate()) <= before
+
+
+def test_public_names_of_the_server_package():
+    import ingress_logging.server as server
+    import ingress_logging.testing as testing
+
+    assert set(server.__all__) == {
+        "DEFAULT_MAX_BODY_BYTES",
+        "FaultDecision",
+        "FaultInjector",
+        "IngressServer",
+        "RequestRecord",
+        "ScriptStep",
+        "run_server",
+        "serve",
+    }
+    assert all(hasattr(server, name) for name in server.__all__)
+    assert set(testing.__all__) == {"ingress_server", "ingress_server_factory"}

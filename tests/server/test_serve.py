@@ -123,3 +123,26 @@ def test_module_cli_rejects_a_bad_fault_spec(tmp_path):
     )
     assert result.returncode == 2
     assert "latency" in result.stderr
+
+
+def test_module_cli_reports_a_taken_port(ingress_server):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ingress_logging.server",
+            "--port",
+            str(ingress_server.port),
+            "--db",
+            ":memory:",
+            "--token",
+            "T",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{ingress_server.port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -29,6 +29,7 @@ __all__ = [
     "DROP_INVALID_SESSION",
     "DROP_NO_SESSION",
     "DROP_SHUT_DOWN",
+    "SHUTDOWN_INCOMPLETE",
     "Engine",
     "ExporterCore",
     "ignored_scope",
@@ -43,6 +44,10 @@ DROP_SHUT_DOWN: Final = "exporter_shut_down"
 DROP_EXPORTER_ERROR: Final = "exporter_error"
 #: Records whose instrumentation scope is an ignored logger (see below).
 DROP_IGNORED_SCOPE: Final = "ignored_scope"
+
+#: Diagnostics event: ``shutdown()`` returned before everything was delivered.
+#: Data: ``{"failed", "dropped", "pending"}`` (counts of the final flush).
+SHUTDOWN_INCOMPLETE: Final = "otel_exporter_shutdown_incomplete"
 
 
 class Engine(Protocol):
@@ -107,7 +112,8 @@ class ExporterCore:
         self.last_flush_result: Any = None
         # Registered after the engine's own hook, so it runs before the engine
         # closes at exit (atexit runs hooks last-in, first-out).
-        atexit.register(_flush_global_provider_at_exit, weakref.ref(self))
+        self._exit_hook = functools.partial(_flush_global_provider_at_exit, weakref.ref(self))
+        atexit.register(self._exit_hook)
 
     def _global_provider(self) -> object:
         """The global provider of this exporter's signal (the auto-configured one)."""
@@ -216,6 +222,7 @@ class ExporterCore:
             if self._shut_down:
                 return
             self._shut_down = True
+        atexit.unregister(self._exit_hook)
         timeout = self._shutdown_timeout
         if timeout_millis is not None:
             timeout = min(timeout, max(0.0, timeout_millis / 1000))
@@ -224,7 +231,7 @@ class ExporterCore:
                 result = self.last_flush_result
                 self._diagnostics(
                     "warn",
-                    "otel_exporter_shutdown_incomplete",
+                    SHUTDOWN_INCOMPLETE,
                     {
                         "failed": getattr(result, "failed", 0),
                         "dropped": getattr(result, "dropped", 0),

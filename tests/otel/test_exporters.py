@@ -27,7 +27,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ingress_logging import IngressHandler
 from ingress_logging.errors import ConfigError
+from ingress_logging.hookspecs import hookimpl
 from ingress_logging.otel import IngressLogExporter, IngressSpanExporter
+from ingress_logging.plugins import new_plugin_manager
 
 
 def _exporter(server: Any, options: dict[str, Any], **kwargs: Any) -> IngressLogExporter:
@@ -362,3 +364,52 @@ def test_transient_failures_are_retried_and_still_succeed(ingress_server, fast_e
     assert exporter.force_flush(10_000) is True
     assert [e["body"] for e in ingress_server.entries("flaky")] == ["survives"]
     assert exporter.engine.stats().sessions["flaky"].retried == 2
+
+
+class _Events:
+    """A diagnostics plugin that records every event."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    @hookimpl
+    def ingress_diagnostic(self, level: str, event: str, data: Any) -> None:
+        self.events.append((level, event, dict(data)))
+
+
+def test_refusals_and_an_incomplete_shutdown_reach_the_diagnostics_plugins(
+    ingress_server_factory,
+):
+    from ingress_logging.protocol import RetryPolicy
+
+    server = ingress_server_factory()
+    base_url, token = server.base_url, server.token
+    server.close()
+    sink = _Events()
+    pm = new_plugin_manager(load_entrypoints=False)
+    pm.register(sink)
+    exporter = IngressLogExporter(
+        base_api_url=base_url,
+        token=token,
+        plugins=pm,
+        retry_policy=RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=1.0),
+    )
+    try:
+        batch = [_record("no session")] * 3 + [_record("x", attributes={"session.id": "d"})]
+        assert exporter.export(batch) is LogRecordExportResult.FAILURE
+        exporter.shutdown(timeout_millis=100)
+    finally:
+        exporter.engine.close(0)
+    drops = [data for _, event, data in sink.events if event == "delivery_dropped"]
+    # Reported at the 1st and 2nd refusal (then the 4th, 8th...), not every one.
+    assert drops[:2] == [
+        {"count": 1, "reason": "no_session_id"},
+        {"count": 2, "reason": "no_session_id"},
+    ]
+    (incomplete,) = [e for e in sink.events if e[1] == "otel_exporter_shutdown_incomplete"]
+    assert incomplete == (
+        "warn",
+        "otel_exporter_shutdown_incomplete",
+        {"failed": 0, "dropped": 0, "pending": 1},
+    )
+    assert all(token not in repr(e) for e in sink.events)

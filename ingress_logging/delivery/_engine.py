@@ -358,16 +358,21 @@ class DeliveryEngine:
         step: Step | None = None
         try:
             while True:
-                ack: object = None
+                spool = self._spool
+                if spool is not None and s is not None and step is not None and step.kind:
+                    # Delete the spool row *before* booking the item as done, so
+                    # that once flush() says delivered, the row is gone too (this
+                    # worker owns ``s``, so ``s.current`` is stable here).
+                    item = s.current
+                    if item is not None and item.spool_key is not None:
+                        spool.acknowledge(item.spool_key)
                 with sched.lock:
                     if s is not None and step is not None:
-                        s, ack = self._book_locked(s, step)
+                        s, _ = self._book_locked(s, step)
                     if s is None:
                         s = sched.pick_locked()
                     if s is None:
                         return
-                if ack is not None and self._spool is not None:
-                    self._spool.acknowledge(ack)
                 step = stepper.step(s)
         finally:
             with sched.lock:

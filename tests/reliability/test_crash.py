@@ -6,8 +6,9 @@ The child submits entries to 5 sessions through a ``DeliveryEngine`` with
 pace with delivery and nothing is dropped) and prints each index once
 ``submit()`` returned True. The server adds 2 ms per request so entries are
 queued and in flight at any moment; the parent SIGKILLs the child after
-``RELIABILITY_CRASH_KILL_AT`` confirmations (default 600). A second engine on the same spool directory - with lost replies
-injected, so replays meet the 409 recovery - then delivers what was pending.
+``RELIABILITY_CRASH_KILL_AT`` confirmations (default 600). A second engine
+on the same spool directory - with lost replies injected, so replays meet
+the 409 recovery - then delivers what was pending.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def test_sigkill_mid_stream_then_a_second_run_delivers_the_rest(
         text=True,
         env=child_env,
     ) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         for line in proc.stdout:
             confirmed.append(int(line))
             if len(confirmed) >= KILL_AT:
@@ -102,7 +104,7 @@ def test_sigkill_mid_stream_then_a_second_run_delivers_the_rest(
     result = engine.flush(60)
     health = engine.stats()
     engine.close(5)
-    assert result.pending == 0 and result.failed == 0 and result.dropped == 0, result
+    assert (result.pending, result.failed, result.dropped) == (0, 0, 0), result
     with Spool(spool_dir) as sp:
         assert sp.pending() == []
 

@@ -7,6 +7,10 @@ sans-I/O core; the engine only decides *when* (its timer heap instead of
 one map of chain heads - is shared by all workers: a session may move between
 workers, and a per-worker head map would cost a 409 round trip on each move.
 
+The ``httpx.Client`` is the caller's (``http_client=``) or one over
+``_fasthttp.HTTPClientTransport`` - httpx's API on http.client's
+connections, which the benchmarks show costs ~30% less CPU per request.
+
 ``DeferredHost`` wraps the host so that its ``diagnostic`` only enqueues
 (``Reporter``); everything else passes through. Workers therefore never run
 a diagnostics sink, which may log and so take the logging module's lock.
@@ -23,6 +27,7 @@ from .._host import Host
 from ..client import SessionIngressClient
 from ..diagnostics import DiagnosticData, Level
 from ..protocol import Action, RetryPolicy
+from ._fasthttp import build_http_client
 from ._reporter import Reporter
 from ._seams import Pending
 
@@ -79,10 +84,7 @@ class ClientTransport:
         max_connections: int = 8,
     ) -> None:
         if http_client is None:
-            limits = httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            )
-            http_client = httpx.Client(follow_redirects=False, limits=limits)
+            http_client = build_http_client(max_connections)
             self._owned: httpx.Client | None = http_client
         else:
             self._owned = None

@@ -138,9 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # OpenTelemetry's SDK, exporting into session-ingress through the same engine.
         provider = LoggerProvider()
-        provider.add_log_record_processor(
-            BatchLogRecordProcessor(IngressLogExporter(url=url, token=srv.token, session_id=OTEL))
-        )
+        exporter = IngressLogExporter(url=url, token=srv.token, session_id=OTEL)
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
         otel_log = provider.get_logger("quickstart.otel")
 
         def web(n: int) -> None:
@@ -165,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         run_threads(threads, otel)
 
         # Flush both front doors: everything logged so far is delivered (or reported).
+        # The SDK's force_flush only empties its batch into the exporter; the
+        # exporter's own force_flush waits for delivery.
         provider.force_flush()
+        exporter.force_flush()
         for handler in log.handlers:
             handler.flush()
         provider.shutdown()

@@ -5,8 +5,8 @@ Used by ``test_samples.py`` as ``python sample_runner.py PAGE.md N [N...]``
 share a namespace, as a reader pasting them one after another into one
 interpreter would. Before anything runs, outbound connections are limited to
 loopback: a sample that names ``api.example.com`` fails to deliver (and the
-library reports it) instead of reaching out. Prints ``ok N`` per block; on
-failure prints the page and line and exits 1.
+library reports it) instead of reaching out. Prints ``docs-sample-runner: ok N``
+on stderr per block; on failure prints the page and line and exits 1.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+MARK = "docs-sample-runner:"
 FENCE = re.compile(r"^```python\s*$")
 
 
@@ -73,7 +74,7 @@ def main(argv: list[str]) -> int:
             traceback.print_exc()
             print(f"FAILED block {number} at {page}:{line}", file=sys.stderr)
             return 1
-        print(f"ok {number}", flush=True)
+        print(f"{MARK} ok {number}", file=sys.stderr, flush=True)
     return 0
 
 

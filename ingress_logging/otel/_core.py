@@ -32,9 +32,8 @@ __all__ = [
     "SHUTDOWN_INCOMPLETE",
     "Engine",
     "ExporterCore",
+    "SizeHints",
     "ignored_scope",
-    "log_size",
-    "span_size",
 ]
 
 # Exporter-side drop reasons (the engine counts its own).
@@ -107,6 +106,7 @@ class ExporterCore:
         self._lock = threading.Lock()
         self._drops: dict[str, int] = {}
         self._valid_ids: set[str] = set()
+        self._sizes = SizeHints()
         self._shut_down = False
         #: The engine's ``FlushResult`` of the last ``force_flush``/``shutdown``.
         self.last_flush_result: Any = None
@@ -166,7 +166,7 @@ class ExporterCore:
         batch: Sequence[Any],
         session_of: Callable[[Any, str | None], str | None],
         convert: Callable[[Any, Limits], dict[str, Any]],
-        size_of: Callable[[Any], int],
+        size_of: Callable[[SizeHints, Any], int],
         ignore: Callable[[Any], bool] | None = None,
     ) -> bool:
         """Submit every item; True if the engine accepted all that were not ignored."""
@@ -186,7 +186,9 @@ class ExporterCore:
                 assert session_id is not None
                 builder = functools.partial(convert, item, self._limits)
                 engine = self._live_engine()
-                if not engine.submit(session_id, builder, record=item, size_hint=size_of(item)):
+                if not engine.submit(
+                    session_id, builder, record=item, size_hint=size_of(self._sizes, item)
+                ):
                     ok = False  # the engine counted and reported it
             except Exception:
                 self._drop(DROP_EXPORTER_ERROR)
@@ -250,35 +252,61 @@ def _default_diagnostics(plugins: Any) -> DiagnosticSink:
         return logger_sink
 
 
-_ENTRY_OVERHEAD: Final = 1024  # envelope, ids, scope and a typical resource
+_ENTRY_OVERHEAD: Final = 1024  # envelope, ids, scope
 
 
-def _size_hint(record: Any, resource: Any) -> int:
-    """Bytes to charge against the engine's memory cap before the entry exists.
-
-    The entry is built on the worker, so the engine cannot measure it at
-    submit; this costs a shallow look at the body and attributes, never a walk.
-    """
-    size = _ENTRY_OVERHEAD
-    body = getattr(record, "body", None)
-    if isinstance(body, str | bytes):
-        size += len(body)
-    elif isinstance(body, Mapping | list | tuple):
-        size += 64 * (len(body) + 1)
-    for attributes in (getattr(record, "attributes", None), getattr(resource, "attributes", None)):
-        if attributes:
-            for value in attributes.values():
-                size += 32 + (len(value) if isinstance(value, str) else 16)
+def _attributes_size(attributes: Any) -> int:
+    size = 0
+    if attributes:
+        for value in attributes.values():
+            size += 32 + (len(value) if isinstance(value, str) else 16)
     return size
 
 
-def log_size(item: Any) -> int:
-    record = getattr(item, "log_record", item)
-    return _size_hint(record, getattr(item, "resource", None) or getattr(record, "resource", None))
+class SizeHints:
+    """Bytes to charge against the engine's memory cap before the entry exists.
 
+    The entry is built on the worker, so the engine cannot measure it at
+    submit. This costs a shallow look at the body and attributes, never a
+    walk; a resource (shared by every record of a provider) is measured once.
+    """
 
-def span_size(span: Any) -> int:
-    return _size_hint(span, span.resource) + 128 * (len(span.events) + len(span.links))
+    __slots__ = ("_resources",)
+
+    def __init__(self) -> None:
+        # id -> (resource, size): holding the resource keeps its id unique.
+        self._resources: dict[int, tuple[object, int]] = {}
+
+    def _resource(self, resource: Any) -> int:
+        if resource is None:
+            return 0
+        cached = self._resources.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        size = _attributes_size(getattr(resource, "attributes", None))
+        if len(self._resources) >= 64:
+            self._resources.clear()
+        self._resources[id(resource)] = (resource, size)
+        return size
+
+    def _hint(self, record: Any, resource: Any) -> int:
+        size = _ENTRY_OVERHEAD + self._resource(resource)
+        body = getattr(record, "body", None)
+        if isinstance(body, str | bytes):
+            size += len(body)
+        elif isinstance(body, Mapping | list | tuple):
+            size += 64 * (len(body) + 1)
+        return size + _attributes_size(getattr(record, "attributes", None))
+
+    def log(self, item: Any) -> int:
+        """Size hint of a ``ReadableLogRecord`` (or ``LogData``)."""
+        record = getattr(item, "log_record", item)
+        resource = getattr(item, "resource", None) or getattr(record, "resource", None)
+        return self._hint(record, resource)
+
+    def span(self, span: Any) -> int:
+        """Size hint of a ``ReadableSpan``."""
+        return self._hint(span, span.resource) + 128 * (len(span.events) + len(span.links))
 
 
 def _flush_global_provider_at_exit(ref: weakref.ReferenceType[ExporterCore]) -> None:

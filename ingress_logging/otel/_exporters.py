@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ..entries import Limits
 from ._convert import log_record_session_id, log_to_entry, span_session_id, span_to_entry
-from ._core import Engine, ExporterCore, ignored_scope, log_size, span_size
+from ._core import Engine, ExporterCore, SizeHints, ignored_scope
 
 __all__ = ["IngressLogExporter", "IngressSpanExporter"]
 
@@ -96,7 +96,9 @@ class IngressLogExporter(LogRecordExporter, ExporterCore):
         ``FAILURE`` if any record was refused: no session id, an invalid one,
         a full queue, or the exporter is shut down. The others still go.
         """
-        ok = self._submit_all(batch, log_record_session_id, log_to_entry, log_size, ignored_scope)
+        ok = self._submit_all(
+            batch, log_record_session_id, log_to_entry, SizeHints.log, ignored_scope
+        )
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -154,7 +156,7 @@ class IngressSpanExporter(SpanExporter, ExporterCore):
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         """Queue every span; ``FAILURE`` if any was refused (see the log exporter)."""
-        ok = self._submit_all(spans, span_session_id, span_to_entry, span_size)
+        ok = self._submit_all(spans, span_session_id, span_to_entry, SizeHints.span)
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

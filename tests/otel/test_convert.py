@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
@@ -315,3 +317,43 @@ def test_exception_and_stdlib_records_arrive_as_attributes() -> None:
     assert attributes["exception.type"] == "ValueError"
     assert attributes["exception.message"] == "boom"
     assert "Traceback" in attributes["exception.stacktrace"]
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.binary(max_size=20)
+)
+_any_values = st.recursive(
+    _scalars,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    body=_any_values,
+    attributes=st.dictionaries(
+        st.text(min_size=1, max_size=10).filter(lambda k: k != "session.id"),
+        _any_values,
+        max_size=5,
+    ),
+)
+def test_any_record_from_the_real_sdk_becomes_a_json_entry(body, attributes) -> None:
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    provider.get_logger("prop").emit(body=body, attributes=attributes)
+    (record,) = exporter.get_finished_logs()
+    entry = log_to_entry(record)
+    assert orjson.loads(orjson.dumps(entry)) == entry
+    assert "serializationIssues" not in entry
+    if isinstance(body, bytes):
+        assert base64.b64decode(entry["body"]) == body
+    elif not isinstance(body, list | dict):
+        assert entry["body"] == body
+    assert set(entry["attributes"]) == set(record.log_record.attributes or {})

@@ -70,7 +70,7 @@ class ExporterCore:
     def __init__(
         self,
         url: str | None,
-        token: str | None,
+        token: str | Callable[[], str | None] | None,
         session_id: str | None,
         base_api_url: str | None,
         engine: Engine | None,

@@ -19,7 +19,7 @@ by itself at interpreter exit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -49,8 +49,9 @@ class IngressLogExporter(LogRecordExporter, ExporterCore):
     Args:
         url: append URL template containing ``{session_id}``; default
             ``INGRESS_LOGGING_URL``, else ``{base_api_url}/v1/session_ingress/session/{id}``.
-        token: bearer token; default from plugins, ``INGRESS_LOGGING_TOKEN`` or
-            ``INGRESS_LOGGING_TOKEN_FILE`` (resolved per request). Never stored here.
+        token: bearer token, or a callable returning one (asked per request);
+            default from plugins, ``INGRESS_LOGGING_TOKEN`` or
+            ``INGRESS_LOGGING_TOKEN_FILE``. Never shown in a repr or message.
         session_id: session for records without a ``session.id`` attribute
             (on the record or the resource); default ``INGRESS_LOGGING_SESSION_ID``.
         base_api_url: API root used by the default URL.
@@ -69,7 +70,7 @@ class IngressLogExporter(LogRecordExporter, ExporterCore):
     def __init__(
         self,
         url: str | None = None,
-        token: str | None = None,
+        token: str | Callable[[], str | None] | None = None,
         session_id: str | None = None,
         base_api_url: str | None = None,
         engine: Engine | None = None,
@@ -133,7 +134,7 @@ class IngressSpanExporter(SpanExporter, ExporterCore):
     def __init__(
         self,
         url: str | None = None,
-        token: str | None = None,
+        token: str | Callable[[], str | None] | None = None,
         session_id: str | None = None,
         base_api_url: str | None = None,
         engine: Engine | None = None,

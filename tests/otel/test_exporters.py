@@ -413,3 +413,22 @@ def test_refusals_and_an_incomplete_shutdown_reach_the_diagnostics_plugins(
         {"failed": 0, "dropped": 0, "pending": 1},
     )
     assert all(token not in repr(e) for e in sink.events)
+
+
+def test_a_token_callable_is_asked_per_request(ingress_server, fast_engine_options):
+    calls: list[int] = []
+
+    def token() -> str:
+        calls.append(1)
+        return ingress_server.token
+
+    exporter = IngressSpanExporter(
+        base_api_url=ingress_server.base_url, token=token, session_id="cb", **fast_engine_options
+    )
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.get_tracer("t").start_span("a").end()
+    provider.get_tracer("t").start_span("b").end()
+    assert exporter.force_flush(10_000)
+    assert [e["name"] for e in ingress_server.entries("cb")] == ["a", "b"]
+    assert len(calls) >= 2

@@ -196,14 +196,28 @@ def check_url(url: object, *, allow_insecure_http: bool) -> str:
         InvalidURLError: not an absolute http(s) URL, or it carries credentials.
         InsecureTransportError: plain http to a host that is not loopback.
     """
+    if isinstance(url, str) and (url, allow_insecure_http) in _checked:
+        return url  # the same few URLs come back for every append
+    _check_url(url, allow_insecure_http)
+    assert isinstance(url, str)
+    if len(_checked) >= _CHECKED_MAX:
+        _checked.clear()
+    _checked.add((url, allow_insecure_http))
+    return url
+
+
+#: URLs already found acceptable (a pure function of the string and the flag).
+_checked: set[tuple[str, bool]] = set()
+_CHECKED_MAX: Final = 4096
+
+
+def _check_url(url: object, allow_insecure_http: bool) -> None:
     scheme, host = _parse_http_url(url)
     if scheme == "http" and not allow_insecure_http and not is_loopback(host):
         raise InsecureTransportError(
             f"refusing to send a bearer token over plain http to {host!r}; "
             "use https, or pass allow_insecure_http=True"
         )
-    assert isinstance(url, str)
-    return url
 
 
 def session_read_url(base: str, session_id: str) -> str:

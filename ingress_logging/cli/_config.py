@@ -157,6 +157,7 @@ class CliConfig:
                 max_delay=max(self.base_delay, 8.0),
             ),
             timeout=self.timeout,
+            read_timeout=self.timeout,
             plugins=self.plugin_manager(),
             allow_insecure_http=self.allow_insecure_http,
             diagnostics=diagnostics,

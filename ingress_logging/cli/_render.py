@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import orjson
+
 __all__ = ["entry_kind", "entry_time", "render_line", "summarise"]
 
 SUMMARY_WIDTH: Final = 100
@@ -59,8 +61,34 @@ def _blocks(content: Any) -> str:
     return " ".join(parts)
 
 
+def _front_door(entry: dict[str, Any]) -> str | None:
+    """Entries written by this library's own front doors (handler, OTel exporters)."""
+    kind = entry.get("type")
+    if kind == "system" and entry.get("subtype") == "log":
+        level = entry.get("level")
+        logger = entry.get("logger")
+        head = " ".join(str(x) for x in (level, f"{logger}:" if logger else None) if x)
+        return f"{head} {entry.get('content', '')}".strip()
+    if kind == "otel_log":
+        severity = entry.get("severity")
+        text = severity.get("text") if isinstance(severity, dict) else None
+        body = entry.get("body")
+        shown = body if isinstance(body, str) else orjson.dumps(body).decode()
+        return f"{text} {shown}" if text else shown
+    if kind == "otel_span":
+        status = entry.get("status")
+        code = status.get("code") if isinstance(status, dict) else None
+        duration = entry.get("duration_ms")
+        took = f" {duration:.1f} ms" if isinstance(duration, int | float) else ""
+        return f"span {entry.get('name', '?')}{took}" + (f" {code}" if code else "")
+    return None
+
+
 def summarise(entry: dict[str, Any]) -> str:
     """The one line that best says what the entry is."""
+    own = _front_door(entry)
+    if own is not None:
+        return _clip(own)
     message = entry.get("message")
     if isinstance(message, dict):
         text = _blocks(message.get("content"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import multiprocessing.util as mp_util
 import os
 import threading
 import time
@@ -192,6 +193,11 @@ class DeliveryEngine:
         os.register_at_fork(
             after_in_child=functools.partial(_call_weak, weakref.WeakMethod(self._after_fork))
         )
+        # multiprocessing children end with os._exit(): atexit never runs there,
+        # its own finalizers do (and their registry is cleared at child start,
+        # hence re-registering from its after-fork hook).
+        _register_mp_exit(self)
+        mp_util.register_after_fork(self, _register_mp_exit)
         if spool is not None:
             for session_id, entry in spool.replay():
                 self.submit(session_id, entry)
@@ -552,6 +558,10 @@ def _with_budget(health: Health, budget: object) -> Health:
     from dataclasses import replace
 
     return replace(health, retry_budget=budget)
+
+
+def _register_mp_exit(engine: DeliveryEngine) -> None:
+    mp_util.Finalize(engine, _atexit_close, args=(weakref.ref(engine),), exitpriority=100)
 
 
 def _atexit_close(ref: weakref.ReferenceType[DeliveryEngine]) -> None:

@@ -160,6 +160,7 @@ class IngressHandler(logging.Handler):
         self._valid_ids: dict[str, None] = {}
         self._drops: dict[str, int] = {}
         self._drops_lock = threading.Lock()
+        self._thread_flags = threading.local()
         self._closed = False
         self.last_flush_result: Any = None
         if diagnostics is None:
@@ -221,9 +222,16 @@ class IngressHandler(logging.Handler):
             self._ignore_cache[name] = cached
         return cached
 
+    def _on_worker(self) -> bool:
+        """``engine.is_worker_thread()``, asked once per thread (a thread never changes sides)."""
+        flag: bool | None = getattr(self._thread_flags, "worker", None)
+        if flag is None:
+            flag = self._thread_flags.worker = bool(self._engine.is_worker_thread())
+        return flag
+
     def handle(self, record: logging.LogRecord) -> bool:
         """Refuse recursive records, apply filters, emit without taking the handler lock."""
-        if self._ignored(record.name) or self._engine.is_worker_thread():
+        if self._ignored(record.name) or self._on_worker():
             return False
         rv: object = self.filter(record)
         if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may replace the record
@@ -288,7 +296,7 @@ class IngressHandler(logging.Handler):
         self._flush(self.flush_timeout)
 
     def _flush(self, timeout: float) -> None:
-        if _module_lock_held() or self._engine.is_worker_thread():
+        if _module_lock_held() or self._on_worker():
             return
         try:
             self.last_flush_result = self._engine.flush(timeout)

@@ -77,7 +77,7 @@ class ResponseTooLargeError(Exception):
 class ClientSettings:
     """The constructor's arguments after aliases and defaults are applied."""
 
-    token: TokenSource | None
+    token: TokenSource | None = field(repr=False)
     base_api_url: str | None
     policy: RetryPolicy
     timeout: httpx.Timeout
@@ -337,7 +337,7 @@ class PendingAppend:
 
     session_id: str
     url: str
-    body: bytes
+    body: bytes = field(repr=False)  # entry content: not for logs
     exchange: AppendExchange
     action: Action
     first_token: str | None = field(default=None, repr=False)

@@ -128,6 +128,8 @@ def test_token_never_appears_in_logs_reprs_exceptions_or_diagnostics(
     wrong = make_client(token=secret, retry_policy=RetryPolicy(max_attempts=2, base_delay=0.001))
     texts.append(repr(wrong))
     texts.append(repr(wrong.client))
+    texts.append(repr(wrong.client._settings))
+    texts.append(repr(wrong.client._host))
     assert wrong.append_session_log("s", entry()) is False
     pending = wrong.begin_append("s", entry())
     texts.append(repr(pending))

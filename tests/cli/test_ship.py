@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from ingress_logging.server import IngressServer
 
@@ -199,3 +200,23 @@ def test_progress_bar_shows_rate_and_eta_when_forced(
     assert "entries/s" in result.stderr
     assert "ETA" in result.stderr
     assert "12/12" in result.stderr
+
+
+def test_resume_stays_exact_when_a_redaction_plugin_changes_entries(
+    server: IngressServer, run_cli, cli_env, transcript, jsonl, tmp_path: Path
+) -> None:
+    pytest.importorskip("ingress_logging_redact")
+    entries = transcript(7)
+    sid = entries[0]["sessionId"]
+    entries[5]["summary"] = "mail ada@example.com about it"  # a summary: no uuid
+    path = jsonl(tmp_path / "t.jsonl", entries)
+    env = {**cli_env, "INGRESS_LOGGING_REDACT_BUILTINS": "emails"}
+
+    first = run_cli("ship", str(path), env=env)
+    second = run_cli("ship", str(path), env=env)
+
+    assert counts(first.stdout) == (7, 0, 0, 0)
+    assert counts(second.stdout) == (0, 7, 0, 0)
+    stored = server.entries(sid)
+    assert len(stored) == 7
+    assert "ada@example.com" not in orjson.dumps(stored).decode()

@@ -141,8 +141,8 @@ class ClientBase:
         exchange = AppendExchange(
             entry_uuid(entry), self._heads.get(session_id), self._policy, self._emit
         )
-        action = exchange.start(has_token=token is not None)
-        return PendingAppend(session_id, target, body, exchange, action, first_token=token)
+        exchange.start(has_token=token is not None)
+        return PendingAppend(session_id, target, body, exchange, first_token=token)
 
     def resume(self, pending: PendingAppend) -> Action:
         """After waiting out a ``Wait``: the next action (the next attempt's ``Put``)."""
@@ -151,7 +151,6 @@ class ClientBase:
         return self._store(pending, pending.exchange.on_waited())
 
     def _store(self, pending: PendingAppend, action: Action) -> Action:
-        pending.action = action
         self._heads.set(pending.session_id, pending.exchange.head)
         return action
 

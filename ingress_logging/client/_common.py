@@ -339,9 +339,15 @@ class PendingAppend:
     url: str
     body: bytes = field(repr=False)  # entry content: not for logs
     exchange: AppendExchange
-    action: Action
     first_token: str | None = field(default=None, repr=False)
 
     @property
+    def action(self) -> Action:
+        """What has to happen next (the exchange's latest action)."""
+        action = self.exchange.action
+        assert action is not None, "the exchange was not started"
+        return action
+
+    @property
     def done(self) -> bool:
-        return isinstance(self.action, Done)
+        return isinstance(self.exchange.action, Done)

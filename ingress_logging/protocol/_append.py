@@ -18,10 +18,11 @@ Row by row this is PROTOCOL.md's append table and the seed's
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Concatenate, Final, ParamSpec
 
 from .. import diagnostics as ev
 from ..diagnostics import DiagnosticData, Level
@@ -127,6 +128,28 @@ def _is_header_safe(value: str) -> bool:
     return 0 < len(value) <= _MAX_HEADER_UUID and value.isascii() and value.isprintable()
 
 
+_P = ParamSpec("_P")
+
+
+def _step(
+    method: Callable[Concatenate[AppendExchange, _P], Action],
+) -> Callable[Concatenate[AppendExchange, _P], Action]:
+    """Remember the action a public step returns in ``exchange.action``.
+
+    A driver may hand the exchange to someone else between steps (the engine
+    calls ``on_waited()`` itself); ``action`` is then still the one truth
+    about what has to happen next.
+    """
+
+    @functools.wraps(method)
+    def step(self: AppendExchange, /, *args: _P.args, **kwargs: _P.kwargs) -> Action:
+        action = method(self, *args, **kwargs)
+        self.action = action
+        return action
+
+    return step
+
+
 class AppendExchange:
     """One entry's way into the chain, from first attempt to outcome.
 
@@ -137,7 +160,16 @@ class AppendExchange:
         emit: diagnostics sink (level, event, data); data is numeric only.
     """
 
-    __slots__ = ("_adopted", "_attempt", "_emit", "_entry_uuid", "_policy", "_sent", "head")
+    __slots__ = (
+        "_adopted",
+        "_attempt",
+        "_emit",
+        "_entry_uuid",
+        "_policy",
+        "_sent",
+        "action",
+        "head",
+    )
 
     def __init__(
         self,
@@ -153,11 +185,14 @@ class AppendExchange:
         self._attempt = 0
         self._sent: str | None = None  # Last-Uuid of the request in flight
         self._adopted: str | None = None  # head most recently named by a 409
+        #: The action most recently returned (None before ``start``).
+        self.action: Action | None = None
 
     @property
     def attempt(self) -> int:
         return self._attempt
 
+    @_step
     def start(self, *, has_token: bool) -> Action:
         if not has_token:
             logger.debug("No session token available for session persistence")
@@ -165,6 +200,7 @@ class AppendExchange:
             return Done(AppendOutcome.NO_TOKEN)
         return self._next_attempt()
 
+    @_step
     def on_response(
         self, status: int, x_last_uuid: str | None = None, retry_after: str | None = None
     ) -> Action:
@@ -197,12 +233,14 @@ class AppendExchange:
             server_delay = self._policy.retry_after_delay(retry_after)
         return self._after_failure(status, server_delay)
 
+    @_step
     def on_transport_error(self, error: BaseException | None = None) -> Action:
         """A timeout or connection error: no status, retried like a 5xx."""
         logger.debug("Error persisting session log: %s", type(error).__name__)
         self._emit("error", ev.SESSION_PERSIST_FAIL_STATUS, {"attempt": self._attempt})
         return self._after_failure(None, None)
 
+    @_step
     def on_refetched(self, logs: Sequence[Mapping[str, Any]] | None) -> Action:
         """Feed the session read done for a header-less 409 (None: the read failed)."""
         adopted = find_last_uuid(logs)
@@ -225,9 +263,11 @@ class AppendExchange:
         self._emit("info", ev.SESSION_PERSIST_409_ADOPT_SERVER_UUID, {})
         return self._next_attempt()
 
+    @_step
     def on_waited(self) -> Action:
         return self._next_attempt()
 
+    @_step
     def on_token_lost(self) -> Action:
         """The token vanished between attempts (revoked, rotated away): fail as the seed
         does when there is none at the start, without a request."""
@@ -235,6 +275,7 @@ class AppendExchange:
         self._emit("error", ev.SESSION_PERSIST_FAIL_JWT_NO_TOKEN, {})
         return Done(AppendOutcome.NO_TOKEN)
 
+    @_step
     def on_refetch_unauthorized(self) -> Action:
         """The header-less 409's re-read got 401.
 

@@ -74,3 +74,14 @@ def test_refetch_step(client, ingress_server):
     nxt = client.advance(pending)  # the GET
     assert nxt == Put(ingress_server.head("s"), 2)
     assert client.advance(pending).ok
+
+
+def test_engine_may_call_on_waited_on_the_exchange_itself(client, ingress_server):
+    ingress_server.faults.fail_next(1)
+    pending = client.begin_append("s", entry())
+    assert isinstance(client.advance(pending), Wait)
+    assert pending.exchange.on_waited() == Put(None, 2)
+    assert pending.action == Put(None, 2)  # the pending append sees the step
+    assert client.advance(pending).ok
+    records = ingress_server.wait_for_requests(2)
+    assert [r.status for r in records] == [503, 201]

@@ -21,8 +21,10 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import socket
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -43,6 +45,7 @@ TELEPORT_SUFFIX = "/teleport-events"
 ADMIN_FAULTS = "/_admin/faults"
 MAX_PAGE = 1000
 MAX_UUID_LENGTH = 256
+_UUID_CHARS = re.compile(rf"[\x21-\x7e]{{1,{MAX_UUID_LENGTH}}}")
 
 
 def _encode_cursor(event_id: int) -> str:
@@ -107,18 +110,26 @@ class Handler(BaseHTTPRequestHandler):
     # --- replies --------------------------------------------------------------
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """Write the whole reply with one ``sendall`` (status line, headers, body)."""
         self._status = status
         self._record()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
+        self.log_request(status, len(body))
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        lines = [
+            f"{self.protocol_version} {status} {phrase}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+        ]
+        lines.extend(f"{name}: {value}" for name, value in (headers or {}).items())
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head if self.command == "HEAD" else head + body)
 
     def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), headers)
@@ -301,9 +312,10 @@ class Handler(BaseHTTPRequestHandler):
             raise Reply(400, f"body must be a JSON object, not {type(entry).__name__}")
         entry_uuid = entry.get("uuid")
         if entry_uuid is not None and (
-            not isinstance(entry_uuid, str) or not 0 < len(entry_uuid) <= MAX_UUID_LENGTH
+            not isinstance(entry_uuid, str) or _UUID_CHARS.fullmatch(entry_uuid) is None
         ):
-            raise Reply(400, "uuid must be a non-empty string of at most 256 characters")
+            # It may be echoed in x-last-uuid: no spaces, no CR/LF, no non-ASCII.
+            raise Reply(400, "uuid must be 1 to 256 printable ASCII characters, no spaces")
         self._entry_uuid = entry_uuid
         last_uuid = self.headers.get("Last-Uuid") or None
         decision = self._pre_faults("PUT", sid)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -137,21 +138,36 @@ def read_body(headers: Any, rfile: _Reader, limit: int) -> bytes:
 class Listener(ThreadingHTTPServer):
     """A threaded HTTP/1.1 server that can close its keep-alive connections.
 
-    One thread per connection (``daemon_threads``); ``server_close`` joins
-    them (``block_on_close``), which only returns promptly because
-    :meth:`close_connections` has woken every thread blocked on a read.
+    One daemon thread per connection (so a forgotten server never blocks
+    interpreter exit). The stdlib does not join daemon handler threads, so
+    this class tracks them itself: :meth:`server_close` first shuts down
+    every open connection (waking threads blocked on a read), then joins them.
     """
 
     daemon_threads = True
-    block_on_close = True
     allow_reuse_address = True
     request_queue_size = 128
+    #: Upper bound on waiting for handler threads in server_close.
+    join_timeout = 10.0
 
     def __init__(self, address: tuple[str, int], handler: Any, state: Any) -> None:
         self.state = state
         self._connections: set[socket.socket] = set()
+        self._handlers: list[threading.Thread] = []
         self._conn_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name=f"ingress-logging-server:{self.server_address[1]}:conn",
+            daemon=True,
+        )
+        with self._conn_lock:
+            self._handlers = [t for t in self._handlers if t.is_alive()]
+            self._handlers.append(thread)
+        thread.start()
 
     def track(self, conn: socket.socket) -> None:
         with self._conn_lock:
@@ -172,3 +188,13 @@ class Listener(ThreadingHTTPServer):
         for conn in conns:
             with contextlib.suppress(OSError):  # already gone
                 conn.shutdown(socket.SHUT_RDWR)
+
+    def server_close(self) -> None:
+        """Close the listening socket and every connection; join handler threads."""
+        super().server_close()
+        self.close_connections()
+        deadline = time.monotonic() + self.join_timeout
+        with self._conn_lock:
+            handlers = list(self._handlers)
+        for thread in handlers:
+            thread.join(max(0.0, deadline - time.monotonic()))

@@ -60,7 +60,8 @@ def test_close_leaves_no_server_threads_behind(ingress_server_factory, client):
     assert srv.open_connections() == 1
     srv.close()
     assert srv.open_connections() == 0
-    assert set(threading.enumerate()) <= before
+    leftover = set(threading.enumerate()) - before
+    assert not leftover, [t.name for t in leftover]
 
 
 def test_public_names_of_the_server_package():

@@ -145,6 +145,15 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._send_error_json(code, message or explain or "bad request")
 
+    def handle_expect_100(self) -> bool:
+        """Refuse an oversize body before the client sends it (``Expect: 100-continue``)."""
+        length = self.headers.get("Content-Length", "").strip()
+        if length.isdigit() and int(length) > self._state.max_body_bytes:
+            self.close_connection = True
+            self._send_error_json(413, f"request body exceeds {self._state.max_body_bytes} bytes")
+            return False
+        return super().handle_expect_100()
+
     def _drop(self) -> None:
         """Close the TCP connection without sending a single byte."""
         self.close_connection = True

@@ -153,3 +153,32 @@ def test_bad_admin_spec_is_400_and_changes_nothing(ingress_server, client, auth)
     assert r.status_code == 400
     assert ingress_server.faults.latency == 0.001
     assert ingress_server.faults.pending() == 0
+
+
+def test_expect_100_continue_oversize_is_refused_before_the_body(ingress_server_factory):
+    import socket
+
+    srv = ingress_server_factory(max_body_bytes=1024)
+    head = (
+        "PUT /v1/session_ingress/session/s HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {srv.token}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(head)  # and never the body
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413 ")
+    assert b'"request_too_large"' in reply
+    assert b"100 Continue" not in reply
+    assert srv.store.count_events() == 0
+
+
+def test_expect_100_continue_within_the_limit_proceeds(ingress_server, client, auth):
+    r = client.put(
+        ingress_server.session_url("s"),
+        json={"uuid": "a"},
+        headers={**auth, "Expect": "100-continue"},
+    )
+    assert r.status_code == 201

@@ -80,3 +80,31 @@ def test_public_names_of_the_server_package():
     }
     assert all(hasattr(server, name) for name in server.__all__)
     assert set(testing.__all__) == {"ingress_server", "ingress_server_factory"}
+
+
+def test_plugin_is_registered_and_serves_a_users_own_test_suite(tmp_path):
+    """A project that only installs the package gets the fixture (pytest11 entry point)."""
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="pytest11") if e.name == "ingress_logging"]
+    assert ep.value == "ingress_logging.testing"
+    (tmp_path / "test_user_app.py").write_text(
+        "import httpx\n"
+        "def test_app(ingress_server):\n"
+        "    h = {'Authorization': 'Bearer ' + ingress_server.token}\n"
+        "    r = httpx.put(ingress_server.session_url('u'), json={'uuid': 'a'}, headers=h)\n"
+        "    assert r.status_code == 201\n"
+        "    assert ingress_server.entries('u') == [{'uuid': 'a'}]\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout

@@ -27,6 +27,7 @@ import contextlib
 import gc
 import http.client
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -40,6 +41,7 @@ from typing import Any
 import httpx
 
 from ingress_logging.delivery import DeliveryEngine
+from ingress_logging.delivery._fasthttp import HTTPClientTransport
 from ingress_logging.protocol import RetryPolicy
 
 _SERVER = """
@@ -99,11 +101,11 @@ def cpu(fn: Callable[[], object]) -> tuple[float, float]:
 # -- 1. CPU per entry ------------------------------------------------------
 
 
-def bare_httpx_loop(base: str, n: int) -> None:
+def bare_httpx_loop(base: str, n: int, transport: httpx.BaseTransport | None = None) -> None:
     sid = f"bare-{uuid.uuid4().hex[:8]}"
     url = session_url(base, sid)
     last: str | None = None
-    with httpx.Client() as client:
+    with httpx.Client(transport=transport) as client:
         for i in range(n):
             e = entry(i)
             e["uuid"] = str(uuid.uuid4())
@@ -282,6 +284,10 @@ def bench_alternatives(n: int) -> None:
         rows = [
             ("http.client, sequential", lambda: alt_http_client(base, n)),
             ("httpx.Client, sequential", lambda: bare_httpx_loop(base, n)),
+            (
+                "httpx.Client over http.client, seq.",
+                lambda: bare_httpx_loop(base, n, HTTPClientTransport()),
+            ),
             ("httpx.AsyncClient, 1 at a time", lambda: alt_async(base, n, 1)),
             ("httpx.AsyncClient, 64 concurrent", lambda: alt_async(base, n, 64)),
             ("8 threads, one shared httpx.Client", lambda: alt_threads(base, n, 8, True)),
@@ -294,6 +300,9 @@ def bench_alternatives(n: int) -> None:
 
 
 def main() -> None:
+    # Diagnostics (drops while the server is down...) would go to stderr via
+    # logging's last resort; the benchmark prints its own counts.
+    logging.getLogger("ingress_logging").addHandler(logging.NullHandler())
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller counts")
     p.add_argument("--only", default="cpu,latency,down,alternatives")

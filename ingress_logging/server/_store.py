@@ -3,8 +3,9 @@
 One table of sessions (id -> chain head) and one table of events. Every
 appended entry is one event row; its ``payload`` is the entry's JSON text as
 the client sent it, so reads concatenate stored text instead of re-encoding.
-Rows whose payload is NULL are teleport-only events (a test hook for the
-"events whose payload is null are skipped" rule); they never show up in a read.
+Rows with ``is_entry = 0`` are teleport-only events added by tests (for
+instance with a NULL payload, for the "events whose payload is null are
+skipped" rule); they never show up in a read.
 
 The Last-Uuid check and the append run inside one ``BEGIN IMMEDIATE``
 transaction, so two writers - threads of this process or other processes

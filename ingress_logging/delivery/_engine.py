@@ -391,6 +391,7 @@ class DeliveryEngine:
         sched = self._sched
         item = s.current
         ack: object = None
+        s.held = step.held
         if step.retried:
             s.retried += 1
             sched.retried += 1

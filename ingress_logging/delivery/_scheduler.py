@@ -288,9 +288,12 @@ class Scheduler:
         return None
 
     def wake_budget_waiters_locked(self) -> None:
-        """The retry budget re-opened: every session held back may retry now."""
+        """The retry budget re-opened: every session it held back may retry now.
+
+        Sessions in their ordinary backoff keep their deadlines.
+        """
         now = time.monotonic()
-        self.timers = [(min(d, now), n, s) for d, n, s in self.timers]
+        self.timers = [(min(d, now) if s.held else d, n, s) for d, n, s in self.timers]
         heapq.heapify(self.timers)
         self.work.notify_all()
 

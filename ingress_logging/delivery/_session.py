@@ -132,6 +132,7 @@ class SessionState:
         "gap_sending",
         "gap_skip",
         "gap_snapshot",
+        "held",
         "parent",
         "pending",
         "queue",
@@ -156,6 +157,7 @@ class SessionState:
         self.filled_parent = False  # the engine set ``current_entry["parentUuid"]``
         self.submit_parent: str | None = None  # spool mode: chain assigned at submit
         self.waited = False  # ``pending.action`` is a Wait whose time has come
+        self.held = False  # WAITING because the retry budget held the retry back
         self.deadline = 0.0
         self.parent: str | None = None  # uuid of the last entry delivered from here
         # Losses to report before the next entry a worker begins (worker side) ...

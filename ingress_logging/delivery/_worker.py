@@ -41,6 +41,7 @@ class Step:
     kind: str | None = None
     reason: str | None = None
     retried: bool = False
+    held: bool = False  # ``wait`` comes from the retry budget, not the backoff
     gap_written: tuple[str, int, dict[str, int]] | None = None
     body_size: int = 0
 
@@ -110,6 +111,7 @@ class Stepper:
                 hold = self._budget.acquire()
                 if hold > 0:
                     out.wait = hold
+                    out.held = True
                     return out
                 action = self._transport().waited(pending)
         if isinstance(action, Put | Refetch):

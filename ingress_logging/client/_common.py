@@ -348,6 +348,11 @@ class PendingAppend:
         assert action is not None, "the exchange was not started"
         return action
 
+    @action.setter
+    def action(self, action: Action) -> None:
+        # Kept settable for callers typed against a plain ``action`` attribute.
+        self.exchange.action = action
+
     @property
     def done(self) -> bool:
         return isinstance(self.exchange.action, Done)

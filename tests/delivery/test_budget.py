@@ -94,7 +94,7 @@ def test_failed_probe_pushes_the_next_probe_a_full_interval() -> None:
     assert not b.snapshot().open
 
 
-def test_probe_success_reopens_and_wakes() -> None:
+def test_probe_success_reopens_to_three_quarters_and_wakes() -> None:
     clock = FakeClock()
     woken = threading.Event()
     b = RetryBudget(max_tokens=100, token_ratio=0.1, probe_interval=1.0, clock=clock)
@@ -104,15 +104,20 @@ def test_probe_success_reopens_and_wakes() -> None:
     assert b.snapshot().tokens == 0.0
     clock.now += 1.0
     assert b.acquire() == 0.0
+    assert not woken.is_set()
     b.record_success()
     s = b.snapshot()
     assert woken.is_set()
-    assert (s.open, s.reopened, s.tokens) == (True, 1, 51.0)
-    # Retries that succeed keep it open; one failure after re-opening closes it.
+    assert (s.open, s.reopened, s.tokens) == (True, 1, 75.0)
+    # Retries that succeed keep it open and earn the ratio again ...
     assert b.acquire() == 0.0
     b.record_success()
-    assert b.snapshot().tokens == pytest.approx(51.1)
-    b.record_failure()
+    assert b.snapshot().tokens == pytest.approx(75.1)
+    # ... and a server that fails again closes it after a quarter of the bucket.
+    for _ in range(25):
+        assert b.snapshot().open
+        b.record_failure()
+    assert b.snapshot().tokens == pytest.approx(50.1)
     b.record_failure()
     assert not b.snapshot().open
 

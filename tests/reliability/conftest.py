@@ -48,26 +48,31 @@ keE+16Gn3ygKaBXPwbSL8jwAzItwJuuL2rBnQSZSKw2+me4qoPRIUYIG
 
 
 class LeakGuard:
-    """Collects text a test produced; ``check()`` fails if the token is in it."""
+    """Scans text a test produced as it arrives; ``check()`` fails if the token was in any."""
 
     def __init__(self) -> None:
-        self.texts: list[str] = []
+        self.scanned = 0
+        self.leaks: list[str] = []
         self.events: list[tuple[str, str, dict[str, object]]] = []
 
     def add(self, *texts: str | bytes | None) -> None:
         for t in texts:
             if t is None:
                 continue
-            self.texts.append(t.decode("utf-8", "replace") if isinstance(t, bytes) else t)
+            text = t.decode("utf-8", "replace") if isinstance(t, bytes) else t
+            self.scanned += 1
+            if TOKEN in text:
+                # Keep where it was, never the token itself.
+                self.leaks.append(text.replace(TOKEN, "<TOKEN>")[:500])
 
     def sink(self, level: Level, event: str, data: DiagnosticData) -> None:
         """A diagnostics sink for engines and clients under test."""
         self.events.append((level, event, dict(data)))
-        self.texts.append(f"{level} {event} {dict(data)!r}")
+        self.add(f"{level} {event} {dict(data)!r}")
 
     def check(self) -> None:
-        for text in self.texts:
-            assert TOKEN not in text, "the bearer token leaked into captured output"
+        assert self.scanned > 0, "the leak guard saw nothing: it is not wired in"
+        assert not self.leaks, f"the bearer token leaked into captured output: {self.leaks[:3]}"
 
 
 class _Everything(logging.Handler):

@@ -121,3 +121,14 @@ def test_tls_with_the_certificate_trusted_does_deliver(
     assert len(tls_server.requests) == 1
     assert tls_server.requests[0].startswith(b"PUT /v1/session_ingress/session/s1 ")
     assert f"authorization: Bearer {token}".lower().encode() in tls_server.requests[0].lower()
+
+
+def test_the_leak_guard_catches_a_leak(leak_guard: object, token: str) -> None:
+    """The control for every test of this suite: a logged token is seen."""
+    import logging
+
+    logging.getLogger("some.app").debug("Authorization: Bearer %s", token)
+    leaks = leak_guard.leaks  # type: ignore[attr-defined]
+    assert leaks
+    assert all(token not in leak for leak in leaks)  # reports never repeat it
+    leaks.clear()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 from ingress_logging import diagnostics as ev
+from ingress_logging.hookspecs import hookimpl
+from ingress_logging.plugins import new_plugin_manager
 from ingress_logging.protocol import RetryPolicy
 
 
@@ -45,10 +49,25 @@ def test_slow_server_for_one_session_does_not_hold_back_others(ingress_server, m
     assert all(arrived[sid] - arrived["slow"] < 0.4 for sid in ("a", "b", "c"))
 
 
+class DiagnosticsPlugin:
+    """A real ``ingress_diagnostic`` hook implementation that records events."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+        self.threads: set[str] = set()
+
+    @hookimpl
+    def ingress_diagnostic(self, level, event, data) -> None:
+        self.events.append((event, dict(data)))
+        self.threads.add(threading.current_thread().name)
+
+
 def test_permanent_failure_counts_moves_on_and_writes_a_gap(ingress_server, make_engine):
-    events: list[tuple[str, dict]] = []
-    engine = make_engine()
-    engine._reporter._sink = lambda level, event, data: events.append((event, dict(data)))
+    pm = new_plugin_manager(load_entrypoints=False)
+    plugin = DiagnosticsPlugin()
+    pm.register(plugin)
+    events = plugin.events
+    engine = make_engine(plugins=pm)
     assert engine.submit("p", {"type": "user", "message": "one"})
     assert engine.flush(5).delivered == 1
     ingress_server.faults.fail_next(1, status=400, session_id="p")
@@ -75,8 +94,12 @@ def test_permanent_failure_counts_moves_on_and_writes_a_gap(ingress_server, make
     assert health.gaps_written == 1
     engine._reporter.drain(5)
     names = [e for e, _ in events]
-    assert ev.DELIVERY_FAILED in names
+    assert ("delivery_failed", {"count": 1, "reason": "permanent", "status": 400}) in events
+    assert ev.SESSION_PERSIST_FAIL_PERMANENT in names  # the protocol core's, via the client
     assert ("delivery_gap_written", {"count": 1}) in events
+    # Sinks run on the reporter thread only: never on a worker (the logging-lock rule).
+    assert plugin.threads == {"ingress_logging.delivery.diagnostics"}
+    assert ingress_server.token not in repr(events)
 
 
 def test_retries_exhausted_then_recovery(ingress_server, make_engine):

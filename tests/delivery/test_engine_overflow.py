@@ -87,3 +87,42 @@ def test_bad_configuration_is_refused(make_engine):
         make_engine(max_queue_entries=0)
     with pytest.raises(ValueError):
         make_engine(max_concurrency=0)
+
+
+def test_server_down_memory_stays_within_the_cap_and_drops_are_exact(ingress_server_factory):
+    import gc
+    import tracemalloc
+
+    from ingress_logging.delivery import DeliveryEngine
+    from ingress_logging.protocol import RetryPolicy
+
+    srv = ingress_server_factory()
+    url = srv.base_url
+    srv.stop()
+    cap = 256 * 1024
+    engine = DeliveryEngine(
+        base_api_url=url,
+        token="t",
+        max_queue_entries=1_000_000,
+        max_queue_bytes=cap,
+        retry_policy=RetryPolicy(max_attempts=1000, base_delay=0.05),
+    )
+    try:
+        n = 20_000
+        gc.collect()
+        tracemalloc.start()
+        start = tracemalloc.get_traced_memory()[0]
+        refused = sum(
+            not engine.submit(f"m{i % 8}", {"type": "user", "message": "m" * 100}) for i in range(n)
+        )
+        peak = tracemalloc.get_traced_memory()[1] - start
+        tracemalloc.stop()
+        health = engine.stats()
+        assert health.queued_bytes <= cap
+        assert peak < cap + 128 * 1024  # the cap plus a small constant
+        assert refused == health.dropped == n - health.queued_entries
+        assert health.submitted == n
+        engine._reporter.drain(5)
+        assert engine._reporter.reported_drops == refused
+    finally:
+        engine.close(0.5)

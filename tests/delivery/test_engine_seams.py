@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from ingress_logging.protocol import RetryPolicy
 
 
@@ -138,6 +140,7 @@ def _child_submits(base_url: str, token: str, sid: str) -> None:
     # No flush, no close: the atexit hook of the worker process delivers.
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
 def test_multiprocessing_workers_deliver_their_own_entries(ingress_server):
     ctx = multiprocessing.get_context("fork")
     procs = [

@@ -231,14 +231,23 @@ class IngressHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         """Refuse recursive records, apply filters, emit without taking the handler lock."""
-        if self._ignored(record.name) or self._on_worker():
+        # The hot path, inlined: one dict lookup and one thread-local read.
+        ignored = self._ignore_cache.get(record.name)
+        if ignored is None:
+            ignored = self._ignored(record.name)
+        worker: bool | None = getattr(self._thread_flags, "worker", None)
+        if worker is None:
+            worker = self._on_worker()
+        if ignored or worker:
             return False
-        rv: object = self.filter(record)
-        if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may replace the record
-            record = rv
-        if rv:
-            self.emit(record)
-        return bool(rv)
+        if self.filters:
+            rv: object = self.filter(record)
+            if not rv:
+                return False
+            if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may replace it
+                record = rv
+        self.emit(record)
+        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Capture the record and hand it to the engine; never raises."""

@@ -6,11 +6,15 @@ import logging
 import threading
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ingress_logging
 from ingress_logging import InvalidSessionIdError
 from ingress_logging.diagnostics import DELIVERY_DROPPED
+from ingress_logging.entries import STANDARD_ATTRS, dumps_entry
 from ingress_logging.handler import IngressHandler
 
 
@@ -183,3 +187,58 @@ def test_repr_has_no_token(recording_engine) -> None:
 def test_public_exports() -> None:
     assert ingress_logging.IngressHandler is IngressHandler
     assert ingress_logging.session is ingress_logging.entries.session
+
+
+class _RaisingStr:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+_values = st.one_of(
+    st.none(),
+    st.integers(),
+    st.floats(),
+    st.text(),
+    st.binary(max_size=8),
+    st.builds(object),
+    st.builds(_RaisingStr),
+    st.lists(st.text(max_size=3), max_size=3),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    msg=st.one_of(st.text(), st.builds(_RaisingStr), st.integers()),
+    args=st.lists(_values, max_size=3).map(tuple),
+    extra=st.dictionaries(
+        st.text(min_size=1).filter(lambda k: k not in STANDARD_ATTRS),
+        _values,
+        max_size=4,
+    ),
+    session_id=st.one_of(st.none(), st.text(max_size=20), st.sampled_from(["ok-1", "ok_2"])),
+)
+def test_emit_never_raises_and_every_record_is_accounted_for(
+    recording_engine, msg, args, extra, session_id
+) -> None:
+    handler, _ = make(recording_engine, session_id="fallback")
+    logger = logging.getLogger("tests.handler.hypothesis")
+    record = logger.makeRecord(
+        logger.name, logging.INFO, __file__, 1, msg, args, None, extra=extra or None
+    )
+    if session_id is not None:
+        record.session_id = session_id
+    before = len(recording_engine.submitted)
+    handler.handle(record)  # must not raise, whatever the record holds
+    shipped = len(recording_engine.submitted) - before
+    assert shipped + sum(handler.dropped().values()) == 1
+    if shipped:
+        entry = recording_engine.entries()[-1]
+        orjson.loads(dumps_entry(entry))
+        assert entry["sessionId"] == recording_engine.sessions()[-1]
+    else:
+        assert handler.dropped() == {"invalid_session_id": 1}

@@ -164,12 +164,11 @@ def cli(
       ingress-logging export SESSION -o copy.jsonl         save it as JSONL
       ingress-logging doctor                               check the setup
     """
-    origin = None
-    if token:
-        source = ctx.get_parameter_source("token")
-        origin = (
-            _defaults.ENV_TOKEN if source is click.core.ParameterSource.ENVIRONMENT else "--token"
-        )
+
+    def origin(name: str, option: str, env: str) -> str:
+        from_env = ctx.get_parameter_source(name) is click.core.ParameterSource.ENVIRONMENT
+        return env if from_env else option
+
     if debug:
         logging.basicConfig(
             level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
@@ -178,7 +177,14 @@ def cli(
         url=url or None,
         base_url=base_url or None,
         token=token or None,
-        token_origin=origin,
+        token_origin=origin("token", "--token", _defaults.ENV_TOKEN) if token else None,
+        url_origin_hint=(
+            origin("url", "--url", _defaults.ENV_URL)
+            if url
+            else origin("base_url", "--base-url", _defaults.ENV_BASE_URL)
+            if base_url
+            else None
+        ),
         token_file=token_file or None,
         timeout=timeout,
         max_attempts=max_attempts,

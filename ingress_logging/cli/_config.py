@@ -53,6 +53,7 @@ class CliConfig:
     base_url: str | None = None
     token: str | None = field(default=None, repr=False)
     token_origin: str | None = None
+    url_origin_hint: str | None = None
     token_file: str | None = None
     timeout: float = 20.0
     max_attempts: int = 10
@@ -132,6 +133,8 @@ class CliConfig:
 
     def url_origin(self) -> str:
         """Where the session URL comes from, in words (for ``doctor``)."""
+        if self.url_origin_hint is not None:
+            return self.url_origin_hint
         if self.url is not None:
             return "--url / " + _defaults.ENV_URL
         if self.base_url is not None:

@@ -1,0 +1,66 @@
+"""Where the CLI's settings come from: URL template, token file, token plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ingress_logging.server import IngressServer
+
+
+def test_url_template_from_the_environment(
+    server: IngressServer, run_cli, bare_env, transcript, jsonl, tmp_path: Path
+) -> None:
+    entries = transcript(4)
+    path = jsonl(tmp_path / "t.jsonl", entries)
+    env = bare_env(
+        INGRESS_LOGGING_URL=server.base_url + "/v1/session_ingress/session/{session_id}",
+        INGRESS_LOGGING_TOKEN=server.token,
+    )
+
+    shipped = run_cli("ship", str(path), env=env)
+    shown = run_cli("show", "--json", entries[0]["sessionId"], env=env)
+    doctor = run_cli("doctor", env=env)
+
+    assert shipped.returncode == 0, shipped.stderr
+    assert [orjson.loads(line) for line in shown.stdout.splitlines()] == entries
+    assert "(from INGRESS_LOGGING_URL)" in doctor.stdout
+    flag = run_cli("--base-url", server.base_url, "doctor", env=bare_env(INGRESS_LOGGING_TOKEN="x"))
+    assert "(from --base-url)" in flag.stdout
+
+
+def test_token_file_is_used_and_named_but_never_printed(
+    server: IngressServer, run_cli, bare_env, transcript, jsonl, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(server.token + "\n", encoding="utf-8")
+    env = bare_env(INGRESS_LOGGING_BASE_URL=server.base_url)
+    entries = transcript(3)
+    path = jsonl(tmp_path / "t.jsonl", entries)
+
+    shipped = run_cli("--token-file", str(token_file), "ship", str(path), env=env)
+    doctor = run_cli("--token-file", str(token_file), "doctor", env=env)
+
+    assert shipped.returncode == 0, shipped.stderr
+    assert server.entries(entries[0]["sessionId"]) == entries
+    assert doctor.returncode == 0, doctor.stdout
+    assert f"set, from --token-file / INGRESS_LOGGING_TOKEN_FILE ({token_file})" in doctor.stdout
+    assert server.token not in doctor.stdout + doctor.stderr
+
+
+def test_doctor_names_a_token_plugin(server: IngressServer, run_cli, bare_env) -> None:
+    pytest.importorskip("ingress_logging_oauth")
+    env = bare_env(
+        INGRESS_LOGGING_BASE_URL=server.base_url,
+        INGRESS_LOGGING_OAUTH_TOKEN=server.oauth_token,
+        INGRESS_LOGGING_OAUTH_ORG_UUID=server.org_uuid,
+    )
+
+    result = run_cli("doctor", env=env)
+
+    token_line = next(line for line in result.stdout.splitlines() if " token " in line)
+    assert token_line.startswith("ok")
+    assert "from plugin oauth" in token_line
+    assert server.oauth_token not in result.stdout + result.stderr

@@ -144,7 +144,40 @@ class AsyncSessionIngressClient(ClientBase):
         )
         self._owns_http = given is None
         self._http = given if given is not None else httpx.AsyncClient(follow_redirects=False)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._guard: AsyncIterator[None] | None = None
         self._turns = AsyncSessionTurns()
+
+    async def _http_for_this_loop(self) -> httpx.AsyncClient:
+        """The connection pool for the running event loop.
+
+        Pooled connections belong to the loop that opened them; reused from a
+        later ``asyncio.run`` they fail with "Event loop is closed". So a pool
+        we own is tied to its loop: an async generator parked in the loop is
+        finalised by ``asyncio.run``'s ``shutdown_asyncgens()`` and closes the
+        pool there, cleanly; the next loop gets a fresh one. (A pool the
+        caller gave us is theirs to manage.)
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            if self._loop is not None and self._owns_http and not self._closed:
+                # the old loop ended without finalising its generators
+                self._http = httpx.AsyncClient(follow_redirects=False)
+            self._loop = loop
+            if self._owns_http:
+                guard = self._close_with_loop(self._http)
+                await anext(guard)
+                self._guard = guard
+        return self._http
+
+    async def _close_with_loop(self, http: httpx.AsyncClient) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if self._http is http and not self._closed:
+                self._loop = None
+                self._http = httpx.AsyncClient(follow_redirects=False)
+            await http.aclose()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -182,8 +215,9 @@ class AsyncSessionIngressClient(ClientBase):
     # -- transport -----------------------------------------------------------
 
     async def _send(self, request: Request) -> Reply | BaseException:
+        http = await self._http_for_this_loop()
         try:
-            built = self._http.build_request(
+            built = http.build_request(
                 request.method,
                 request.url,
                 headers=request.headers,
@@ -191,7 +225,7 @@ class AsyncSessionIngressClient(ClientBase):
                 params=request.params,
                 timeout=request.timeout,
             )
-            response = await self._http.send(built, stream=True)
+            response = await http.send(built, stream=True)
             try:
                 deadline = None
                 if request.timeout.read is not None:

@@ -117,6 +117,7 @@ def make_client(
         else:
             driver.client.close()
     if loop is not None:
+        loop.run_until_complete(loop.shutdown_asyncgens())  # as asyncio.run does
         loop.close()
 
 

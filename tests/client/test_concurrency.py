@@ -143,3 +143,16 @@ def test_a_failing_call_releases_its_turn(ingress_server):
             client.append_session_log("s", {"bad": object()})
         assert client._turns.tickets("s") == 0
         assert client.append_session_log("s", entry(0)) is True
+
+
+def test_async_client_survives_several_asyncio_runs(ingress_server):
+    # Pooled connections belong to one loop; the client must not reuse them
+    # from the next asyncio.run (that fails with "Event loop is closed").
+    client = AsyncSessionIngressClient(**kwargs(ingress_server))
+    first, second = entry(0), entry(1)
+    assert asyncio.run(client.append_session_log("s", first)) is True
+    assert asyncio.run(client.append_session_log("s", second)) is True
+    logs = asyncio.run(client.get_session_logs("s"))
+    asyncio.run(client.aclose())
+    assert logs == [first, second]
+    assert ingress_server.wait_for_requests(3)[1].last_uuid == first["uuid"]

@@ -24,6 +24,7 @@ from .errors import (
     InsecureTransportError,
     InvalidResponseError,
     InvalidSessionIdError,
+    InvalidURLError,
     SessionExpiredError,
     SpoolLockedError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "InsecureTransportError",
     "InvalidResponseError",
     "InvalidSessionIdError",
+    "InvalidURLError",
     "RetryPolicy",
     "SessionExpiredError",
     "SessionIngressClient",

@@ -18,10 +18,7 @@ entries are the parent's to deliver - and starts its own workers lazily.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import functools
-import multiprocessing.util as mp_util
 import os
 import threading
 import time
@@ -35,12 +32,14 @@ import pluggy
 from .._host import Host
 from .._session_id import validate_session_id
 from ..protocol import RetryPolicy
+from . import _exit
 from ._budget import RetryBudget
 from ._logsafe import warm_logging_caches
+from ._pool import THREAD_PREFIX, WorkerPool, is_worker_thread
 from ._reporter import Reporter
 from ._scheduler import DONE, DROPPED, TAKEN, FlushWaiter, Scheduler
 from ._seams import RetryBudgetHook, Spool, Transport
-from ._session import RUNNING, Item, SessionState, estimate_size, fill_entry
+from ._session import RUNNING, Item, estimate_size, fill_entry
 from ._spool import DEFAULT_SPOOL_MAX_BYTES
 from ._spool import Spool as SqliteSpool
 from ._types import (
@@ -52,21 +51,10 @@ from ._types import (
     Health,
     OverflowPolicy,
 )
-from ._worker import Step, Stepper
 
 __all__ = ["DeliveryEngine", "is_worker_thread"]
 
 MiB: Final = 1024 * 1024
-THREAD_PREFIX: Final = "ingress_logging.delivery"
-
-_local = threading.local()
-
-
-def is_worker_thread() -> bool:
-    """True on any thread of any delivery engine (workers and the reporter)."""
-    return getattr(_local, "worker", False) or threading.current_thread().name.startswith(
-        THREAD_PREFIX
-    )
 
 
 def _call_weak(ref: Callable[[], Callable[[], Any] | None]) -> None:
@@ -170,7 +158,6 @@ class DeliveryEngine:
                     max_connections=max_concurrency,
                 )
 
-        self._transport_factory = transport
         self._sched = Scheduler(
             max_entries=max_queue_entries,
             max_bytes=max_queue_bytes,
@@ -178,37 +165,29 @@ class DeliveryEngine:
             block_timeout=block_timeout,
             reporter=self._reporter,
         )
-        self._stepper = Stepper(
+        self._pool = WorkerPool(
+            self._sched,
             host=self._host,
-            transport=self._get_transport,
+            transport_factory=transport,
             budget=self._budget,
             reporter=self._reporter,
-            gap_snapshot=self._gap_snapshot,
+            spool=spool,
+            max_concurrency=max_concurrency,
         )
-        self._budget.set_wakeup(self._budget_wakeup)
         self._reset_process_state()
         self._closed = False
-        self._atexit_cb = functools.partial(_atexit_close, weakref.ref(self))
-        atexit.register(self._atexit_cb)
         os.register_at_fork(
             after_in_child=functools.partial(_call_weak, weakref.WeakMethod(self._after_fork))
         )
-        # multiprocessing children end with os._exit(): atexit never runs there,
-        # its own finalizers do (and their registry is cleared at child start,
-        # hence re-registering from its after-fork hook).
-        _register_mp_exit(self)
-        mp_util.register_after_fork(self, _register_mp_exit)
+        _exit.keep_alive(self)  # closed at process end (atexit / multiprocessing)
         if spool is not None:
             for session_id, entry in spool.replay():
                 self.submit(session_id, entry)
 
     def _reset_process_state(self) -> None:
         self._pid = os.getpid()
-        self._transport: Transport | None = None
-        self._transport_lock = threading.Lock()
         self._spool_lock = threading.Lock()
         self._spool_parents: dict[str, str | None] = {}
-        self._threads: list[threading.Thread] = []
 
     def __repr__(self) -> str:
         s = self._sched
@@ -224,7 +203,8 @@ class DeliveryEngine:
         """In a forked child: forget the parent's queue, threads, locks and sockets."""
         self._sched.reinit()
         self._reporter.after_fork()
-        self._spool = None  # the parent's spool (and its lock); the child keeps memory only
+        self._spool = self._pool.spool = None  # the parent's; the child keeps memory only
+        self._pool.reset()
         # The inherited client is neither used nor closed: its sockets are the parent's.
         self._reset_process_state()
 
@@ -293,7 +273,7 @@ class DeliveryEngine:
                             spawn = True
                     accepted = True
         if spawn:
-            self._spawn()
+            self._pool.spawn()
         if not accepted and spool_key is not None and self._spool is not None:
             self._spool.acknowledge(spool_key)
         return accepted
@@ -331,105 +311,6 @@ class DeliveryEngine:
             s = self._sched.session_locked(session_id)
             self._sched.count_drop_locked(s, reason, gap=reason != DROP_PREPARE)
         return False
-
-    # -- workers --------------------------------------------------------------
-
-    def _spawn(self) -> None:
-        n = len(self._threads) + 1
-        thread = threading.Thread(
-            target=self._worker_main, name=f"{THREAD_PREFIX}.worker-{n}", daemon=True
-        )
-        try:
-            thread.start()
-        except RuntimeError:  # interpreter shutting down: existing workers carry on
-            with self._sched.lock:
-                self._sched.workers -= 1
-            return
-        self._threads.append(thread)
-
-    def _get_transport(self) -> Transport:
-        transport = self._transport
-        if transport is None:
-            with self._transport_lock:
-                transport = self._transport
-                if transport is None:
-                    transport = self._transport = self._transport_factory(self._host)
-        return transport
-
-    def _worker_main(self) -> None:
-        _local.worker = True
-        sched = self._sched
-        stepper = self._stepper
-        s: SessionState | None = None
-        step: Step | None = None
-        try:
-            while True:
-                spool = self._spool
-                if spool is not None and s is not None and step is not None and step.kind:
-                    # Delete the spool row *before* booking the item as done, so
-                    # that once flush() says delivered, the row is gone too (this
-                    # worker owns ``s``, so ``s.current`` is stable here).
-                    item = s.current
-                    if item is not None and item.spool_key is not None:
-                        spool.acknowledge(item.spool_key)
-                with sched.lock:
-                    if s is not None and step is not None:
-                        s, _ = self._book_locked(s, step)
-                    if s is None:
-                        s = sched.pick_locked()
-                    if s is None:
-                        return
-                step = stepper.step(s)
-        finally:
-            with sched.lock:
-                sched.workers -= 1
-                last = sched.workers == 0 and sched.stopping
-            if last and sched is self._sched:
-                self._close_transport()
-
-    def _book_locked(self, s: SessionState, step: Step) -> tuple[SessionState | None, object]:
-        sched = self._sched
-        item = s.current
-        ack: object = None
-        s.held = step.held
-        if step.retried:
-            s.retried += 1
-            sched.retried += 1
-        if step.body_size and item is not None and item.state != DONE:
-            sched.bytes += step.body_size - item.size
-            item.size = step.body_size
-        if step.gap_written is not None:
-            _, count, reasons = step.gap_written
-            s.gap_count -= count
-            for reason, n in reasons.items():
-                left = s.gap_reasons.get(reason, 0) - n
-                if left > 0:
-                    s.gap_reasons[reason] = left
-                else:
-                    s.gap_reasons.pop(reason, None)
-            sched.gaps += 1
-        if item is not None:
-            if step.kind is not None:
-                ack = item.spool_key
-                sched.finish_item_locked(item, step.kind, step.reason)
-            elif sched.stopping:
-                sched.finish_item_locked(item, DROPPED, DROP_CLOSED)
-        return sched.release_locked(s, step.wait), ack
-
-    def _gap_snapshot(self, s: SessionState) -> tuple[int, dict[str, int]]:
-        with self._sched.lock:
-            return s.gap_count, dict(s.gap_reasons)
-
-    def _budget_wakeup(self) -> None:
-        with self._sched.lock:
-            self._sched.wake_budget_waiters_locked()
-
-    def _close_transport(self) -> None:
-        with self._transport_lock:
-            transport, self._transport = self._transport, None
-        if transport is not None:
-            with contextlib.suppress(Exception):  # closing sockets must not fail close()
-                transport.close()
 
     # -- flush / close -----------------------------------------------------------
 
@@ -491,7 +372,7 @@ class DeliveryEngine:
             if self._closed:
                 return FlushResult()
             self._closed = True
-        atexit.unregister(self._atexit_cb)
+        _exit.release(self)
         result = self.flush(limit)
         sched = self._sched
         with sched.lock:
@@ -510,7 +391,7 @@ class DeliveryEngine:
             no_workers = sched.workers == 0
         self._reporter.stop(max(0.0, limit - (time.monotonic() - start)))
         if no_workers:
-            self._close_transport()
+            self._pool.close_transport()
         if self._spool is not None:
             self._spool.close()
         return result
@@ -559,13 +440,3 @@ def _with_budget(health: Health, budget: object) -> Health:
     from dataclasses import replace
 
     return replace(health, retry_budget=budget)
-
-
-def _register_mp_exit(engine: DeliveryEngine) -> None:
-    mp_util.Finalize(engine, _atexit_close, args=(weakref.ref(engine),), exitpriority=100)
-
-
-def _atexit_close(ref: weakref.ReferenceType[DeliveryEngine]) -> None:
-    engine = ref()
-    if engine is not None and engine._pid == os.getpid():
-        engine.close(engine.close_timeout)

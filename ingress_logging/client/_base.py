@@ -26,6 +26,7 @@ from ..protocol import (
     Done,
     Put,
     Refetch,
+    RetryPolicy,
     TeleportPager,
     Wait,
     head_from_read,
@@ -88,7 +89,8 @@ class ClientBase:
     # -- small helpers ----------------------------------------------------
 
     @property
-    def retry_policy(self) -> Any:
+    def retry_policy(self) -> RetryPolicy:
+        """The attempts-and-backoff policy every append of this client follows."""
         return self._policy
 
     def _emit(self, level: Level, event: str, data: DiagnosticData) -> None:

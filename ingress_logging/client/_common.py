@@ -25,6 +25,7 @@ from .._host import Host
 from .._session_id import quote_session_id
 from ..diagnostics import DiagnosticSink
 from ..errors import InsecureTransportError, InvalidURLError
+from ..plugins import PluginHost
 from ..protocol import Action, AppendExchange, Done, RetryPolicy
 
 __all__ = [
@@ -88,8 +89,6 @@ class ClientSettings:
     max_response_bytes: int
 
     def build_host(self) -> Host:
-        from ..plugins import PluginHost
-
         return PluginHost(
             self.plugins,
             token=self.token,

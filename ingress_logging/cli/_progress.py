@@ -9,6 +9,7 @@ above the bar, or as their own line.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final, Protocol
 
 import click
@@ -72,10 +73,10 @@ class _Bar:
 
 
 class _Plain:
-    def __init__(self, total: int) -> None:
-        self._total = total
+    def __init__(self, per_file: Mapping[str, int]) -> None:
+        self._total = sum(per_file.values())
+        self._left = dict(per_file)
         self._done = 0
-        self._path: str | None = None
         self._start = time.monotonic()
 
     def _line(self, counts: ShipCounts) -> None:
@@ -87,10 +88,10 @@ class _Plain:
         )
 
     def advance(self, path: str, counts: ShipCounts) -> None:
-        if self._path is not None and path != self._path:
-            click.echo(f"ship: done with {self._path}", err=True)
-        self._path = path
         self._done += 1
+        self._left[path] -= 1
+        if self._left[path] == 0:
+            click.echo(f"ship: done with {path}", err=True)
         if self._done % PLAIN_EVERY == 0:
             self._line(counts)
 
@@ -98,11 +99,9 @@ class _Plain:
         click.echo(message, err=True)
 
     def close(self, counts: ShipCounts) -> None:
-        if self._path is not None:
-            click.echo(f"ship: done with {self._path}", err=True)
         self._line(counts)
 
 
-def make_progress(*, bar: bool, total: int) -> Reporter:
-    """A terminal bar or plain lines."""
-    return _Bar(total) if bar else _Plain(total)
+def make_progress(*, bar: bool, per_file: Mapping[str, int]) -> Reporter:
+    """A terminal bar or plain lines; ``per_file`` is how many entries each file has."""
+    return _Bar(sum(per_file.values())) if bar else _Plain(per_file)

@@ -18,7 +18,9 @@ from __future__ import annotations
 import collections
 import copy
 import sys
+import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -161,30 +163,62 @@ def _send(
     present: dict[str, _Present | None],
     counts: ShipCounts,
     reporter: Reporter,
+    jobs: int,
 ) -> None:
-    """Append every planned entry not already present; count each outcome."""
+    """Append every planned entry not already present; count each outcome.
+
+    Sessions are independent, so up to ``jobs`` of them are shipped at once
+    (one thread each); within a session entries go strictly in file order.
+    """
     host = config.host()
     urls = {sid: config.session_url(sid) for sid in present}
-    for item in items:
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def one(item: _Planned) -> None:
         held = present[item.session_id]
         where = f"{item.line.path}:{item.line.lineno}"
+        note = None
         # Redaction plugins apply to uploads too; comparing the prepared form
         # keeps resume exact when they change entries.
         entry = host.prepare_entry(copy.deepcopy(item.line.entry), None)
         if entry is None:
-            counts.dropped += 1
+            outcome = "dropped"
         elif held is None:
-            counts.failed += 1
-            reporter.note(f"failed: {where}: could not read session {item.session_id}")
+            outcome, note = "failed", f"failed: {where}: could not read session {item.session_id}"
         elif held.take(entry):
-            counts.skipped += 1
+            outcome = "skipped"
         elif client.append_session_log(item.session_id, entry, urls[item.session_id]):
-            counts.sent += 1
+            outcome = "sent"
             held.add(entry)
         else:
-            counts.failed += 1
-            reporter.note(f"failed: {where}: {sink.pop()}")
-        reporter.advance(item.line.path, counts)
+            outcome, note = "failed", f"failed: {where}: {sink.pop()}"
+        with lock:
+            setattr(counts, outcome, getattr(counts, outcome) + 1)
+            if note is not None:
+                reporter.note(note)
+            reporter.advance(item.line.path, counts)
+
+    def run(group: Sequence[_Planned]) -> None:
+        for item in group:
+            if stop.is_set():
+                return
+            one(item)
+
+    groups: dict[str, list[_Planned]] = {}
+    for item in items:
+        groups.setdefault(item.session_id, []).append(item)
+    if jobs == 1 or len(groups) <= 1:
+        run(items)
+        return
+    with ThreadPoolExecutor(min(jobs, len(groups)), thread_name_prefix="ingress-ship") as pool:
+        futures = [pool.submit(run, group) for group in groups.values()]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            stop.set()  # the others finish their current entry, then stop
+            raise
 
 
 @click.command()
@@ -200,6 +234,14 @@ def _send(
     help="Append everything to this session (default: each entry's own sessionId).",
 )
 @click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=4,
+    show_envvar=True,
+    help="Sessions shipped at once (entries of one session always go in order).",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     show_envvar=True,
@@ -208,7 +250,11 @@ def _send(
 )
 @pass_config
 def ship(
-    config: CliConfig, files: tuple[str, ...], session_id: str | None, progress: bool | None
+    config: CliConfig,
+    files: tuple[str, ...],
+    session_id: str | None,
+    jobs: int,
+    progress: bool | None,
 ) -> None:
     """Append JSONL transcript FILES (one JSON entry per line) to session-ingress.
 
@@ -235,9 +281,10 @@ def ship(
     interrupted = False
     with config.client(diagnostics=sink) as client:
         present = _read_sessions(client, config, plan.sessions)
-        reporter = make_progress(bar=use_bar, total=len(plan.items))
+        per_file = collections.Counter(item.line.path for item in plan.items)
+        reporter = make_progress(bar=use_bar, per_file=per_file)
         try:
-            _send(config, client, sink, plan.items, present, counts, reporter)
+            _send(config, client, sink, plan.items, present, counts, reporter, jobs)
         except KeyboardInterrupt:
             interrupted = True
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import subprocess
@@ -220,3 +221,25 @@ def test_resume_stays_exact_when_a_redaction_plugin_changes_entries(
     stored = server.entries(sid)
     assert len(stored) == 7
     assert "ada@example.com" not in orjson.dumps(stored).decode()
+
+
+def test_sessions_are_shipped_concurrently_each_in_order(
+    server: IngressServer, run_cli, transcript, jsonl, tmp_path: Path
+) -> None:
+    sessions = [transcript(5) for _ in range(4)]
+    paths = [jsonl(tmp_path / f"s{i}.jsonl", s) for i, s in enumerate(sessions)]
+    server.faults.latency = 0.1
+
+    result = run_cli("ship", "--jobs", "4", *map(str, paths))
+
+    assert result.returncode == 0, result.stderr
+    assert counts(result.stdout) == (20, 0, 0, 0)
+    for entries in sessions:
+        assert server.entries(entries[0]["sessionId"]) == entries
+    puts = sorted((r.t, r.session_id) for r in server.requests if r.method == "PUT")
+    overlapping = [
+        (a, b) for a, b in itertools.pairwise(puts) if b[0] - a[0] < 0.05 and a[1] != b[1]
+    ]
+    assert overlapping, "with --jobs 4 the sessions' requests should overlap in time"
+    for file_path in paths:
+        assert f"ship: done with {file_path}" in result.stderr

@@ -37,7 +37,7 @@ from ._budget import RetryBudget
 from ._logsafe import warm_logging_caches
 from ._pool import THREAD_PREFIX, WorkerPool, is_worker_thread
 from ._reporter import Reporter
-from ._scheduler import DONE, DROPPED, TAKEN, FlushWaiter, Scheduler
+from ._scheduler import DROPPED, TAKEN, Scheduler
 from ._seams import RetryBudgetHook, Spool, Transport
 from ._session import RUNNING, Item, estimate_size, fill_entry
 from ._spool import DEFAULT_SPOOL_MAX_BYTES
@@ -327,36 +327,7 @@ class DeliveryEngine:
             limit = 0.0
         warm_logging_caches()
         self._reporter.kick()
-        sched = self._sched
-        with sched.lock:
-            items: list[Item] = []
-            for s in sched.sessions.values():
-                if s.current is not None and s.current.state != DONE:
-                    items.append(s.current)
-                items.extend(s.queue)
-            waiter = FlushWaiter(len(items))
-            for item in items:
-                if item.waiters is None:
-                    item.waiters = [waiter]
-                else:
-                    item.waiters.append(waiter)
-            deadline = time.monotonic() + limit
-            while waiter.remaining > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                sched.done.wait(left)
-            if waiter.remaining:
-                for item in items:
-                    if item.waiters is not None and waiter in item.waiters:
-                        item.waiters.remove(waiter)
-        return FlushResult(
-            delivered=waiter.delivered,
-            failed=waiter.failed,
-            dropped=waiter.dropped,
-            pending=waiter.remaining,
-            timed_out=waiter.remaining > 0,
-        )
+        return self._sched.wait_outstanding(limit)
 
     def close(self, timeout: float | None = None) -> FlushResult:
         """Flush (bounded by ``timeout``), then stop; later submits are dropped.

@@ -33,6 +33,7 @@ from ._types import (
     DROP_PREPARE,
     DROP_QUEUE_FULL,
     DROP_TOO_LARGE,
+    FlushResult,
     OverflowPolicy,
 )
 
@@ -296,6 +297,42 @@ class Scheduler:
         self.timers = [(min(d, now) if s.held else d, n, s) for d, n, s in self.timers]
         heapq.heapify(self.timers)
         self.work.notify_all()
+
+    def wait_outstanding(self, limit: float) -> FlushResult:
+        """``flush``: wait up to ``limit`` s for the items outstanding right now.
+
+        Each outstanding item gets this waiter; completions tally it (O(1)
+        each) and wake the flusher when its count reaches zero.
+        """
+        with self.lock:
+            items: list[Item] = []
+            for s in self.sessions.values():
+                if s.current is not None and s.current.state != DONE:
+                    items.append(s.current)
+                items.extend(s.queue)
+            waiter = FlushWaiter(len(items))
+            for item in items:
+                if item.waiters is None:
+                    item.waiters = [waiter]
+                else:
+                    item.waiters.append(waiter)
+            deadline = time.monotonic() + limit
+            while waiter.remaining > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.done.wait(left)
+            if waiter.remaining:
+                for item in items:
+                    if item.waiters is not None and waiter in item.waiters:
+                        item.waiters.remove(waiter)
+        return FlushResult(
+            delivered=waiter.delivered,
+            failed=waiter.failed,
+            dropped=waiter.dropped,
+            pending=waiter.remaining,
+            timed_out=waiter.remaining > 0,
+        )
 
     def finish_item_locked(
         self, item: Item, kind: str, reason: str | None = None, *, gap: bool = True

@@ -172,6 +172,14 @@ class ScriptedServer:
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
+                if headers.get("Transfer-Encoding") == "chunked":
+                    # no Content-Length: the client only learns the size by reading
+                    self.end_headers()
+                    for i in range(0, len(body), 1024):
+                        part = body[i : i + 1024]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -115,6 +116,28 @@ def test_read_larger_than_the_cap_is_an_error(make_client, ingress_server, diagn
     logs = client.get_session_logs("small")
     assert logs is not None
     assert len(logs) == 1
+
+
+def test_chunked_body_larger_than_the_cap_is_an_error(make_client, scripted, diagnostics):
+    client = make_client(base_api_url=scripted.base_url, max_response_bytes=2048)
+    big = orjson.dumps({"loglines": [entry(blob="x" * 10_000)]})
+    scripted.push(200, big, {"Transfer-Encoding": "chunked"})
+    assert client.get_session_logs("s", scripted.session_url("s")) is None
+    assert diagnostics.names() == [ev.SESSION_GET_FAIL_STATUS]
+    small = orjson.dumps({"loglines": [entry()]})
+    scripted.push(200, small, {"Transfer-Encoding": "chunked"})
+    logs = client.get_session_logs("s", scripted.session_url("s"))
+    assert logs == orjson.loads(small)["loglines"]
+
+
+def test_read_that_stalls_times_out_as_an_error(make_client, ingress_server, diagnostics):
+    client = make_client(read_timeout=0.2)
+    fill(ingress_server, "s", [entry()])
+    ingress_server.faults.latency = 2.0
+    started = time.monotonic()
+    assert client.get_session_logs("s") is None
+    assert time.monotonic() - started < 1.5
+    assert diagnostics.data(ev.SESSION_GET_FAIL_STATUS) == [{}]
 
 
 def test_read_transport_error_is_none(make_client, ingress_server, diagnostics):

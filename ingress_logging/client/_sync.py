@@ -36,13 +36,14 @@ Reply = tuple[int, httpx.Headers, bytes | None]
 
 
 class _Turn:
-    __slots__ = ("cond", "next_ticket", "serving", "users")
+    __slots__ = ("abandoned", "cond", "next_ticket", "serving", "users")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.cond = threading.Condition(lock)
         self.next_ticket = 0
         self.serving = 0
         self.users = 0
+        self.abandoned: set[int] = set()  # tickets whose holders left before their turn
 
 
 class SessionTurns:
@@ -50,7 +51,9 @@ class SessionTurns:
 
     A plain ``threading.Lock`` is not fair (any waiter may win), which would
     reorder a session's entries. Here each caller takes a ticket under one
-    lock and waits for its number; idle sessions are forgotten.
+    lock and waits for its number; idle sessions are forgotten. A caller
+    interrupted while waiting (KeyboardInterrupt) gives its ticket up, so the
+    line never stalls behind it.
     """
 
     def __init__(self) -> None:
@@ -66,18 +69,32 @@ class SessionTurns:
             ticket = turn.next_ticket
             turn.next_ticket += 1
             turn.users += 1
-            while turn.serving != ticket:
-                turn.cond.wait()
+            try:
+                while turn.serving != ticket:
+                    turn.cond.wait()
+            except BaseException:
+                self._leave(session_id, turn, ticket)
+                raise
         try:
             yield
         finally:
             with self._lock:
-                turn.serving += 1
-                turn.users -= 1
-                if turn.users == 0:
-                    del self._turns[session_id]
-                else:
-                    turn.cond.notify_all()
+                self._leave(session_id, turn, ticket)
+
+    def _leave(self, session_id: str, turn: _Turn, ticket: int) -> None:
+        """Give up ``ticket`` (served or not) and let the next live ticket in; lock held."""
+        if turn.serving == ticket:
+            turn.serving += 1
+        else:
+            turn.abandoned.add(ticket)
+        while turn.serving in turn.abandoned:
+            turn.abandoned.discard(turn.serving)
+            turn.serving += 1
+        turn.users -= 1
+        if turn.users == 0:
+            del self._turns[session_id]
+        else:
+            turn.cond.notify_all()
 
     def tickets(self, session_id: str) -> int:
         """Calls that took a turn for this session since it was last idle (running or queued)."""

@@ -156,3 +156,29 @@ def test_async_client_survives_several_asyncio_runs(ingress_server):
     asyncio.run(client.aclose())
     assert logs == [first, second]
     assert ingress_server.wait_for_requests(3)[1].last_uuid == first["uuid"]
+
+
+def test_a_waiter_that_gives_up_does_not_stall_the_line():
+    from ingress_logging.client._sync import SessionTurns
+
+    turns = SessionTurns()
+    entered = threading.Event()
+    with turns.turn("s"):
+        # a second caller takes ticket 1 and is interrupted before its turn
+        with turns._lock:
+            turn = turns._turns["s"]
+            turn.next_ticket += 1
+            turn.users += 1
+            turns._leave("s", turn, 1)
+
+        def third() -> None:
+            with turns.turn("s"):
+                entered.set()
+
+        waiter = threading.Thread(target=third)
+        waiter.start()
+        until(lambda: turns.tickets("s") == 3)
+        assert not entered.is_set()  # still behind the holder
+    assert entered.wait(5)  # ticket 1 was skipped, ticket 2 got in
+    waiter.join(5)
+    assert len(turns) == 0

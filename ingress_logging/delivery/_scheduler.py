@@ -226,16 +226,11 @@ class Scheduler:
             if self.stopping:
                 return None
             now = time.monotonic()
-            timers = self.timers
-            while timers and timers[0][0] <= now:
-                due = heapq.heappop(timers)[2]
-                if due.state == WAITING:
-                    due.waited = True
-                    due.state = READY
-                    self.ready.append(due)
+            self._release_due_locked(now)
             s = self._next_ready_locked()
             if s is not None:
                 return s
+            timers = self.timers
             timeout = (timers[0][0] - now) if timers else None
             self.idle += 1
             try:
@@ -270,6 +265,10 @@ class Scheduler:
             if self.idle:
                 self.work.notify()  # an idle worker may need to wake earlier
         elif s.pending is not None or s.current is not None or self.take_next_locked(s):
+            # A backoff that ran out while this worker was busy is due now: a
+            # worker that never idles must still let it run (round robin).
+            if self.timers and self.timers[0][0] <= time.monotonic():
+                self._release_due_locked(time.monotonic())
             if not self.ready:
                 return s  # nobody else is waiting: keep going, no hand-off
             s.state = READY
@@ -277,6 +276,16 @@ class Scheduler:
         else:
             s.state = IDLE
         return self._next_ready_locked()
+
+    def _release_due_locked(self, now: float) -> None:
+        """Move every session whose backoff has run out to the ready deque."""
+        timers = self.timers
+        while timers and timers[0][0] <= now:
+            due = heapq.heappop(timers)[2]
+            if due.state == WAITING:
+                due.waited = True
+                due.state = READY
+                self.ready.append(due)
 
     def _next_ready_locked(self) -> SessionState | None:
         while self.ready:

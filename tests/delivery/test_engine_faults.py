@@ -134,3 +134,21 @@ def test_unauthorized_fails_for_good_without_retry(ingress_server, make_engine):
     assert engine.stats().failed_by_reason == {"unauthorized": 1}
     assert len(ingress_server.requests) == 1
     assert "wrong-token" not in repr(engine)
+
+
+def test_a_due_retry_is_not_starved_by_a_busy_session_on_the_only_worker(
+    ingress_server, make_engine
+):
+    engine = make_engine(max_concurrency=1, retry_policy=RetryPolicy(base_delay=0.01))
+    ingress_server.faults.fail_next(1, status=503, session_id="retry")
+    engine.submit("retry", {"type": "user", "message": "r"})
+    for i in range(300):
+        engine.submit("busy", {"type": "user", "message": str(i)})
+    assert engine.flush(30)
+    reqs = ingress_server.requests
+    retried_ok = next(r.t for r in reqs if r.session_id == "retry" and r.status in (200, 201))
+    busy = [r.t for r in reqs if r.session_id == "busy"]
+    # The retry went out once its 10 ms backoff was over, in the middle of the
+    # busy session's stream - not after all 300 of its entries.
+    assert retried_ok < busy[-1]
+    assert sum(t > retried_ok for t in busy) > 50

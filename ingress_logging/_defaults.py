@@ -24,6 +24,7 @@ import datetime
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Final
 
@@ -51,6 +52,7 @@ __all__ = [
 DEFAULT_PLUGIN_NAME: Final = "ingress_logging.defaults"
 DEFAULT_BASE_API_URL: Final = "https://api.anthropic.com"
 SESSION_PATH: Final = "/v1/session_ingress/session/"
+_MID_WRITE_SECONDS: Final = 2.0
 
 ENV_TOKEN: Final = "INGRESS_LOGGING_TOKEN"
 ENV_TOKEN_FILE: Final = "INGRESS_LOGGING_TOKEN_FILE"
@@ -70,6 +72,9 @@ class _TokenFileCache:
 
     ``stat`` on every request is cheap; reading and stripping is only done
     when the file was rewritten or replaced (mtime, size or inode differ).
+    A file found empty within a moment of being modified is taken to be
+    mid-rewrite and the previous token is kept; empty for longer means "no
+    token".
     """
 
     def __init__(self) -> None:
@@ -98,6 +103,16 @@ class _TokenFileCache:
                 self._cache.pop(path, None)
                 return None
             self.reads += 1
+            if (
+                value is None
+                and cached is not None
+                and cached.value is not None
+                and time.time() - st.st_mtime < _MID_WRITE_SECONDS
+            ):
+                # Just truncated by a writer that rewrites in place: the new
+                # token is a moment away. Keep the last one, cache nothing, and
+                # read again next time. (Writers should rename atomically.)
+                return cached.value
             self._cache[path] = _FileToken(stamp, value)
             return value
 

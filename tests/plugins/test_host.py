@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pluggy
@@ -151,6 +152,58 @@ def test_token_file_is_reread_only_when_it_changes(
     # Removed: no token, and no stale cached one.
     token_file.unlink()
     assert host.auth_token(SID) is None
+
+
+def test_a_token_file_caught_mid_rewrite_keeps_the_previous_token(
+    pm: pluggy.PluginManager, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("current")
+    monkeypatch.setenv("INGRESS_LOGGING_TOKEN_FILE", str(token_file))
+    host = PluginHost(pm)
+    assert host.auth_token(SID) == "current"
+    token_file.write_text("")  # a writer truncated it and has not written yet
+    assert host.auth_token(SID) == "current"
+    token_file.write_text("next")
+    assert host.auth_token(SID) == "next"
+    # Empty for longer than a moment: deliberately no token.
+    token_file.write_text("")
+    old = 1_000_000_000
+    os.utime(token_file, ns=(old, old))
+    assert host.auth_token(SID) is None
+
+
+def test_token_file_rotation_under_concurrent_readers(
+    pm: pluggy.PluginManager, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("token-0")
+    monkeypatch.setenv("INGRESS_LOGGING_TOKEN_FILE", str(token_file))
+    host = PluginHost(pm)
+    written = {"token-0"}
+    seen: list[str | None] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            seen.append(host.auth_token(SID))
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(1, 50):
+            new = tmp_path / f"token.{i}"
+            new.write_text(f"token-{i}")
+            written.add(f"token-{i}")
+            os.replace(new, token_file)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert seen
+    assert set(seen) <= written  # never None, never a torn value
+    assert host.auth_token(SID) == "token-49"
 
 
 def test_invalid_session_id_is_refused_before_any_plugin_runs(pm: pluggy.PluginManager) -> None:

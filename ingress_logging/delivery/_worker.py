@@ -70,6 +70,8 @@ class Stepper:
         except Exception as exc:  # one bad entry never kills a worker
             s.pending = None
             s.gap_sending = False
+            s.gap_snapshot = None
+            s.gap_skip = False
             s.current_entry = None
             reason = f"error:{type(exc).__name__}"
             self._reporter.event("error", ev.DELIVERY_FAILED, {"count": 1, "reason": reason})

@@ -152,3 +152,19 @@ def test_a_due_retry_is_not_starved_by_a_busy_session_on_the_only_worker(
     # busy session's stream - not after all 300 of its entries.
     assert retried_ok < busy[-1]
     assert sum(t > retried_ok for t in busy) > 50
+
+
+def test_an_unusable_url_fails_the_entry_clearly_and_the_worker_lives_on(
+    ingress_server, make_engine
+):
+    # Plain http to a non-loopback host with a token: the client refuses to send it.
+    engine = make_engine(url_template="http://example.invalid/s/{session_id}")
+    assert engine.submit("bad", {"type": "user", "message": "x"})
+    result = engine.flush(5)
+    assert (result.failed, result.delivered) == (1, 0)
+    assert engine.stats().failed_by_reason == {"error:InsecureTransportError": 1}
+    assert ingress_server.requests == []
+    # The same worker goes on to the next entry (which fails the same way).
+    assert engine.submit("bad", {"type": "user", "message": "y"})
+    assert engine.flush(5).failed == 1
+    assert engine.stats().workers == 1

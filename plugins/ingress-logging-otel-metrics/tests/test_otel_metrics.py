@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -85,3 +89,41 @@ def test_a_failing_sink_next_to_it_does_not_stop_the_counting(
     host.diagnostic("error", DELIVERY_DROPPED, {"count": 1, "reason": "x"})
     assert host.sink_failures == 1
     assert sum(points(reader, EVENTS_COUNTER).values()) == 1
+
+
+GLOBAL_PROVIDER_SCRIPT = """
+import json
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from ingress_logging.plugins import PluginHost
+
+reader = InMemoryMetricReader()
+host = PluginHost(diagnostics=lambda *a: None)  # process-wide manager: entry points
+host.diagnostic("warn", "delivery_dropped", {"count": 4, "reason": "queue_full"})  # before
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+host.diagnostic("warn", "delivery_dropped", {"count": 2, "reason": "queue_full"})  # after
+out = {}
+for rm in reader.get_metrics_data().resource_metrics:
+    for sm in rm.scope_metrics:
+        for m in sm.metrics:
+            out[m.name] = sum(p.value for p in m.data.data_points)
+print(json.dumps(out))
+"""
+
+
+def test_the_installed_plugin_counts_on_the_global_provider_once_one_is_set() -> None:
+    """Through the real entry point, in a child process (the global provider is set-once)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGRESS_LOGGING_")}
+    done = subprocess.run(
+        [sys.executable, "-c", GLOBAL_PROVIDER_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    counted = json.loads(done.stdout)
+    # Events before the provider existed went to the no-op meter: only the later one counts.
+    assert counted == {EVENTS_COUNTER: 1, ITEMS_COUNTER: 2}

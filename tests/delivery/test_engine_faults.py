@@ -168,3 +168,27 @@ def test_an_unusable_url_fails_the_entry_clearly_and_the_worker_lives_on(
     assert engine.submit("bad", {"type": "user", "message": "y"})
     assert engine.flush(5).failed == 1
     assert engine.stats().workers == 1
+
+
+def test_a_gap_entry_that_fails_is_tried_again_before_the_next_entry(ingress_server, make_engine):
+    engine = make_engine()
+    engine.submit("g", {"type": "user", "message": "one"})
+    assert engine.flush(5)
+    ingress_server.faults.fail_next(2, status=400, session_id="g")  # "two", then its gap
+    engine.submit("g", {"type": "user", "message": "two"})
+    engine.submit("g", {"type": "user", "message": "three"})
+    assert engine.flush(5).failed == 1
+    engine.submit("g", {"type": "user", "message": "four"})
+    assert engine.flush(5)
+    one, three, gap, four = ingress_server.entries("g")
+    assert [one["message"], three["message"], gap["subtype"], four["message"]] == [
+        "one",
+        "three",
+        "gap",
+        "four",
+    ]
+    assert three["parentUuid"] == one["uuid"]  # sent without the marker that failed
+    assert (gap["parentUuid"], gap["count"], gap["reason"]) == (three["uuid"], 1, "permanent")
+    assert four["parentUuid"] == gap["uuid"]
+    health = engine.stats()
+    assert (health.delivered, health.failed, health.gaps_written) == (3, 1, 1)

@@ -128,13 +128,20 @@ def get_plugin_manager() -> pluggy.PluginManager:
 def register(obj: object, name: str | None = None) -> str:
     """Register ``obj`` as a plugin in the process-wide manager; returns its name.
 
-    Raises ``ValueError`` if it (or its name) is already registered, and
-    ``ConfigError`` if the name is blocked by ``INGRESS_LOGGING_DISABLE_PLUGINS``.
+    Raises ``ValueError`` if it (or its name) is already registered,
+    ``ConfigError`` if the name is blocked by ``INGRESS_LOGGING_DISABLE_PLUGINS``,
+    and ``pluggy.PluginValidationError`` (leaving nothing registered) if it
+    implements a hook that does not exist.
     """
     pm = get_plugin_manager()
     registered = pm.register(obj, name=name)
     if registered is None:
         raise ConfigError(f"plugin {name!r} is blocked by {ENV_DISABLE_PLUGINS}")
+    try:
+        pm.check_pending()  # a misspelt hook name would otherwise do nothing, silently
+    except pluggy.PluginValidationError:
+        pm.unregister(name=registered)
+        raise
     return registered
 
 

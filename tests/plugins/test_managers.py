@@ -105,6 +105,17 @@ def test_misspelt_hook_is_an_error_at_load_time() -> None:
         pm.check_pending()
 
 
+def test_register_refuses_a_misspelt_hook_and_leaves_nothing_behind() -> None:
+    class Typo:
+        @hookimpl
+        def ingress_session_ur(self, session_id: str) -> str:
+            return "https://typo.example"
+
+    with pytest.raises(pluggy.PluginValidationError, match="ingress_session_ur"):
+        plugins.register(Typo(), name="undo-typo")
+    assert plugins.get_plugin_manager().get_plugin("undo-typo") is None
+
+
 def test_tracing_prints_calls_but_never_the_token(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -132,3 +132,9 @@ def server(ingress_server_factory: Callable[..., IngressServer]) -> IngressServe
 def test_cert() -> tuple[str, str]:
     """(certificate PEM, key PEM) of the self-signed 127.0.0.1 test certificate."""
     return TEST_CERT_PEM, TEST_KEY_PEM
+
+
+@pytest.fixture(scope="session")
+def suite_token() -> str:
+    """``TOKEN`` for module- or session-scoped fixtures."""
+    return TOKEN

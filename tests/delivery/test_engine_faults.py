@@ -22,7 +22,8 @@ def test_backoff_of_one_session_does_not_delay_another_even_with_one_worker(
     ingress_server.wait_for_requests(1)
     for i in range(10):
         assert engine.submit("fast", {"type": "user", "message": f"f{i}"})
-    assert engine.flush(10).delivered == 11
+    assert engine.flush(10)
+    assert engine.stats().delivered == 11
     reqs = ingress_server.requests
     slow_ok = next(r for r in reqs if r.session_id == "slow" and r.status in (200, 201))
     fast = [r for r in reqs if r.session_id == "fast"]
@@ -42,7 +43,8 @@ def test_slow_server_for_one_session_does_not_hold_back_others(ingress_server, m
     assert engine.submit("slow", {"type": "user", "message": "s"})
     for sid in ("a", "b", "c"):
         assert engine.submit(sid, {"type": "user", "message": sid})
-    assert engine.flush(10).delivered == 4
+    assert engine.flush(10)
+    assert engine.stats().delivered == 4
     arrived = {r.session_id: r.t for r in ingress_server.requests}  # t: request line arrival
     # Each other session's request reached the server while "slow" was still being
     # answered: none of them waited for it.
@@ -69,14 +71,14 @@ def test_permanent_failure_counts_moves_on_and_writes_a_gap(ingress_server, make
     events = plugin.events
     engine = make_engine(plugins=pm)
     assert engine.submit("p", {"type": "user", "message": "one"})
-    assert engine.flush(5).delivered == 1
+    assert engine.flush(5)
     ingress_server.faults.fail_next(1, status=400, session_id="p")
     assert engine.submit("p", {"type": "user", "message": "lost"})
     result = engine.flush(5)
-    assert (result.delivered, result.failed) == (0, 1)
-    assert not result
+    assert result.pending == 0
+    assert (engine.stats().delivered, engine.stats().failed) == (1, 1)
     assert engine.submit("p", {"type": "user", "message": "three"})
-    assert engine.flush(5).delivered == 1
+    assert engine.flush(5)
     stored = ingress_server.entries("p")
     assert [e.get("message") for e in stored] == ["one", None, "three"]
     gap = stored[1]
@@ -107,8 +109,8 @@ def test_retries_exhausted_then_recovery(ingress_server, make_engine):
     ingress_server.faults.fail_next(3, status=503, session_id="r")
     engine.submit("r", {"type": "user", "message": "gone"})
     engine.submit("r", {"type": "user", "message": "kept"})
-    result = engine.flush(5)
-    assert (result.delivered, result.failed) == (1, 1)
+    assert engine.flush(5).pending == 0
+    assert (engine.stats().delivered, engine.stats().failed) == (1, 1)
     stored = ingress_server.entries("r")
     assert [e.get("subtype") or e["message"] for e in stored] == ["gap", "kept"]
     assert stored[0]["reason"] == "retries_exhausted"
@@ -122,15 +124,15 @@ def test_lost_reply_after_commit_is_not_doubled(ingress_server, make_engine):
     ingress_server.faults.drop_after_commit_next(2, session_id="d")
     for i in range(4):
         engine.submit("d", {"type": "user", "message": str(i)})
-    assert engine.flush(5).delivered == 4
+    assert engine.flush(5)
     assert [e["message"] for e in ingress_server.entries("d")] == ["0", "1", "2", "3"]
 
 
 def test_unauthorized_fails_for_good_without_retry(ingress_server, make_engine):
     engine = make_engine(token="wrong-token")
     engine.submit("u", {"type": "user", "message": "x"})
-    result = engine.flush(5)
-    assert (result.failed, result.delivered) == (1, 0)
+    assert engine.flush(5).pending == 0
+    assert (engine.stats().failed, engine.stats().delivered) == (1, 0)
     assert engine.stats().failed_by_reason == {"unauthorized": 1}
     assert len(ingress_server.requests) == 1
     assert "wrong-token" not in repr(engine)
@@ -160,13 +162,14 @@ def test_an_unusable_url_fails_the_entry_clearly_and_the_worker_lives_on(
     # Plain http to a non-loopback host with a token: the client refuses to send it.
     engine = make_engine(url_template="http://example.invalid/s/{session_id}")
     assert engine.submit("bad", {"type": "user", "message": "x"})
-    result = engine.flush(5)
-    assert (result.failed, result.delivered) == (1, 0)
+    assert engine.flush(5).pending == 0
+    assert (engine.stats().failed, engine.stats().delivered) == (1, 0)
     assert engine.stats().failed_by_reason == {"error:InsecureTransportError": 1}
     assert ingress_server.requests == []
     # The same worker goes on to the next entry (which fails the same way).
     assert engine.submit("bad", {"type": "user", "message": "y"})
-    assert engine.flush(5).failed == 1
+    assert engine.flush(5).pending == 0
+    assert engine.stats().failed == 2
     assert engine.stats().workers == 1
 
 
@@ -177,7 +180,8 @@ def test_a_gap_entry_that_fails_is_tried_again_before_the_next_entry(ingress_ser
     ingress_server.faults.fail_next(2, status=400, session_id="g")  # "two", then its gap
     engine.submit("g", {"type": "user", "message": "two"})
     engine.submit("g", {"type": "user", "message": "three"})
-    assert engine.flush(5).failed == 1
+    assert engine.flush(5).pending == 0
+    assert engine.stats().failed == 1
     engine.submit("g", {"type": "user", "message": "four"})
     assert engine.flush(5)
     one, three, gap, four = ingress_server.entries("g")

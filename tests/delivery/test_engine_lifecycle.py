@@ -65,7 +65,8 @@ def test_flush_under_the_logging_lock_with_cold_caches_does_not_deadlock(
     finally:
         logging.getLogger("httpx").setLevel(logging.NOTSET)
         logging.getLogger("httpcore").setLevel(logging.NOTSET)
-    assert result.delivered == 20
+    assert result
+    assert result.pending == 0
     assert elapsed < 5
     assert len(ingress_server.entries("lk")) == 20
 
@@ -139,7 +140,7 @@ def test_fork_child_delivers_its_own_and_never_the_parents(ingress_server, make_
                 engine.submit("child", {"type": "user", "message": f"c{i}"})
             result = engine.flush(20)
             health = engine.stats()
-            ok = ok and result.delivered == 5 and health.submitted == 5 and health.delivered == 5
+            ok = ok and bool(result) and health.submitted == 5 and health.delivered == 5
             code = 0 if ok else 3
         finally:
             os._exit(code)

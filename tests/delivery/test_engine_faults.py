@@ -196,3 +196,19 @@ def test_a_gap_entry_that_fails_is_tried_again_before_the_next_entry(ingress_ser
     assert four["parentUuid"] == gap["uuid"]
     health = engine.stats()
     assert (health.delivered, health.failed, health.gaps_written) == (3, 1, 1)
+
+
+def test_conflicts_are_resolved_by_the_protocol_core_across_steps(ingress_server, make_engine):
+    engine = make_engine()
+    engine.submit("c", {"type": "user", "message": "0"})
+    assert engine.flush(5)
+    ingress_server.faults.foreign_write_next(1, session_id="c")  # 409 naming another head
+    ingress_server.faults.conflict_without_head_next(1, session_id="c")  # 409, GET needed
+    for i in range(1, 4):
+        engine.submit("c", {"type": "user", "message": str(i)})
+    assert engine.flush(5)
+    mine = [e["message"] for e in ingress_server.entries("c") if "message" in e]
+    assert mine == ["0", "1", "2", "3"]  # plus the foreign writer's entry
+    assert engine.stats().sessions["c"].delivered == 4
+    gets = [r for r in ingress_server.requests if r.method == "GET" and r.session_id == "c"]
+    assert len(gets) == 1  # the head was read once, for the header-less 409

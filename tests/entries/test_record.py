@@ -131,17 +131,24 @@ def test_args_are_formatted_at_capture_time() -> None:
     assert capture()["content"] == "items=['a']"
 
 
-def test_capture_releases_args_and_traceback() -> None:
+def test_capture_renders_the_exception_on_the_caller() -> None:
     try:
         raise KeyError("k")
     except KeyError:
         record = make_record()
         record.exc_info = sys.exc_info()
     capture = RecordCapture(record)
-    assert capture.attrs["exc_info"] is None
-    assert capture.attrs["args"] is None
     assert capture.exc_text is not None
-    assert "KeyError" in capture.exc_text
+    assert capture.exc_text.endswith("KeyError: 'k'")
+    record.exc_info = None  # what happens to the record later does not matter
+    assert capture()["exception"] == capture.exc_text
+
+
+def test_attributes_a_later_formatter_adds_are_not_extras() -> None:
+    record = make_record(user="ada")
+    capture = RecordCapture(record)
+    logging.Formatter("%(asctime)s %(message)s").format(record)  # another handler, later
+    assert capture()["extra"] == {"user": "ada"}
 
 
 def test_formatter_output_becomes_content() -> None:

@@ -45,6 +45,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from ..diagnostics import RETRY_BUDGET_EXHAUSTED, DiagnosticSink
+
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_PROBE_INTERVAL",
@@ -67,7 +69,7 @@ class RetryBudgetState:
     ``retries_denied`` counts every time a retry was held back (one waiting
     entry that asks three times counts three); ``probes`` counts retries
     granted while the bucket was closed; ``reopened`` counts how often a
-    successful probe re-opened it.
+    successful probe re-opened it; ``exhausted`` how often it closed.
     """
 
     tokens: float
@@ -78,6 +80,7 @@ class RetryBudgetState:
     retries_denied: int
     probes: int
     reopened: int
+    exhausted: int
 
 
 class RetryBudget:
@@ -100,6 +103,8 @@ class RetryBudget:
         "_allowed",
         "_clock",
         "_denied",
+        "_diagnostics",
+        "_exhausted",
         "_lock",
         "_max",
         "_next_probe",
@@ -142,7 +147,9 @@ class RetryBudget:
         self._denied = 0
         self._probes = 0
         self._reopened = 0
+        self._exhausted = 0
         self._wakeup: Callable[[], None] | None = None
+        self._diagnostics: DiagnosticSink | None = None
 
     def __repr__(self) -> str:
         s = self.snapshot()
@@ -159,6 +166,11 @@ class RetryBudget:
         """Called (outside the lock) when a probe's success re-opens the bucket,
         so the driver can release the entries it holds back at once."""
         self._wakeup = callback
+
+    def set_diagnostics(self, sink: DiagnosticSink | None) -> None:
+        """Where ``retry_budget_exhausted`` goes each time the bucket closes
+        (``{"tokens", "exhausted"}``; called outside the lock, must not block)."""
+        self._diagnostics = sink
 
     def record_success(self) -> None:
         """An attempt (first or retry) was answered with success."""
@@ -177,13 +189,21 @@ class RetryBudget:
 
     def record_failure(self) -> None:
         """An attempt failed in a way that is retried (5xx, 429, transport error)."""
+        report = None
         with self._lock:
+            was_open = self._tokens > self._threshold
             self._tokens = max(0.0, self._tokens - 1.0)
             if self._tokens <= self._threshold:
+                if was_open:
+                    self._exhausted += 1
+                    report = {"tokens": round(self._tokens, 1), "exhausted": self._exhausted}
                 # Closed (just now, or a probe failed): the next probe waits a
                 # full interval from this failure.
                 self._next_probe = max(self._next_probe, self._clock() + self._probe_interval)
                 self._probe_out = False
+        sink = self._diagnostics
+        if report is not None and sink is not None:
+            sink("warn", RETRY_BUDGET_EXHAUSTED, report)
 
     def acquire(self) -> float:
         """May a retry go now? ``0.0``: yes; else seconds until asking again."""
@@ -215,4 +235,5 @@ class RetryBudget:
                 retries_denied=self._denied,
                 probes=self._probes,
                 reopened=self._reopened,
+                exhausted=self._exhausted,
             )

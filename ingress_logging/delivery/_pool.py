@@ -63,6 +63,9 @@ class WorkerPool:
             gap_snapshot=self._gap_snapshot,
         )
         budget.set_wakeup(self._budget_wakeup)
+        set_diagnostics = getattr(budget, "set_diagnostics", None)
+        if callable(set_diagnostics):  # RetryBudget: report each time it closes
+            set_diagnostics(reporter.event)
         self.reset()
 
     def reset(self) -> None:

@@ -40,6 +40,24 @@ def test_failures_close_the_bucket_at_half() -> None:
     assert b.snapshot().retries_denied == 1
 
 
+def test_closing_is_reported_once_per_closing() -> None:
+    events: list[tuple[str, str, dict[str, object]]] = []
+    clock = FakeClock()
+    b = RetryBudget(max_tokens=4, token_ratio=1.0, probe_interval=1.0, clock=clock)
+    b.set_diagnostics(lambda level, event, data: events.append((level, event, dict(data))))
+    b.record_failure()  # 3 tokens: still open
+    assert events == []
+    b.record_failure()  # 2: closed
+    b.record_failure()  # still closed: no second report
+    assert events == [("warn", "retry_budget_exhausted", {"tokens": 2.0, "exhausted": 1})]
+    clock.now += 1.0
+    assert b.acquire() == 0.0
+    b.record_success()  # probe success: re-opened to 3
+    b.record_failure()  # 2: closed again
+    assert [e[2]["exhausted"] for e in events] == [1, 2]
+    assert b.snapshot().exhausted == 2
+
+
 def test_tokens_never_go_below_zero_or_above_max() -> None:
     b = RetryBudget(max_tokens=4, token_ratio=1.0)
     for _ in range(20):

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from ingress_logging import RetryPolicy
 from ingress_logging.delivery import DeliveryEngine, NoRetryBudget, RetryBudget
 from ingress_logging.delivery._seams import RetryBudgetHook
+from ingress_logging.diagnostics import RETRY_BUDGET_EXHAUSTED, DiagnosticSink
+from ingress_logging.plugins import PluginHost
 from ingress_logging.server import IngressServer
 
 OUTAGE = float(os.environ.get("RELIABILITY_OUTAGE_SECONDS", "3"))
@@ -31,13 +34,16 @@ POLICY = RetryPolicy(max_attempts=100_000, base_delay=0.001, max_delay=0.05)
 
 
 def run_outage(
-    server: IngressServer, token: str, budget: RetryBudgetHook, outage: float
+    server: IngressServer,
+    token: str,
+    budget: RetryBudgetHook,
+    outage: float,
+    sink: DiagnosticSink,
 ) -> tuple[int, float, DeliveryEngine]:
-    """(PUTs sent during the outage, seconds from recovery to the first 2xx, engine)."""
+    """(PUTs sent during the outage, when the server recovered, the engine)."""
     server.faults.fail_share(1.0, status=503)
     engine = DeliveryEngine(
-        base_api_url=server.base_url,
-        token=token,
+        host=PluginHost(base_api_url=server.base_url, token=token, diagnostics=sink),
         retry_policy=POLICY,
         retry_budget=budget,
         max_concurrency=CONCURRENCY,
@@ -54,10 +60,10 @@ def run_outage(
 
 
 def test_full_outage_requests_stay_bounded_and_delivery_resumes(
-    server: IngressServer, token: str
+    server: IngressServer, token: str, leak_guard: Any
 ) -> None:
     budget = RetryBudget()
-    during, recovered, engine = run_outage(server, token, budget, OUTAGE)
+    during, recovered, engine = run_outage(server, token, budget, OUTAGE, leak_guard.sink)
     result = engine.flush(30)
     finished = time.monotonic()
     health = engine.stats()
@@ -72,6 +78,8 @@ def test_full_outage_requests_stay_bounded_and_delivery_resumes(
         f"budget {state}"
     )
     assert during <= bound
+    exhausted = [e for e in leak_guard.events if e[1] == RETRY_BUDGET_EXHAUSTED]
+    assert len(exhausted) == state.exhausted >= 1  # reported each time it closed
     assert state.retries_denied > 0
     assert state.probes >= 1
     assert first_ok - recovered <= budget.probe_interval + 0.5
@@ -83,10 +91,10 @@ def test_full_outage_requests_stay_bounded_and_delivery_resumes(
 
 
 def test_control_without_a_budget_the_same_outage_is_a_storm(
-    server: IngressServer, token: str
+    server: IngressServer, token: str, leak_guard: Any
 ) -> None:
     outage = 1.0
-    during, _, engine = run_outage(server, token, NoRetryBudget(), outage)
+    during, _, engine = run_outage(server, token, NoRetryBudget(), outage, leak_guard.sink)
     engine.close(5)
     bound = SESSIONS + 100 / 2 + CONCURRENCY + outage / 1.0 + 1
     print(f"\nno retry budget, full outage {outage:.0f}s: {during} PUTs (budget bound {bound:.0f})")

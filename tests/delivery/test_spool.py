@@ -8,13 +8,17 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 
+from ingress_logging.delivery import DeliveryEngine
 from ingress_logging.delivery._spool import SPOOL_DB_NAME, Spool
 from ingress_logging.errors import ConfigError, SpoolLockedError
+from ingress_logging.protocol import RetryPolicy
+from ingress_logging.server import IngressServer
 
 
 def body(i: int, pad: int = 0) -> bytes:
@@ -267,3 +271,70 @@ def test_kill_9_loses_nothing_that_append_returned(tmp_path: Path) -> None:
     # (committed, killed before it printed).
     assert ns[: confirmed + 1] == list(range(confirmed + 1))
     assert len(ns) - (confirmed + 1) in (0, 1)
+
+
+# -- the spool inside the engine (spool_dir=) ----------------------------------
+
+
+def test_engine_spool_rows_go_once_delivered(
+    make_engine: Callable[..., DeliveryEngine], ingress_server: IngressServer, tmp_path: Path
+) -> None:
+    engine = make_engine(spool_dir=tmp_path)
+    for i in range(20):
+        assert engine.submit(f"s{i % 2}", {"type": "user", "n": i})
+    result = engine.flush(10)
+    assert (result.delivered, result.pending) == (20, 0)
+    # Deleted before flush() counted them: nothing is left to replay.
+    assert engine._spool is not None
+    assert engine._spool.stats().pending == 0  # type: ignore[attr-defined]
+    assert [e["n"] for e in ingress_server.entries("s0")] == list(range(0, 20, 2))
+
+
+def test_second_engine_on_one_spool_dir_gets_spool_locked_error(
+    make_engine: Callable[..., DeliveryEngine], tmp_path: Path
+) -> None:
+    first = make_engine(spool_dir=tmp_path)
+    with pytest.raises(SpoolLockedError):
+        make_engine(spool_dir=tmp_path)
+    first.close(1)
+    make_engine(spool_dir=tmp_path)  # released by close()
+
+
+def test_entries_left_at_close_are_delivered_by_the_next_engine_in_order(
+    make_engine: Callable[..., DeliveryEngine], ingress_server: IngressServer, tmp_path: Path
+) -> None:
+    ingress_server.faults.fail_share(1.0)  # the server is down for the first engine
+    patient = RetryPolicy(max_attempts=1000, base_delay=0.001, max_delay=0.01)
+    first = make_engine(spool_dir=tmp_path, retry_policy=patient)
+    for i in range(10):
+        assert first.submit("s", {"type": "user", "n": i})
+    first.close(0.05)  # gives up: the queued entries are counted "closed" ...
+    assert first.stats().dropped_by_reason.get("closed", 0) >= 9
+    assert ingress_server.entries("s") == []  # ... but their rows stay on disk
+    ingress_server.faults.fail_share(0)
+    second = make_engine(spool_dir=tmp_path)
+    assert second.flush(10).pending == 0
+    entries = ingress_server.entries("s")
+    assert [e["n"] for e in entries] == list(range(10))
+    uuids = [e["uuid"] for e in entries]
+    assert [e["parentUuid"] for e in entries[1:]] == uuids[:-1]
+
+
+def test_disk_cap_refuses_counts_and_keeps_the_rest(
+    make_engine: Callable[..., DeliveryEngine], ingress_server: IngressServer, tmp_path: Path
+) -> None:
+    ingress_server.faults.fail_share(1.0)  # nothing is acknowledged: the spool fills
+    engine = make_engine(
+        spool_dir=tmp_path,
+        spool_max_bytes=4000,
+        retry_policy=RetryPolicy(max_attempts=1000, base_delay=0.001, max_delay=0.01),
+    )
+    accepted = [engine.submit("s", {"type": "user", "n": i, "pad": "x" * 300}) for i in range(30)]
+    refused = accepted.count(False)
+    assert 0 < refused < 30
+    assert accepted == sorted(accepted, reverse=True)  # drop_newest: a prefix is kept
+    assert engine.stats().dropped_by_reason.get("spool_full") == refused
+    ingress_server.faults.fail_share(0)
+    assert engine.flush(10).pending == 0
+    kept = [e for e in ingress_server.entries("s") if e.get("type") == "user"]
+    assert [e["n"] for e in kept] == list(range(30 - refused))

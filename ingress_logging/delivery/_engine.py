@@ -249,6 +249,7 @@ class DeliveryEngine:
     ) -> bool:
         sched = self._sched
         spawn = False
+        evicted: list[object] = []
         with sched.lock:
             s = sched.session_locked(session_id)
             if self._closed:
@@ -272,10 +273,16 @@ class DeliveryEngine:
                             sched.workers += 1
                             spawn = True
                     accepted = True
+            evicted = sched.evicted_spool_keys
+            if evicted:
+                sched.evicted_spool_keys = []
         if spawn:
             self._pool.spawn()
-        if not accepted and spool_key is not None and self._spool is not None:
-            self._spool.acknowledge(spool_key)
+        if self._spool is not None:
+            if not accepted and spool_key is not None:
+                self._spool.acknowledge(spool_key)
+            for key in evicted:  # drop_oldest evicted spooled entries: delete their rows
+                self._spool.acknowledge(key)
         return accepted
 
     def _submit_spooled(

@@ -112,6 +112,7 @@ class Scheduler:
         self.timers: list[tuple[float, int, SessionState]] = []
         self._tiebreak = itertools.count()
         self.fifo: deque[Item] = deque()  # submission order, for drop_oldest only
+        self.evicted_spool_keys: list[object] = []  # drained by the engine, outside the lock
         self.entries = 0  # queued + in flight
         self.bytes = 0
         self.idle = 0  # workers waiting on ``work``
@@ -190,6 +191,10 @@ class Scheduler:
             assert s.queue[0] is item
             s.queue.popleft()
             item.state = TAKEN
+            if item.spool_key is not None:
+                # Its spool row must go too, or the next start would deliver it
+                # after the newer entries of its session (the engine acks these).
+                self.evicted_spool_keys.append(item.spool_key)
             # The loss sits where the item sat: before the next queued entry.
             carried = dict(item.gap or {})
             carried[DROP_EVICTED] = carried.get(DROP_EVICTED, 0) + 1

@@ -338,3 +338,28 @@ def test_disk_cap_refuses_counts_and_keeps_the_rest(
     assert engine.flush(10).pending == 0
     kept = [e for e in ingress_server.entries("s") if e.get("type") == "user"]
     assert [e["n"] for e in kept] == list(range(30 - refused))
+
+
+def test_entries_evicted_from_memory_leave_the_spool_too(
+    make_engine: Callable[..., DeliveryEngine], ingress_server: IngressServer, tmp_path: Path
+) -> None:
+    """drop_oldest evicts queued entries: their rows must go, or the next start
+    would deliver them after the newer entries this run delivered."""
+    ingress_server.faults.fail_share(1.0)
+    patient = RetryPolicy(max_attempts=1000, base_delay=0.001, max_delay=0.01)
+    engine = make_engine(
+        spool_dir=tmp_path, overflow="drop_oldest", max_queue_entries=3, retry_policy=patient
+    )
+    for i in range(10):
+        assert engine.submit("s", {"type": "user", "n": i})
+    evicted = engine.stats().dropped_by_reason.get("evicted", 0)
+    assert evicted >= 6
+    assert engine._spool is not None
+    assert engine._spool.stats().pending == 10 - evicted  # type: ignore[attr-defined]
+    engine.close(0.05)
+    ingress_server.faults.fail_share(0)
+    second = make_engine(spool_dir=tmp_path)
+    assert second.flush(10).pending == 0
+    ns = [e["n"] for e in ingress_server.entries("s") if e.get("type") == "user"]
+    assert ns == sorted(ns)
+    assert len(ns) == 10 - evicted

@@ -189,3 +189,18 @@ def test_reads_fail_in_one_line_when_the_server_errs(
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: could not read session {sid}: session_get_fail")
     assert time.monotonic() - started_at < 30
+
+
+def test_show_after_last_compact_starts_at_the_boundary(
+    server: IngressServer, run_cli, transcript
+) -> None:
+    entries = transcript(12)  # boundaries at positions 4 and 11
+    sid = _store(server, entries)
+    last_boundary = max(i for i, e in enumerate(entries) if e.get("subtype") == "compact_boundary")
+
+    result = run_cli("show", "--json", "--after-last-compact", sid)
+
+    assert result.returncode == 0, result.stderr
+    shown = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert shown == entries[last_boundary:]
+    assert 0 < len(shown) < len(entries)

@@ -40,7 +40,14 @@ import httpx
 
 __all__ = ["HTTPClientTransport", "build_http_client"]
 
-_PROXY_VARS: Final = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")
+_PROXY_VARS: Final = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+)
 _CHUNK: Final = 65536
 
 

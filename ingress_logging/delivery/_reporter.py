@@ -43,6 +43,7 @@ class Reporter:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._busy = False
+        self._beating = False  # reporting every ``interval`` (drops coalesce meanwhile)
         self.reported_drops = 0  # sum of ``count`` over delivery_dropped events sent
 
     def after_fork(self) -> None:
@@ -51,8 +52,11 @@ class Reporter:
 
     def drop(self, reason: str, count: int = 1) -> None:
         with self._lock:
+            wake = not self._drops and not self._beating
             self._drops[reason] = self._drops.get(reason, 0) + count
             self._ensure_thread()
+        if wake:
+            self._wake.set()  # the first drop is reported at once, later ones coalesced
 
     def event(self, level: Level, event: str, data: DiagnosticData) -> None:
         with self._lock:
@@ -91,8 +95,9 @@ class Reporter:
         self._thread = thread
 
     def _run(self) -> None:
+        timeout: float | None = None
         while True:
-            self._wake.wait(self._interval)
+            self._wake.wait(timeout)
             self._wake.clear()
             with self._lock:
                 events = list(self._events)
@@ -104,7 +109,11 @@ class Reporter:
                 self._emit(level, name, data)
             for reason, count in drops.items():
                 self._emit("warn", ev.DELIVERY_DROPPED, {"count": count, "reason": reason})
+            # Something was reported: keep a slow beat so a stream of drops is
+            # coalesced; nothing was: sleep until woken (no idle wake-ups).
+            timeout = self._interval if (events or drops) else None
             with self._lock:
+                self._beating = timeout is not None
                 self.reported_drops += sum(drops.values())
                 self._busy = False
                 self._idle.notify_all()

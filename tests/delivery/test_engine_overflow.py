@@ -6,6 +6,9 @@ import time
 
 import pytest
 
+from ingress_logging.hookspecs import hookimpl
+from ingress_logging.plugins import new_plugin_manager
+
 
 def _hold_first_request(ingress_server, engine, wait_until, sid: str) -> None:
     """Make the first entry of ``sid`` sit on a worker (a slow server), then return."""
@@ -100,7 +103,18 @@ def test_server_down_memory_stays_within_the_cap_and_drops_are_exact(ingress_ser
     url = srv.base_url
     srv.stop()
     cap = 256 * 1024
+    drops: list[int] = []
+
+    class Sink:
+        @hookimpl
+        def ingress_diagnostic(self, level, event, data) -> None:
+            if event == "delivery_dropped":
+                drops.append(data["count"])
+
+    pm = new_plugin_manager(load_entrypoints=False)
+    pm.register(Sink())
     engine = DeliveryEngine(
+        plugins=pm,
         base_api_url=url,
         token="t",
         max_queue_entries=1_000_000,
@@ -124,5 +138,7 @@ def test_server_down_memory_stays_within_the_cap_and_drops_are_exact(ingress_ser
         assert health.submitted == n
         engine._reporter.drain(5)
         assert engine._reporter.reported_drops == refused
+        assert sum(drops) == refused  # what the sinks saw adds up exactly ...
+        assert len(drops) < 100  # ... in a few coalesced events, not one per drop
     finally:
         engine.close(0.5)

@@ -149,6 +149,11 @@ def doctor(config: CliConfig) -> None:
     problems = config.problems()
     for problem in problems:
         report.say("FAIL", "config", problem)
+    try:
+        config.plugin_manager()
+    except Exception as exc:  # a broken plugin is a finding, not a crash
+        report.say("FAIL", "plugins", f"loading the installed plugins failed: {one_line(exc)}")
+        _finish(report)
     url: str | None = None
     if not problems:
         try:
@@ -168,6 +173,11 @@ def doctor(config: CliConfig) -> None:
         _probe(config, url, report, have_token=status != "FAIL")
     else:
         report.say("warn", "server", "not checked (no usable URL)")
+    _finish(report)
+
+
+def _finish(report: _Report) -> None:
+    """The closing line; exit status 1 if anything failed."""
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     if report.failed:
         click.echo(f"{report.failed} problem(s) found ({now}).")

@@ -156,3 +156,19 @@ def test_every_command_has_help_with_environment_variables(run_cli, command: str
     assert result.returncode == 0
     assert f"Usage: ingress-logging {command}" in result.stdout
     assert "env var:" in result.stdout or command == "doctor"
+
+
+def test_doctor_reports_a_plugin_that_cannot_load(run_cli, cli_env, tmp_path: Path) -> None:
+    # A real installed distribution (found on PYTHONPATH) whose entry point is broken.
+    dist = tmp_path / "site" / "broken_plugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[ingress_logging]\nbroken = no_such_module_xyz\n")
+    env = {**cli_env, "PYTHONPATH": str(tmp_path / "site")}
+
+    result = run_cli("doctor", env=env)
+
+    assert result.returncode == 1
+    assert _line(result.stdout, "plugins").startswith("FAIL")
+    assert "no_such_module_xyz" in _line(result.stdout, "plugins")
+    assert "Traceback" not in result.stderr

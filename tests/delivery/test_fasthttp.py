@@ -65,3 +65,72 @@ def test_proxy_environment_falls_back_to_httpx_default(monkeypatch):
         assert isinstance(client._transport, HTTPClientTransport)
     finally:
         client.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """A tiny HTTPS server with a self-signed certificate for 127.0.0.1."""
+    import http.server
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def handle_one_request(self) -> None:
+            try:
+                super().handle_one_request()
+            except (ssl.SSLError, ConnectionError):
+                self.close_connection = True
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.handle_error = lambda request, address: None  # handshake refusals are expected
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_tls_is_verified_by_default_and_works_with_a_trusted_ca(tls_server):
+    import ssl
+
+    url, cert = tls_server
+    with httpx.Client(transport=HTTPClientTransport()) as client, pytest.raises(httpx.ConnectError):
+        client.get(url)  # self-signed: refused by the default context
+    trusted = ssl.create_default_context(cafile=str(cert))
+    transport = HTTPClientTransport(ssl_context=trusted)
+    with httpx.Client(transport=transport) as client:
+        assert client.get(url).text == "ok"
+        assert client.get(url).text == "ok"
+        assert len(transport._open) == 1  # one kept-alive TLS connection

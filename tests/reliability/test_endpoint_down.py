@@ -71,6 +71,7 @@ APP = textwrap.dedent(
         overflow=overflow,
         block_timeout=block_timeout,
         close_timeout=close_timeout,
+        timeout=60,  # the first request surely still hangs at exit (deterministic count)
     )
     log = logging.getLogger("app")
     log.setLevel(logging.INFO)

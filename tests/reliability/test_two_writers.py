@@ -1,7 +1,8 @@
 """Two processes append to one session at the same time.
 
-Each writer is a real child process with its own ``SessionIngressClient`` and
-its own uuid chain; both start on one signal and race for the chain head. The
+Each writer is a real child process with its own ``SessionIngressClient``
+(blocking appends) or ``DeliveryEngine`` (background delivery) and its own
+uuid chain; both start on one signal and race for the chain head. The
 server's optimistic concurrency (Last-Uuid) turns every lost race into a 409
 naming the new head, which the writer adopts and retries. Afterwards the
 session holds every entry of both exactly once, and each writer's entries in
@@ -17,6 +18,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from ingress_logging.server import IngressServer
 
 N = int(os.environ.get("RELIABILITY_TWO_WRITERS_N", "300"))
@@ -25,34 +28,47 @@ WRITER = textwrap.dedent(
     """
     import json, sys, uuid
     from ingress_logging import RetryPolicy, SessionIngressClient
+    from ingress_logging.delivery import DeliveryEngine
 
-    base, sid, name, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    base, sid, name, n, mode = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
     policy = RetryPolicy(max_attempts=200, base_delay=0.001, max_delay=0.01)
     uuids, failed, parent = [], 0, None
-    with SessionIngressClient(base_api_url=base, retry_policy=policy) as client:
-        sys.stdout.write("ready\\n")
-        sys.stdout.flush()
-        sys.stdin.readline()  # the start signal, sent to both writers at once
-        for i in range(n):
-            u = str(uuid.uuid4())
-            ok = client.append_session_log(
-                sid, {"type": "user", "uuid": u, "parentUuid": parent, "writer": name, "i": i}
-            )
-            failed += not ok
-            uuids.append(u)
-            parent = u
+    if mode == "client":
+        client = SessionIngressClient(base_api_url=base, retry_policy=policy)
+    else:
+        engine = DeliveryEngine(base_api_url=base, retry_policy=policy)
+    sys.stdout.write("ready\\n")
+    sys.stdout.flush()
+    sys.stdin.readline()  # the start signal, sent to both writers at once
+    for i in range(n):
+        u = str(uuid.uuid4())
+        entry = {"type": "user", "uuid": u, "parentUuid": parent, "writer": name, "i": i}
+        if mode == "client":
+            failed += not client.append_session_log(sid, entry)
+        else:
+            failed += not engine.submit(sid, entry)
+        uuids.append(u)
+        parent = u
+    if mode == "client":
+        client.close()
+    else:
+        result = engine.flush(60)
+        failed += result.failed + result.dropped + result.pending
+        engine.close(5)
     print(json.dumps({"uuids": uuids, "failed": failed}))
     """
 )
 
 
+@pytest.mark.parametrize("mode", ["client", "engine"])
 def test_two_processes_one_session_every_entry_once_each_order_kept(
-    server: IngressServer, child_env: dict[str, str], leak_guard: object
+    server: IngressServer, child_env: dict[str, str], leak_guard: object, mode: str
 ) -> None:
-    sid = "two-writers"
+    """``client``: blocking appends; ``engine``: the background delivery engine."""
+    sid = f"two-writers-{mode}"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, server.base_url, sid, name, str(N)],
+            [sys.executable, "-c", WRITER, server.base_url, sid, name, str(N), mode],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -85,7 +101,7 @@ def test_two_processes_one_session_every_entry_once_each_order_kept(
     stored = [e["uuid"] for e in server.entries(sid)]
     conflicts = sum(1 for r in server.requests if r.method == "PUT" and r.status == 409)
     print(
-        f"two writers: {len(a)} + {len(b)} submitted, {len(stored)} stored, "
+        f"two writers ({mode}): {len(a)} + {len(b)} submitted, {len(stored)} stored, "
         f"{conflicts} conflicts (409) resolved"
     )
     assert len(stored) == len(set(stored)) == 2 * N  # each once

@@ -132,3 +132,33 @@ def test_the_leak_guard_catches_a_leak(leak_guard: object, token: str) -> None:
     assert leaks
     assert all(token not in leak for leak in leaks)  # reports never repeat it
     leaks.clear()
+
+
+def test_engine_and_handler_refuse_plain_http_to_a_remote_host(token: str) -> None:
+    """192.0.2.1 (TEST-NET-1) is unroutable: a connection attempt would hang
+    until its timeout; the refusal is immediate, counted, and raises nothing."""
+    import logging
+    import time
+
+    from ingress_logging import IngressHandler
+    from ingress_logging.delivery import DeliveryEngine
+
+    engine = DeliveryEngine(
+        base_api_url="http://192.0.2.1", token=token, retry_policy=FAST, timeout=30
+    )
+    log = logging.getLogger("reliability.security.insecure")
+    log.propagate = False
+    log.addHandler(IngressHandler(session_id="s1", engine=engine))
+    log.setLevel(logging.INFO)
+    try:
+        started = time.monotonic()
+        assert engine.submit("s1", {"type": "user"})
+        log.info("through the handler")
+        result = engine.flush(10)
+        assert time.monotonic() - started < 5
+        assert (result.failed, result.pending) == (2, 0)
+        assert engine.stats().failed_by_reason == {"error:InsecureTransportError": 2}
+    finally:
+        for h in list(log.handlers):
+            log.removeHandler(h)
+        engine.close(1)

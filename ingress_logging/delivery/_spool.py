@@ -166,8 +166,11 @@ class Spool:
         self.policy: SpoolPolicy = policy
         self.block_timeout = float(block_timeout)
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            # Entries can hold anything the app logs: owner-only directory and files
+            # (SQLite gives its -wal and -shm files the database file's mode).
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
             lock_fd = os.open(self.path / SPOOL_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(os.open(self.path / SPOOL_DB_NAME, os.O_RDWR | os.O_CREAT, 0o600))
         except OSError as exc:
             raise ConfigError(f"cannot use spool directory: {exc.strerror}") from None
         try:

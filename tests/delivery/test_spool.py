@@ -363,3 +363,22 @@ def test_entries_evicted_from_memory_leave_the_spool_too(
     ns = [e["n"] for e in ingress_server.entries("s") if e.get("type") == "user"]
     assert ns == sorted(ns)
     assert len(ns) == 10 - evicted
+
+
+def test_a_damaged_database_is_a_clear_error_and_leaves_no_lock(tmp_path: Path) -> None:
+    (tmp_path / SPOOL_DB_NAME).write_bytes(b"this is not an SQLite database" * 100)
+    with pytest.raises(ConfigError, match="cannot open spool database"):
+        Spool(tmp_path)
+    # The lock was released: once the file is moved aside the directory works.
+    (tmp_path / SPOOL_DB_NAME).rename(tmp_path / "damaged.sqlite3")
+    Spool(tmp_path).close()
+
+
+def test_spool_files_are_owner_only(tmp_path: Path) -> None:
+    d = tmp_path / "new-spool"
+    with Spool(d) as sp:
+        sp.append("s", body(0))
+        modes = {p.name: p.stat().st_mode & 0o777 for p in d.iterdir()}
+    assert d.stat().st_mode & 0o777 == 0o700
+    assert modes[SPOOL_DB_NAME] == 0o600
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes

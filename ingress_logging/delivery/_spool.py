@@ -1,34 +1,27 @@
 """The durable spool: entries survive a crash between ``submit()`` and the ack.
 
-Opt-in (``spool_dir=...``). Every entry the engine accepts is written to one
-SQLite table in ``spool_dir`` *before* ``submit()`` returns, and deleted only
-once the server has acknowledged it (stored, or already stored). After a
-crash or ``kill -9`` the next engine started on the same directory reads the
-pending rows back in ``seq`` order and delivers them first. The rows hold the
-finished entry (``uuid`` and ``parentUuid`` already assigned), so a replay of
-an entry whose reply was lost is recognised by the server's 409 and never
-stored twice.
+Opt-in (``spool_dir=...``). Every entry the engine accepts is committed to one
+SQLite table in ``spool_dir`` *before* ``submit()`` returns - finished, with
+``uuid`` and ``parentUuid`` assigned - and deleted once the server has
+acknowledged it. After a crash or ``kill -9`` the next engine on the same
+directory replays the rows in ``seq`` order; a replay of an entry whose reply
+was lost is recognised by the server's 409, never stored twice.
 
-Why SQLite in WAL mode: it is in the standard library, one INSERT is one
-small append to the write-ahead log (no fsync with ``synchronous=NORMAL``,
-which survives a killed process; only a power cut can lose the last commits;
-``synchronous="FULL"`` closes that too at the price of an fsync per entry),
-and readers never block the writer.
+SQLite in WAL mode: standard library; one INSERT is one small append to the
+log, with no fsync under ``synchronous=NORMAL`` (a killed process loses
+nothing; a power cut may lose the last commits - ``"FULL"`` closes that for
+an fsync per entry).
 
-One spool, one consumer: an exclusive ``fcntl.flock`` on ``spool_dir/lock``
-is taken when the spool opens and held until it closes (the kernel drops it
-when the process dies, so a crash never leaves a stale lock). A second
-process - or a second engine in the same process - gets ``SpoolLockedError``.
-A forked child gives up its copy of the lock and never touches the parent's
-database.
+One spool, one consumer: an exclusive ``fcntl.flock`` on ``spool_dir/lock``,
+held while open and dropped by the kernel when the process dies. A second
+process or engine gets ``SpoolLockedError``; a forked child gives up its copy
+and never touches the parent's database.
 
-Disk is bounded like memory: ``max_bytes`` caps the bytes of the stored
-entries (session id + entry JSON; the database file adds SQLite's page
-overhead and reuses freed pages). When an entry does not fit, the policy
-decides: ``drop_newest`` refuses it, ``drop_oldest`` deletes the oldest rows
-and reports their ``seq`` so the engine drops them from memory too, and
-``block`` waits up to ``block_timeout`` for acks to make room, then refuses.
-Every refused or evicted entry is counted.
+Disk is bounded: ``max_bytes`` caps the stored bytes (session id + entry
+JSON; SQLite adds page overhead and reuses freed pages). An entry that does
+not fit: ``drop_newest`` refuses it, ``drop_oldest`` deletes the oldest rows
+(those entries are still delivered from memory, only no longer crash-safe),
+``block`` waits up to ``block_timeout`` for acks, then refuses. All counted.
 """
 
 from __future__ import annotations
@@ -99,7 +92,8 @@ class SpoolWrite:
 
 @dataclass(frozen=True, slots=True)
 class SpoolStats:
-    """The spool in numbers (health)."""
+    """The spool in numbers (health). ``write_errors``: INSERTs refused and
+    DELETEs left undone because SQLite failed (disk full, I/O error)."""
 
     pending: int
     pending_bytes: int
@@ -110,6 +104,7 @@ class SpoolStats:
     evicted: int
     recovered: int
     unreadable: int
+    write_errors: int
 
 
 @dataclass(slots=True)
@@ -120,6 +115,7 @@ class _Counters:
     evicted: int = 0
     recovered: int = 0
     unreadable: int = 0
+    write_errors: int = 0
     sizes: dict[int, int] = field(default_factory=dict)  # seq -> bytes, pending rows
 
 
@@ -213,9 +209,13 @@ class Spool:
         conn = sqlite3.connect(
             self.path / SPOOL_DB_NAME, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.execute(_SCHEMA)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute(_SCHEMA)
+        except sqlite3.Error:
+            conn.close()
+            raise
         return conn
 
     def __repr__(self) -> str:
@@ -252,10 +252,13 @@ class Spool:
                 if self._bytes + size > self.max_bytes:
                     self._c.dropped_full += 1
                     return SpoolWrite(None, evicted)
-            cur = conn.execute(
-                "INSERT INTO spool (session_id, entry) VALUES (?, ?)", (session_id, entry)
-            )
-            seq = cur.lastrowid
+            try:
+                seq = conn.execute(
+                    "INSERT INTO spool (session_id, entry) VALUES (?, ?)", (session_id, entry)
+                ).lastrowid
+            except sqlite3.Error:  # disk full, I/O error: refuse, count, never raise
+                self._c.write_errors += 1
+                return SpoolWrite(None, evicted)
             assert seq is not None
             self._c.sizes[seq] = size
             self._bytes += size
@@ -285,7 +288,11 @@ class Spool:
             if self._conn is None:
                 return
             known = [s for s in seqs if s in self._c.sizes]
-            self._delete(self._conn, known)
+            try:
+                self._delete(self._conn, known)
+            except sqlite3.Error:  # the rows stay; a replay of them is harmless (409)
+                self._c.write_errors += 1
+                return
             self._c.acked += len(known)
             self._room.notify_all()
 
@@ -370,6 +377,7 @@ class Spool:
                 evicted=c.evicted,
                 recovered=c.recovered,
                 unreadable=c.unreadable,
+                write_errors=c.write_errors,
             )
 
     @property

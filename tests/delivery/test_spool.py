@@ -382,3 +382,19 @@ def test_spool_files_are_owner_only(tmp_path: Path) -> None:
     assert d.stat().st_mode & 0o777 == 0o700
     assert modes[SPOOL_DB_NAME] == 0o600
     assert all(mode & 0o077 == 0 for mode in modes.values()), modes
+
+
+def test_a_failing_disk_refuses_and_counts_never_raises(tmp_path: Path) -> None:
+    with Spool(tmp_path) as sp:
+        kept = sp.append("s", body(0)).seq
+        assert kept is not None
+        assert sp._conn is not None
+        sp._conn.execute("PRAGMA query_only=1")  # every write now fails, like a full disk
+        assert sp.append("s", body(1)).seq is None
+        assert sp.accept("s", {"uuid": "u2"}) is None
+        sp.ack(kept)  # the DELETE fails: the row stays (a later replay is harmless)
+        st = sp.stats()
+        assert (st.write_errors, st.pending, st.acked) == (3, 1, 0)
+        sp._conn.execute("PRAGMA query_only=0")
+        sp.ack(kept)
+        assert sp.stats().pending == 0

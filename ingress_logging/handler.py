@@ -136,6 +136,10 @@ class IngressHandler(logging.Handler):
         # handler for logging.shutdown(): a half-built handler is never flushed.
         default_session_id = None if session_id is None else validate_session_id(session_id)
         limits = Limits(max_message_length=max_message_length, max_string_length=max_string_length)
+        engine_settings: tuple[object, ...] = (url, token, base_api_url, plugins)
+        engine_settings += (max_queue_entries, max_queue_bytes, overflow, block_timeout)
+        if engine is not None and any(value is not None for value in engine_settings):
+            raise TypeError("pass either engine= or the engine's settings, not both")
         if engine is None:
             engine = self._shared_engine(
                 url=url,

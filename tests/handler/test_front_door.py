@@ -178,10 +178,35 @@ def test_flush_does_not_wait_under_the_logging_module_lock(recording_engine) -> 
     assert recording_engine.flushes == []
 
 
-def test_repr_has_no_token(recording_engine) -> None:
-    handler = IngressHandler(engine=recording_engine, token="super-secret-token", session_id="s")
-    assert "super-secret-token" not in repr(handler)
-    assert "super-secret-token" not in repr(vars(handler))
+def test_repr_has_no_token() -> None:
+    handler = IngressHandler(
+        base_api_url="http://127.0.0.1:9", token="super-secret-token", session_id="s"
+    )
+    try:
+        assert "super-secret-token" not in repr(handler)
+        assert "super-secret-token" not in repr(vars(handler))
+    finally:
+        handler.close()
+
+
+@pytest.mark.parametrize(
+    "setting", [{"token": "t"}, {"url": "http://h/{session_id}"}, {"max_queue_entries": 5}]
+)
+def test_engine_and_engine_settings_are_exclusive(recording_engine, setting) -> None:
+    with pytest.raises(TypeError, match="not both"):
+        IngressHandler(engine=recording_engine, **setting)
+
+
+def test_equal_settings_share_one_engine() -> None:
+    kwargs = {"base_api_url": "http://127.0.0.1:9", "token": "t", "max_queue_entries": 77}
+    first, second = IngressHandler(**kwargs), IngressHandler(**kwargs, session_id="other")
+    third = IngressHandler(**{**kwargs, "max_queue_entries": 78})
+    try:
+        assert first.engine is second.engine
+        assert third.engine is not first.engine
+    finally:
+        for handler in (first, second, third):
+            handler.close()
 
 
 def test_public_exports() -> None:

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from ingress_logging import RetryPolicy
 from ingress_logging.delivery import DeliveryEngine
 from ingress_logging.server import IngressServer
@@ -31,6 +33,8 @@ THREADS = 8
 KINDS = ("429", "drop", "500", "error_after_commit", "latency")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # ~30 s here; room for a slower CI machine
 def test_chaos_every_session_exact_in_order_once(
     ingress_server_factory: Callable[..., IngressServer], token: str, tmp_path: Path
 ) -> None:
@@ -53,6 +57,7 @@ def test_chaos_every_session_exact_in_order_once(
     refused = 0
     done = threading.Event()
     injected: collections.Counter[str] = collections.Counter()
+    expired = 0  # bursts cut short after 0.3 s
 
     def submitter(t: int) -> None:
         nonlocal refused
@@ -70,22 +75,31 @@ def test_chaos_every_session_exact_in_order_once(
         """Inject faults until everything is delivered; restart at half delivered."""
         rng = random.Random(99)
         restarted = False
+        nonlocal expired
         last_burst = 0
         bursts = 0
+        burst_at = 0.0
         while not done.is_set():
             if not restarted and engine.stats().delivered >= N // 2:
                 server.restart()
                 injected["restart"] += 1
                 restarted = True
             # Scripted faults hit whatever request comes next, so pace them by
-            # traffic, not by time: one burst per 200 requests at most, once the
-            # last burst is used up (else a throttled engine's few probes would
-            # meet nothing but faults - a test artefact, not a server).
+            # traffic: one burst per 200 requests at most, once the last one is
+            # used up. And a burst lives 0.3 s at most, like a real server's bad
+            # moment: else an engine whose retry budget closed (its probes, one
+            # a second, are then nearly all the traffic) would spend a second
+            # per left-over fault - a test artefact, not a server.
             seen = len(server.requests)
+            if server.faults.pending() and time.monotonic() - burst_at > 0.3:
+                server.faults.reset()  # drops the rest of the burst ...
+                server.faults.fail_share(0.03, status=503, seed=bursts)  # ... keeps the 3 %
+                expired += 1
             if server.faults.pending() or seen - last_burst < 200:
                 done.wait(0.02)
                 continue
             last_burst = seen
+            burst_at = time.monotonic()
             kind = KINDS[bursts % len(KINDS)]  # every kind in turn
             bursts += 1
             n = rng.randint(5, 20)
@@ -129,7 +143,8 @@ def test_chaos_every_session_exact_in_order_once(
         f"submitted {health.submitted}, delivered {health.delivered}, retried "
         f"{health.retried}, failed {health.failed}, dropped {health.dropped}; "
         f"stored {total}; {len(server.requests)} requests; faults scheduled "
-        f"{dict(injected)}; faults hit {dict(by_fault)}; budget {health.retry_budget}"
+        f"{dict(injected)}; faults hit {dict(by_fault)} ({expired} bursts cut at 0.3 s); "
+        f"budget {health.retry_budget}"
     )
     assert refused == 0
     assert (result.pending, result.failed, result.dropped) == (0, 0, 0), result

@@ -8,6 +8,7 @@ instead of hanging it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import subprocess
@@ -23,6 +24,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import ingress_logging
+from ingress_logging.delivery import DeliveryEngine
 from ingress_logging.handler import IngressHandler
 
 GUARD = 60.0  # seconds before a stuck flush/shutdown counts as a deadlock
@@ -315,3 +317,71 @@ def test_fileconfig_args_tuple(ingress_server, tmp_path):
     run_child(FILECONFIG_SCRIPT, str(ini))
     assert [e["content"] for e in srv.entries("fileconfig")] == [f"file {i}" for i in range(10)]
     assert [e["content"] for e in srv.entries("fileconfig-ctx")] == ["in context"]
+
+
+def test_asyncio_tasks_each_in_their_own_session(ingress_server, app_logger):
+    srv = ingress_server
+    handler = make_handler(srv)  # no default: every record must find its task's session
+    app_logger.addHandler(handler)
+
+    async def task(n: int) -> None:
+        with ingress_logging.session(f"task-{n}"):
+            for i in range(5):
+                app_logger.info("task %d step %d", n, i)
+                await asyncio.sleep(0)  # interleave with the other tasks
+
+    async def main() -> None:
+        await asyncio.gather(*(task(n) for n in range(4)))
+
+    asyncio.run(main())
+    assert handler.engine.flush(GUARD)
+    for n in range(4):
+        entries = srv.entries(f"task-{n}")
+        assert [e["content"] for e in entries] == [f"task {n} step {i}" for i in range(5)]
+        assert_chain(entries, f"task-{n}")
+    assert handler.dropped() == {}
+
+
+def test_megabyte_message_arrives_truncated_and_marked(ingress_server, app_logger):
+    srv = ingress_server
+    handler = make_handler(srv, session_id="big")
+    app_logger.addHandler(handler)
+    app_logger.info("%s", "y" * (1024 * 1024))
+    app_logger.info("after")
+    assert handler.engine.flush(GUARD)
+    big, after = srv.entries("big")
+    assert big["content"] == "y" * 65536
+    assert big["truncated"] == {"content": 1024 * 1024}
+    assert after["content"] == "after"
+
+
+def test_close_leaves_a_shared_engine_running(ingress_server, app_logger):
+    srv = ingress_server
+    first = make_handler(srv, session_id="first")
+    second = make_handler(srv, session_id="second")
+    assert first.engine is second.engine
+    app_logger.addHandler(second)
+    first.close()
+    first.close()  # closing twice is harmless
+    app_logger.info("still delivered")
+    assert second.engine.flush(GUARD)
+    assert [e["content"] for e in srv.entries("second")] == ["still delivered"]
+    assert not second.engine.closed
+
+
+def test_explicit_engine_is_not_closed_by_the_handler(ingress_server, app_logger):
+    srv = ingress_server
+    engine = DeliveryEngine(base_api_url=srv.base_url, token=srv.token)
+    try:
+        handler = IngressHandler(engine=engine, session_id="explicit")
+        app_logger.addHandler(handler)
+        app_logger.info("one")
+        app_logger.removeHandler(handler)
+        handler.close()  # flushes (close_timeout) and detaches
+        assert [e["content"] for e in srv.entries("explicit")] == ["one"]
+        assert not engine.closed
+        assert engine.submit("explicit", {"type": "system", "content": "two"})
+        assert engine.flush(GUARD)
+        assert len(srv.entries("explicit")) == 2
+    finally:
+        engine.close(GUARD)

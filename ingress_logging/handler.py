@@ -47,6 +47,8 @@ DROP_INVALID_SESSION: Final = "invalid_session_id"
 DROP_HANDLER_ERROR: Final = "handler_error"
 
 _CACHE_LIMIT: Final = 4096
+#: This module's own logger: its records are never shipped (see IGNORED_LOGGERS).
+_log = logging.getLogger(__name__)
 #: Bytes charged per entry besides its message/exception text (the engine's
 #: estimate for the envelope: uuid, timestamps, source, thread, ...).
 _ENTRY_OVERHEAD: Final = 512
@@ -273,6 +275,7 @@ class IngressHandler(logging.Handler):
             size = _ENTRY_OVERHEAD + len(capture.message) + len(capture.exc_text or "")
             self._engine.submit(session_id, capture, record=record, size_hint=size)
         except Exception:
+            _log.debug("IngressHandler.emit failed; the record is dropped", exc_info=True)
             self._drop(DROP_HANDLER_ERROR)
 
     def _check(self, session_id: object) -> bool:

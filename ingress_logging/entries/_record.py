@@ -144,7 +144,10 @@ def build_entry(capture: RecordCapture) -> dict[str, Any]:
     attrs: Mapping[str, Any] = dict(list(capture.record.__dict__.items()))  # atomic snapshot
     limits = capture.limits
     s = Sanitizer(limits)
-    levelname = attrs.get("levelname")
+    levelno = attrs.get("levelno")
+    # From levelno, not record.levelname: colouring formatters rewrite
+    # levelname in place (ANSI codes), possibly after this record was queued.
+    levelname = logging.getLevelName(levelno) if type(levelno) is int else attrs.get("levelname")
     entry: dict[str, Any] = {"uuid": str(uuid.uuid4())}
     if capture.session_id is not None:
         entry["sessionId"] = capture.session_id
@@ -153,7 +156,7 @@ def build_entry(capture: RecordCapture) -> dict[str, Any]:
     entry["subtype"] = ENTRY_SUBTYPE
     level = levelname.lower() if isinstance(levelname, str) else levelname
     entry["level"] = s.value(level, "level")
-    entry["levelno"] = s.value(attrs.get("levelno"), "levelno")
+    entry["levelno"] = s.value(levelno, "levelno")
     entry["logger"] = s.value(attrs.get("name"), "logger")
     entry["content"] = s.string(capture.message, "content", limits.max_message_length)
     if capture.message_failed:

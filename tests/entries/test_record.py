@@ -144,6 +144,13 @@ def test_capture_renders_the_exception_on_the_caller() -> None:
     assert capture()["exception"] == capture.exc_text
 
 
+def test_level_survives_a_colouring_formatter() -> None:
+    record = make_record()
+    capture = RecordCapture(record)
+    record.levelname = "\x1b[33mWARNING\x1b[0m"  # what colouring formatters do in place
+    assert capture()["level"] == "warning"
+
+
 def test_attributes_a_later_formatter_adds_are_not_extras() -> None:
     record = make_record(user="ada")
     capture = RecordCapture(record)

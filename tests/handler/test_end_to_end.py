@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -385,3 +386,28 @@ def test_explicit_engine_is_not_closed_by_the_handler(ingress_server, app_logger
         assert len(srv.entries("explicit")) == 2
     finally:
         engine.close(GUARD)
+
+
+SERVER_DOWN_SCRIPT = """
+    import logging, sys
+    import ingress_logging
+    handler = ingress_logging.IngressHandler(
+        base_api_url=sys.argv[1], token="t", session_id="down",
+        flush_timeout=120, close_timeout=120,
+    )
+    logging.getLogger().addHandler(handler)
+    for i in range(50):
+        logging.getLogger("app").warning("lost %d", i)
+"""
+
+
+@pytest.mark.slow
+def test_exit_with_the_server_down_is_bounded_by_the_engine_not_the_handler(ingress_server):
+    srv = ingress_server
+    base = srv.base_url
+    srv.close()  # nothing listens there any more
+    started = time.monotonic()
+    run_child(SERVER_DOWN_SCRIPT, base)
+    # The engine's atexit close (5 s deadline) runs before logging.shutdown();
+    # the handler's 120 s flush/close timeouts must not add to it.
+    assert time.monotonic() - started < 30

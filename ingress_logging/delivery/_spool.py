@@ -210,6 +210,11 @@ class Spool:
             self.path / SPOOL_DB_NAME, isolation_level=None, check_same_thread=False
         )
         try:
+            # We hold the directory's flock, so nobody else may open the file:
+            # exclusive locking skips SQLite's per-transaction file locks and the
+            # shared-memory index (raw sqlite3: 31 -> 19 us per INSERT+DELETE;
+            # through this class 0-10 %, within the noise of a loaded machine).
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute(_SCHEMA)

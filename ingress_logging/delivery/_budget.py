@@ -39,8 +39,10 @@ Everything is guarded by one lock; each call is a few arithmetic operations.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -100,6 +102,7 @@ class RetryBudget:
     """
 
     __slots__ = (
+        "__weakref__",
         "_allowed",
         "_clock",
         "_denied",
@@ -150,6 +153,16 @@ class RetryBudget:
         self._exhausted = 0
         self._wakeup: Callable[[], None] | None = None
         self._diagnostics: DiagnosticSink | None = None
+        # A fork while another thread holds the lock would leave the child's
+        # copy locked forever: the child gets a fresh one.
+        ref = weakref.ref(self)
+
+        def _new_lock_in_child() -> None:
+            budget = ref()
+            if budget is not None:
+                budget._lock = threading.Lock()
+
+        os.register_at_fork(after_in_child=_new_lock_in_child)
 
     def __repr__(self) -> str:
         s = self.snapshot()

@@ -192,3 +192,25 @@ def test_thread_safe_accounting() -> None:
 def test_repr_shows_numbers_only() -> None:
     b = RetryBudget(max_tokens=10)
     assert repr(b) == "RetryBudget(tokens=10.0/10, ratio=0.1, open=True, denied=0)"
+
+
+def test_a_fork_while_the_lock_is_held_leaves_the_child_a_usable_budget() -> None:
+    import os
+
+    b = RetryBudget(max_tokens=10)
+    r, w = os.pipe()
+    with b._lock:  # another thread "holds" it at the moment of the fork
+        pid = os.fork()
+        if pid == 0:  # the child: would hang here with the inherited, held lock
+            ok = False
+            try:
+                b.record_failure()
+                ok = b.acquire() == 0.0 and b.snapshot().tokens == 9.0
+            finally:
+                os.write(w, b"1" if ok else b"0")
+                os._exit(0)
+    os.close(w)
+    assert os.read(r, 1) == b"1"
+    os.waitpid(pid, 0)
+    os.close(r)
+    assert b.snapshot().tokens == 10.0  # the parent's own state is untouched

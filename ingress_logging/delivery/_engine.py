@@ -24,6 +24,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Final
 
 import httpx
@@ -407,6 +408,9 @@ class DeliveryEngine:
         snapshot = getattr(self._budget, "snapshot", None)
         if callable(snapshot):
             health = _with_budget(health, snapshot())
+        spool_stats = getattr(self._spool, "stats", None)
+        if callable(spool_stats):
+            health = replace(health, spool=spool_stats())
         return health
 
     def is_worker_thread(self) -> bool:
@@ -415,6 +419,4 @@ class DeliveryEngine:
 
 
 def _with_budget(health: Health, budget: object) -> Health:
-    from dataclasses import replace
-
     return replace(health, retry_budget=budget)

@@ -73,7 +73,7 @@ class Health:
     in flight; bytes are the estimate, corrected to the serialised size once
     an entry is serialised); ``in_flight`` counts entries a worker has taken
     (being sent, or backing off between attempts). ``retry_budget`` is the budget's own snapshot,
-    if it offers one.
+    if it offers one; ``spool`` the spool's numbers (``SpoolStats``), if there is one.
     """
 
     submitted: int
@@ -90,6 +90,7 @@ class Health:
     gaps_written: int = 0
     workers: int = 0
     retry_budget: object | None = None
+    spool: object | None = None
 
     @property
     def pending(self) -> int:

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from ingress_logging.delivery import DeliveryEngine
-from ingress_logging.delivery._spool import SPOOL_DB_NAME, Spool
+from ingress_logging.delivery._spool import SPOOL_DB_NAME, Spool, SpoolStats
 from ingress_logging.errors import ConfigError, SpoolLockedError
 from ingress_logging.protocol import RetryPolicy
 from ingress_logging.server import IngressServer
@@ -285,8 +285,9 @@ def test_engine_spool_rows_go_once_delivered(
     assert engine.flush(10).pending == 0
     assert engine.stats().delivered == 20
     # Deleted before flush() counted them: nothing is left to replay.
-    assert engine._spool is not None
-    assert engine._spool.stats().pending == 0  # type: ignore[attr-defined]
+    spool = engine.stats().spool
+    assert isinstance(spool, SpoolStats)
+    assert (spool.written, spool.acked, spool.pending) == (20, 20, 0)
     assert [e["n"] for e in ingress_server.entries("s0")] == list(range(0, 20, 2))
 
 
@@ -354,8 +355,9 @@ def test_entries_evicted_from_memory_leave_the_spool_too(
         assert engine.submit("s", {"type": "user", "n": i})
     evicted = engine.stats().dropped_by_reason.get("evicted", 0)
     assert evicted >= 6
-    assert engine._spool is not None
-    assert engine._spool.stats().pending == 10 - evicted  # type: ignore[attr-defined]
+    spool = engine.stats().spool
+    assert isinstance(spool, SpoolStats)
+    assert spool.pending == 10 - evicted
     engine.close(0.05)
     ingress_server.faults.fail_share(0)
     second = make_engine(spool_dir=tmp_path)

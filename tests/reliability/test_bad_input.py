@@ -178,7 +178,8 @@ def test_hostile_record_never_crashes_hangs_or_loses_a_neighbour(
     handler = log.handlers[0]
     assert isinstance(handler, IngressHandler)
     before = engine.stats()
-    refused_before = sum(handler.dropped().values())
+    drops_before = handler.dropped()
+    refused_before = sum(drops_before.values())
     log.info("neighbour before", extra={"session_id": sid})
     started = time.monotonic()
     _emit_hostile(log, sid, case)  # must not raise
@@ -202,8 +203,12 @@ def test_hostile_record_never_crashes_hangs_or_loses_a_neighbour(
         assert len(big["content"]) <= DEFAULT_LIMITS.max_message_length
         assert "content" in big["truncated"]
     if case["kind"] == "session":
-        # Stored in its own (valid) session, or refused and counted.
+        # Stored in its own (valid) session, or refused and counted with a
+        # reason that says why.
         assert refused + (after.submitted - before.submitted - 2) == 1
+        if refused:
+            grew = {k for k, v in handler.dropped().items() if v > drops_before.get(k, 0)}
+            assert grew <= {"invalid_session_id", "no_session_id"}, grew
     else:
         engine_lost = (after.dropped - before.dropped) + (after.failed - before.failed)
         # The hostile record is in the session between its neighbours, or counted.

@@ -19,6 +19,7 @@ from typing import Any, Self
 import httpx
 import pluggy
 
+from .._host import Host
 from .._session_id import validate_session_id
 from ..diagnostics import DiagnosticSink
 from ..protocol import Action, Done, RetryPolicy, Wait
@@ -122,6 +123,7 @@ class AsyncSessionIngressClient(ClientBase):
         plugins: pluggy.PluginManager | None = None,
         allow_insecure_http: bool = False,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        host: Host | None = None,
     ) -> None:
         if http_client is not None and client is not None and http_client is not client:
             raise TypeError("pass either http_client= or its alias client=, not both")
@@ -140,6 +142,7 @@ class AsyncSessionIngressClient(ClientBase):
                 plugins=plugins,
                 allow_insecure_http=allow_insecure_http,
                 max_response_bytes=max_response_bytes,
+                host=host,
             )
         )
         self._owns_http = given is None

@@ -87,8 +87,11 @@ class ClientSettings:
     plugins: pluggy.PluginManager | None
     allow_insecure_http: bool
     max_response_bytes: int
+    host: Host | None = None
 
     def build_host(self) -> Host:
+        if self.host is not None:
+            return self.host
         return PluginHost(
             self.plugins,
             token=self.token,
@@ -126,6 +129,7 @@ def resolve_settings(
     plugins: pluggy.PluginManager | None,
     allow_insecure_http: bool,
     max_response_bytes: int,
+    host: Host | None = None,
 ) -> ClientSettings:
     """Apply the aliases (``retry=``) and check the arguments; raise on bad input."""
     if retry_policy is not None and retry is not None and retry_policy is not retry:
@@ -151,6 +155,7 @@ def resolve_settings(
         plugins=plugins,
         allow_insecure_http=bool(allow_insecure_http),
         max_response_bytes=int(max_response_bytes),
+        host=host,
     )
 
 

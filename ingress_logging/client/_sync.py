@@ -17,6 +17,7 @@ from typing import Any, Self
 import httpx
 import pluggy
 
+from .._host import Host
 from .._session_id import validate_session_id
 from ..diagnostics import DiagnosticSink
 from ..protocol import Action, Done, RetryPolicy, Wait
@@ -140,6 +141,8 @@ class SessionIngressClient(ClientBase):
         plugins: a pluggy PluginManager (default: the process-wide one).
         allow_insecure_http: permit a token over plain http to a non-loopback host.
         max_response_bytes: largest read/page body accepted (default 64 MiB).
+        host: a ready-made ``Host`` (e.g. the delivery engine's) to use instead of
+            building a ``PluginHost`` from token/plugins/diagnostics.
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class SessionIngressClient(ClientBase):
         plugins: pluggy.PluginManager | None = None,
         allow_insecure_http: bool = False,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        host: Host | None = None,
     ) -> None:
         if http_client is not None and client is not None and http_client is not client:
             raise TypeError("pass either http_client= or its alias client=, not both")
@@ -175,6 +179,7 @@ class SessionIngressClient(ClientBase):
                 plugins=plugins,
                 allow_insecure_http=allow_insecure_http,
                 max_response_bytes=max_response_bytes,
+                host=host,
             )
         )
         self._owns_http = given is None

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Final
 
+from opentelemetry import context as otel_context
+
 from .._host import Host
 from ._reporter import Reporter
 from ._scheduler import DONE, DROPPED, Scheduler
@@ -22,11 +24,23 @@ from ._session import SessionState
 from ._types import DROP_CLOSED
 from ._worker import Step, Stepper
 
-__all__ = ["THREAD_PREFIX", "WorkerPool", "is_worker_thread"]
+__all__ = ["THREAD_PREFIX", "WorkerPool", "is_worker_thread", "suppress_instrumentation"]
 
 THREAD_PREFIX: Final = "ingress_logging.delivery"
 
 _local = threading.local()
+
+
+def suppress_instrumentation() -> None:
+    """Switch OpenTelemetry instrumentation off for the rest of this thread.
+
+    With an httpx instrumentation and ``IngressSpanExporter`` active, every
+    delivery request would create a span, exported and delivered by another
+    request, without end. OpenTelemetry's own exporters run under this key
+    (``BatchProcessor``); so do our threads. The context is attached for the
+    thread's whole life and never detached: the thread owns it.
+    """
+    otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
 
 
 def is_worker_thread() -> bool:
@@ -92,6 +106,7 @@ class WorkerPool:
 
     def _main(self) -> None:
         _local.worker = True
+        suppress_instrumentation()
         sched = self.sched
         stepper = self.stepper
         s: SessionState | None = None

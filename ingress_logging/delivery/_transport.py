@@ -62,14 +62,6 @@ class DeferredHost:
         return f"DeferredHost({self._host!r})"
 
 
-class _EngineClient(SessionIngressClient):
-    """The sync client, asking the engine's host instead of building its own."""
-
-    def __init__(self, host: Host, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._host = host
-
-
 class ClientTransport:
     """``Transport`` over one shared ``SessionIngressClient``."""
 
@@ -95,7 +87,7 @@ class ClientTransport:
         }
         if timeout is not None:
             kwargs["timeout"] = timeout
-        self.client = _EngineClient(host, **kwargs)
+        self.client = SessionIngressClient(host=host, **kwargs)
 
     def begin(self, session_id: str, entry: dict[str, Any], url: str) -> Pending:
         return self.client.begin_append(session_id, entry, url)

@@ -91,8 +91,8 @@ class IngressHandler(logging.Handler):
     Args:
         url: append URL template containing ``{session_id}``; default
             ``{base_api_url}/v1/session_ingress/session/{session_id}``.
-        token: bearer token; default from plugins / ``INGRESS_LOGGING_TOKEN``.
-            Never stored on the handler.
+        token: bearer token (or a callable returning one); default from
+            plugins / ``INGRESS_LOGGING_TOKEN``. Never stored on the handler.
         session_id: session for records that name none (neither
             ``extra={"session_id": ...}`` nor ``with ingress_logging.session(...)``).
         level: handler level (``logging.NOTSET`` passes everything).
@@ -111,12 +111,16 @@ class IngressHandler(logging.Handler):
         diagnostics: sink for the handler's own drop reports; default: the
             plugins' ``ingress_diagnostic`` sinks plus the default one.
         ignore_loggers: more logger names whose records are never shipped.
+        **engine_options: any other ``DeliveryEngine`` keyword
+            (``max_concurrency``, ``retry_policy``, ``close_timeout``,
+            ``timeout``, ``allow_insecure_http``, ...), as the OpenTelemetry
+            exporters take them.
     """
 
     def __init__(
         self,
         url: str | None = None,
-        token: str | None = None,
+        token: str | Callable[[], str | None] | None = None,
         session_id: str | None = None,
         level: int | str = logging.NOTSET,
         *,
@@ -133,14 +137,20 @@ class IngressHandler(logging.Handler):
         plugins: Any = None,
         diagnostics: DiagnosticSink | None = None,
         ignore_loggers: tuple[str, ...] | list[str] = (),
+        **engine_options: Any,
     ) -> None:
         # Everything that can fail runs before Handler.__init__ registers the
         # handler for logging.shutdown(): a half-built handler is never flushed.
         default_session_id = None if session_id is None else validate_session_id(session_id)
         limits = Limits(max_message_length=max_message_length, max_string_length=max_string_length)
-        engine_settings: tuple[object, ...] = (url, token, base_api_url, plugins)
-        engine_settings += (max_queue_entries, max_queue_bytes, overflow, block_timeout)
-        if engine is not None and any(value is not None for value in engine_settings):
+        engine_options.update(
+            max_queue_entries=max_queue_entries,
+            max_queue_bytes=max_queue_bytes,
+            overflow=overflow,
+            block_timeout=block_timeout,
+        )
+        settings: tuple[object, ...] = (url, token, base_api_url, plugins)
+        if engine is not None and any(v is not None for v in (*settings, *engine_options.values())):
             raise TypeError("pass either engine= or the engine's settings, not both")
         if engine is None:
             engine = self._shared_engine(
@@ -148,12 +158,7 @@ class IngressHandler(logging.Handler):
                 token=token,
                 base_api_url=base_api_url,
                 plugins=plugins,
-                queue_options={
-                    "max_queue_entries": max_queue_entries,
-                    "max_queue_bytes": max_queue_bytes,
-                    "overflow": overflow,
-                    "block_timeout": block_timeout,
-                },
+                engine_options=engine_options,
             )
         super().__init__(level)
         self._engine: _Engine = engine
@@ -177,14 +182,16 @@ class IngressHandler(logging.Handler):
     def _shared_engine(
         *,
         url: str | None,
-        token: str | None,
+        token: str | Callable[[], str | None] | None,
         base_api_url: str | None,
         plugins: Any,
-        queue_options: Mapping[str, Any],
+        engine_options: Mapping[str, Any],
     ) -> _Engine:
         from .delivery import get_shared_engine  # httpx loads only when a handler is built
 
-        options = {key: value for key, value in queue_options.items() if value is not None}
+        # None means "the engine's default": left out, so that equal settings
+        # (here or in the OpenTelemetry exporters) give the same engine.
+        options = {key: value for key, value in engine_options.items() if value is not None}
         engine: _Engine = get_shared_engine(
             url_template=url, token=token, base_api_url=base_api_url, plugins=plugins, **options
         )

@@ -25,6 +25,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import ingress_logging
+from ingress_logging import RetryPolicy
 from ingress_logging.delivery import DeliveryEngine
 from ingress_logging.handler import IngressHandler
 
@@ -411,3 +412,25 @@ def test_exit_with_the_server_down_is_bounded_by_the_engine_not_the_handler(ingr
     # The engine's atexit close (5 s deadline) runs before logging.shutdown();
     # the handler's 120 s flush/close timeouts must not add to it.
     assert time.monotonic() - started < 30
+
+
+def test_engine_options_pass_through(ingress_server, app_logger):
+    srv = ingress_server
+    handler = make_handler(
+        srv,
+        session_id="retried",
+        max_concurrency=2,
+        retry_policy=RetryPolicy(max_attempts=5, base_delay=0.001, max_delay=0.01),
+    )
+    assert handler.engine.max_concurrency == 2
+    app_logger.addHandler(handler)
+    srv.faults.fail_next(2)  # two 503s, retried within milliseconds
+    app_logger.info("survives two 503s")
+    assert handler.engine.flush(GUARD)
+    assert [e["content"] for e in srv.entries("retried")] == ["survives two 503s"]
+    assert handler.engine.stats().retried == 2
+
+
+def test_unknown_engine_option_fails_at_construction(ingress_server):
+    with pytest.raises(TypeError):
+        make_handler(ingress_server, session_id="s", no_such_option=1)

@@ -183,7 +183,7 @@ class DeliveryEngine:
         _exit.keep_alive(self)  # closed at process end (atexit / multiprocessing)
         if spool is not None:
             for session_id, entry in spool.replay():
-                self.submit(session_id, entry)
+                self._resubmit(session_id, entry)
 
     def _reset_process_state(self) -> None:
         self._pid = os.getpid()
@@ -313,6 +313,24 @@ class DeliveryEngine:
             if isinstance(uuid, str) and uuid:
                 self._spool_parents[session_id] = uuid
         return self._enqueue(session_id, prepared, record, size, key)
+
+    def _resubmit(self, session_id: str, entry: dict[str, Any]) -> None:
+        """Queue an entry an earlier run spooled: it was built, filled and
+        prepared then (a redaction plugin must not run on it twice), and its row
+        is already on disk (``accept`` returns that row's key)."""
+        assert self._spool is not None
+        key = self._spool.accept(session_id, entry)
+        try:
+            validate_session_id(session_id)
+        except ValueError:  # a damaged row: it can name no session (counted, no gap)
+            self._spool.acknowledge(key)
+            with self._sched.lock:
+                self._sched.count_drop_locked(None, "build_error", gap=False)
+            return
+        uuid = entry.get("uuid")
+        if isinstance(uuid, str) and uuid:
+            self._spool_parents[session_id] = uuid
+        self._enqueue(session_id, entry, None, estimate_size(entry, None), key)
 
     def _refuse(self, session_id: str, reason: str) -> bool:
         with self._sched.lock:

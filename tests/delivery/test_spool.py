@@ -10,6 +10,7 @@ import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from ingress_logging.delivery import DeliveryEngine
 from ingress_logging.delivery._spool import SPOOL_DB_NAME, Spool, SpoolStats
 from ingress_logging.errors import ConfigError, SpoolLockedError
+from ingress_logging.plugins import PluginHost
 from ingress_logging.protocol import RetryPolicy
 from ingress_logging.server import IngressServer
 
@@ -400,3 +402,48 @@ def test_a_failing_disk_refuses_and_counts_never_raises(tmp_path: Path) -> None:
         sp._conn.execute("PRAGMA query_only=0")
         sp.ack(kept)
         assert sp.stats().pending == 0
+
+
+class CountingHost(PluginHost):
+    """Marks each entry with how many times ``prepare_entry`` ran on it."""
+
+    def prepare_entry(self, entry: dict[str, Any], record: object) -> dict[str, Any] | None:
+        entry["prepared"] = entry.get("prepared", 0) + 1
+        return super().prepare_entry(entry, record)
+
+
+def test_replayed_entries_are_not_prepared_twice(
+    make_engine: Callable[..., DeliveryEngine], ingress_server: IngressServer, tmp_path: Path
+) -> None:
+    """A redaction plugin runs once per entry: at submit, not again at replay."""
+
+    def host() -> CountingHost:
+        return CountingHost(base_api_url=ingress_server.base_url, token=ingress_server.token)
+
+    ingress_server.faults.fail_share(1.0)
+    patient = RetryPolicy(max_attempts=1000, base_delay=0.001, max_delay=0.01)
+    first = make_engine(host=host(), spool_dir=tmp_path, retry_policy=patient)
+    for i in range(5):
+        assert first.submit("s", {"type": "user", "n": i})
+    first.close(0.05)
+    ingress_server.faults.fail_share(0)
+    second = make_engine(host=host(), spool_dir=tmp_path)
+    assert second.flush(10).pending == 0
+    entries = ingress_server.entries("s")
+    assert [e["n"] for e in entries] == list(range(5))
+    assert [e["prepared"] for e in entries] == [1] * 5
+
+
+def test_a_spooled_row_with_an_impossible_session_id_is_counted_not_sent(
+    make_engine: Callable[..., DeliveryEngine], ingress_server: IngressServer, tmp_path: Path
+) -> None:
+    with Spool(tmp_path) as sp:
+        sp.append("../../etc", orjson.dumps({"type": "user", "uuid": "u-bad"}))
+        sp.append("ok", orjson.dumps({"type": "user", "uuid": "u-ok", "parentUuid": None}))
+    engine = make_engine(spool_dir=tmp_path)
+    assert engine.flush(10).pending == 0
+    health = engine.stats()
+    assert health.dropped_by_reason == {"build_error": 1}
+    assert [e["uuid"] for e in ingress_server.entries("ok")] == ["u-ok"]
+    assert isinstance(health.spool, SpoolStats)
+    assert health.spool.pending == 0

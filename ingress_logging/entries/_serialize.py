@@ -85,6 +85,13 @@ def _fix_surrogates(text: str) -> str | None:
     return None
 
 
+def _non_finite(value: float) -> str:
+    """NaN and infinities as the proto3/OTLP JSON strings (orjson would write null)."""
+    if value != value:
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
 def safe_repr(value: object, limit: int = 200) -> str:
     """``repr(value)`` cut to ``limit`` characters; never raises, always valid UTF-8."""
     try:
@@ -145,8 +152,10 @@ class Sanitizer:
         kind = type(value)
         if kind is str:
             return self.string(value, path)
-        if value is None or kind is bool or kind is float:
+        if value is None or kind is bool:
             return value
+        if kind is float:
+            return value if value - value == 0.0 else _non_finite(value)
         if kind is int:
             return value if _INT_MIN <= value <= _INT_MAX else self._big_int(value, path)
         try:
@@ -189,7 +198,7 @@ class Sanitizer:
         if isinstance(value, int):
             return self.value(int.__int__(value), path, depth)
         if isinstance(value, float):
-            return float.__float__(value)
+            return self.value(float.__float__(value), path, depth)
         if isinstance(value, Mapping | list | tuple | set | frozenset):
             return self._container(value, path, depth)
         if isinstance(value, bytes | bytearray | memoryview):

@@ -117,6 +117,13 @@ def test_deep_nesting_is_cut_at_max_depth() -> None:
     assert "depth" in issues(out).values()
 
 
+def test_non_finite_floats_become_strings_like_otlp_json() -> None:
+    s = Sanitizer()
+    nan, inf = float("nan"), float("inf")
+    assert s.value([nan, inf, -inf, 1.5], "x") == ["NaN", "Infinity", "-Infinity", 1.5]
+    assert s.issues == []
+
+
 def test_sanitizer_limits_strings_and_items() -> None:
     s = Sanitizer(Limits(max_string_length=10, max_items=3))
     value = s.value({"text": "x" * 50, "items": list(range(10))}, "extra")

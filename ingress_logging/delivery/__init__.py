@@ -16,6 +16,7 @@ from ._budget import RetryBudget, RetryBudgetState
 from ._engine import DeliveryEngine, is_worker_thread
 from ._seams import NoRetryBudget, RetryBudgetHook, Spool, Transport
 from ._shared import get_shared_engine
+from ._spool import Spool as SqliteSpool
 from ._spool import SpoolStats
 from ._types import Counts, FlushResult, Health, OverflowPolicy
 
@@ -31,6 +32,7 @@ __all__ = [
     "RetryBudgetState",
     "Spool",
     "SpoolStats",
+    "SqliteSpool",
     "Transport",
     "get_shared_engine",
     "is_worker_thread",

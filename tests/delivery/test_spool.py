@@ -447,3 +447,42 @@ def test_a_spooled_row_with_an_impossible_session_id_is_counted_not_sent(
     assert [e["uuid"] for e in ingress_server.entries("ok")] == ["u-ok"]
     assert isinstance(health.spool, SpoolStats)
     assert health.spool.pending == 0
+
+
+def test_handler_with_spool_dir_survives_a_lost_run(
+    ingress_server: IngressServer, tmp_path: Path
+) -> None:
+    """``IngressHandler(..., spool_dir=...)``: what a run could not deliver is
+    delivered, in order, by the next handler on the same directory."""
+    import logging
+
+    from ingress_logging import IngressHandler
+
+    def handler() -> IngressHandler:
+        return IngressHandler(
+            base_api_url=ingress_server.base_url,
+            token=ingress_server.token,
+            session_id="logged",
+            spool_dir=str(tmp_path),
+            retry_policy=RetryPolicy(max_attempts=1000, base_delay=0.001, max_delay=0.01),
+        )
+
+    log = logging.getLogger("tests.spool.handler")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    ingress_server.faults.fail_share(1.0)
+    first = handler()
+    log.addHandler(first)
+    for i in range(5):
+        log.info("line %d", i)
+    log.removeHandler(first)
+    first.engine.close(0.05)  # type: ignore[attr-defined]
+    assert ingress_server.entries("logged") == []
+    ingress_server.faults.fail_share(0)
+    second = handler()  # a new shared engine on the same directory replays
+    try:
+        assert second.engine.flush(10).pending == 0
+    finally:
+        second.engine.close(1)  # type: ignore[attr-defined]
+    contents = [e["content"] for e in ingress_server.entries("logged")]
+    assert contents == [f"line {i}" for i in range(5)]

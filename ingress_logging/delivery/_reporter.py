@@ -95,9 +95,9 @@ class Reporter:
         self._thread = thread
 
     def _run(self) -> None:
-        from ._pool import suppress_instrumentation  # _pool imports this module
+        from ._pool import enter_engine_thread  # _pool imports this module
 
-        suppress_instrumentation()  # sinks may make requests (an OTel metrics exporter)
+        enter_engine_thread()  # sinks may make requests (an OTel metrics exporter)
         timeout: float | None = None
         while True:
             self._wake.wait(timeout)

@@ -1,14 +1,16 @@
 """Crash: a child with a spool is killed with SIGKILL mid-stream; a second run
-delivers the rest. Nothing lost, nothing doubled, order and chain intact.
+is killed in the middle of its replay; a third run delivers the rest. Nothing
+lost, nothing doubled, order and chain intact.
 
 The child submits entries to 5 sessions through a ``DeliveryEngine`` with
 ``spool_dir`` (memory cap 200 entries, ``block`` policy, so submission keeps
 pace with delivery and nothing is dropped) and prints each index once
 ``submit()`` returned True. The server adds 2 ms per request so entries are
 queued and in flight at any moment; the parent SIGKILLs the child after
-``RELIABILITY_CRASH_KILL_AT`` confirmations (default 600). A second engine
-on the same spool directory - with lost replies injected, so replays meet
-the 409 recovery - then delivers what was pending.
+``RELIABILITY_CRASH_KILL_AT`` confirmations (default 600). A second child
+replays the spool and is SIGKILLed once a third of it is stored; a third
+engine on the same directory - with lost replies injected, so replays meet
+the 409 recovery - then delivers what was still pending.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from ingress_logging import RetryPolicy
@@ -27,6 +30,23 @@ from ingress_logging.server import IngressServer
 
 KILL_AT = int(os.environ.get("RELIABILITY_CRASH_KILL_AT", "600"))
 SESSIONS = 5
+
+REPLAYER = textwrap.dedent(
+    """
+    import sys, threading
+    from ingress_logging import RetryPolicy
+    from ingress_logging.delivery import DeliveryEngine
+
+    engine = DeliveryEngine(
+        base_api_url=sys.argv[1],
+        spool_dir=sys.argv[2],
+        retry_policy=RetryPolicy(max_attempts=50, base_delay=0.001, max_delay=0.05),
+        max_concurrency=2,
+    )
+    print("replaying", flush=True)
+    threading.Event().wait()
+    """
+)
 
 CHILD = textwrap.dedent(
     """
@@ -57,7 +77,7 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_sigkill_mid_stream_then_a_second_run_delivers_the_rest(
+def test_sigkill_mid_stream_and_mid_replay_then_a_third_run_delivers_the_rest(
     server: IngressServer, child_env: dict[str, str], tmp_path: Path, leak_guard: object
 ) -> None:
     spool_dir = tmp_path / "spool"
@@ -93,7 +113,31 @@ def test_sigkill_mid_stream_then_a_second_run_delivers_the_rest(
     assert spooled > 0
     assert 0 < before < len(confirmed)
 
-    # Second run: lost replies on the first replays exercise the 409 recovery.
+    # Second run, killed too, in the middle of its replay (4 ms per request).
+    server.faults.latency = 0.004
+    with subprocess.Popen(
+        [sys.executable, "-c", REPLAYER, server.base_url, str(spool_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "replaying"
+        deadline = time.monotonic() + 60
+        while sum(len(v) for v in stored().values()) < before + spooled // 3:
+            assert time.monotonic() < deadline, "the second run delivered nothing"
+            time.sleep(0.005)  # polling the server with a deadline
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        leak_guard.add(proc.stdout.read(), proc.stderr.read())  # type: ignore[attr-defined]
+    server.faults.latency = 0.0
+    mid = sum(len(v) for v in stored().values())
+    with Spool(spool_dir) as sp:
+        left = len(sp.pending())
+    assert 0 < left < spooled  # it made progress, and was cut off
+
+    # Third run: lost replies on the first replays exercise the 409 recovery.
     server.faults.drop_after_commit_next(3)
     engine = DeliveryEngine(
         base_api_url=server.base_url,
@@ -112,9 +156,9 @@ def test_sigkill_mid_stream_then_a_second_run_delivers_the_rest(
     total = sum(len(v) for v in after.values())
     print(
         f"crash: {len(confirmed)} confirmed by the killed child, {before} stored before "
-        f"the kill, {spooled} pending in the spool, {health.delivered} delivered by the "
-        f"second run ({before + spooled - total} of them already stored: replayed, "
-        f"recognised by the 409 recovery), {total} stored in the end"
+        f"the kill, {spooled} pending in the spool; second run killed mid-replay at "
+        f"{mid} stored, {left} left in the spool; {health.delivered} delivered by the "
+        f"third run; {total} stored in the end, each once"
     )
     want = set(confirmed)
     extra_allowed = max(confirmed) + 1  # submitted, maybe spooled, killed before printing

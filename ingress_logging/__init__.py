@@ -16,6 +16,7 @@ Public names are imported lazily so that ``import ingress_logging`` stays cheap
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -28,6 +29,10 @@ from .errors import (
     SessionExpiredError,
     SpoolLockedError,
 )
+
+# A library does not decide where its log records go (logging HOWTO): without this,
+# logging's last-resort handler would print every failed attempt to stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from .client import AsyncSessionIngressClient, SessionIngressClient

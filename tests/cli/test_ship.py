@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import pty
 import re
 import signal
 import subprocess
@@ -243,3 +245,38 @@ def test_sessions_are_shipped_concurrently_each_in_order(
     assert overlapping, "with --jobs 4 the sessions' requests should overlap in time"
     for file_path in paths:
         assert f"ship: done with {file_path}" in result.stderr
+
+
+def test_a_terminal_gets_the_bar_without_asking(
+    cli_env, cli_command, transcript, jsonl, tmp_path: Path
+) -> None:
+    path = jsonl(tmp_path / "t.jsonl", transcript(9))
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [*cli_command, "ship", str(path)],
+            env={**cli_env, "COLUMNS": "100"},
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+        )
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+    terminal = b"".join(chunks).decode(errors="replace")
+
+    assert proc.returncode == 0
+    assert counts(stdout) == (9, 0, 0, 0)
+    assert "9/9" in terminal
+    assert "entries/s" in terminal
+    assert "ship: done with" not in terminal  # the plain lines are for non-terminals

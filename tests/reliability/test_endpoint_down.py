@@ -61,7 +61,10 @@ APP = textwrap.dedent(
 
     def sink(level, event, data):
         if event == "delivery_dropped":  # one line per report, parsed by the test
-            print(f"DROPPED {data.get('count', 0)} {data.get('reason')}", flush=True)
+            # One write per line: print() writes text and newline separately, and the
+            # reporter thread's line could land between the main thread's two halves.
+            sys.stdout.write(f"DROPPED {data.get('count', 0)} {data.get('reason')}\n")
+            sys.stdout.flush()
 
     tracemalloc.start()
     engine = DeliveryEngine(
@@ -100,7 +103,7 @@ APP = textwrap.dedent(
     tracemalloc.stop()
     h = engine.stats()
     durations.sort()
-    print(json.dumps({
+    sys.stdout.write(json.dumps({
         "worst": durations[-1],
         "p99": durations[int(len(durations) * 0.99) - 1],
         "max_entries": max_entries, "max_bytes": max_bytes,
@@ -108,7 +111,8 @@ APP = textwrap.dedent(
         "submitted": h.submitted, "delivered": h.delivered, "dropped": h.dropped,
         "failed": h.failed, "pending": h.pending, "by_reason": h.dropped_by_reason,
         "in_flight": h.in_flight,
-    }), flush=True)
+    }) + "\n")
+    sys.stdout.flush()
     """
 )
 

@@ -63,7 +63,7 @@ APP = textwrap.dedent(
         if event == "delivery_dropped":  # one line per report, parsed by the test
             # One write per line: print() writes text and newline separately, and the
             # reporter thread's line could land between the main thread's two halves.
-            sys.stdout.write(f"DROPPED {data.get('count', 0)} {data.get('reason')}\n")
+            sys.stdout.write(f"DROPPED {data.get('count', 0)} {data.get('reason')}\\n")
             sys.stdout.flush()
 
     tracemalloc.start()
@@ -111,7 +111,7 @@ APP = textwrap.dedent(
         "submitted": h.submitted, "delivered": h.delivered, "dropped": h.dropped,
         "failed": h.failed, "pending": h.pending, "by_reason": h.dropped_by_reason,
         "in_flight": h.in_flight,
-    }) + "\n")
+    }) + "\\n")
     sys.stdout.flush()
     """
 )

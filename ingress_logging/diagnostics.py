@@ -11,7 +11,9 @@ reason) - never entry content, tokens, session ids or anything about people.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import Final, Literal
 
@@ -20,6 +22,7 @@ __all__ = [
     "EVENTS",
     "DiagnosticData",
     "DiagnosticSink",
+    "DropCounter",
     "Level",
     "logger_sink",
 ]
@@ -112,3 +115,29 @@ def logger_sink(level: Level, event: str, data: DiagnosticData) -> None:
     _diagnostics_logger.log(
         _LEVELS.get(level, logging.INFO), "%s %s", event, dict(data), extra={"event": event}
     )
+
+
+class DropCounter:
+    """Items a front door refused before the engine, counted by reason.
+
+    Every drop is counted; the sink hears of each reason at its 1st, 2nd,
+    4th, 8th... drop, so a flood of refusals cannot flood the diagnostics.
+    A sink that raises is ignored here: it must never break logging or export.
+    """
+
+    def __init__(self, sink: DiagnosticSink) -> None:
+        self._sink = sink
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def add(self, reason: str, count: int = 1) -> None:
+        with self._lock:
+            before = self._counts.get(reason, 0)
+            total = self._counts[reason] = before + count
+        if total.bit_length() > before.bit_length():  # crossed a power of two
+            with contextlib.suppress(Exception):
+                self._sink("warn", DELIVERY_DROPPED, {"count": total, "reason": reason})
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)

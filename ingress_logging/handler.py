@@ -25,14 +25,13 @@ Two rules keep it from hurting the application:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
 from ._session_id import validate_session_id
-from .diagnostics import DELIVERY_DROPPED, DiagnosticSink, logger_sink
+from .diagnostics import DiagnosticSink, DropCounter, logger_sink
 from .entries import DEFAULT_LIMITS, SESSION_ID_VAR, Limits, RecordCapture
 from .errors import InvalidSessionIdError
 
@@ -169,14 +168,14 @@ class IngressHandler(logging.Handler):
         self._ignored_prefixes = tuple(IGNORED_LOGGERS) + tuple(ignore_loggers)
         self._ignore_cache: dict[str, bool] = {}
         self._valid_ids: dict[str, None] = {}
-        self._drops: dict[str, int] = {}
-        self._drops_lock = threading.Lock()
+        self._close_lock = threading.Lock()
         self._thread_flags = threading.local()
         self._closed = False
         self.last_flush_result: Any = None
         if diagnostics is None:
             diagnostics = self._default_diagnostics(plugins)
         self._diagnostics: DiagnosticSink = diagnostics
+        self._drops = DropCounter(diagnostics)
 
     @staticmethod
     def _shared_engine(
@@ -219,8 +218,7 @@ class IngressHandler(logging.Handler):
 
     def dropped(self) -> dict[str, int]:
         """Records this handler refused before the engine, by reason."""
-        with self._drops_lock:
-            return dict(self._drops)
+        return self._drops.snapshot()
 
     # -- the caller's thread ----------------------------------------------
 
@@ -271,7 +269,7 @@ class IngressHandler(logging.Handler):
                 if session_id is None:
                     session_id = self._default_session_id
                     if session_id is None:
-                        self._drop(DROP_NO_SESSION)
+                        self._drops.add(DROP_NO_SESSION)
                         return
             known = type(session_id) is str and session_id in self._valid_ids
             if not known and not self._check(session_id):
@@ -283,27 +281,18 @@ class IngressHandler(logging.Handler):
             self._engine.submit(session_id, capture, record=record, size_hint=size)
         except Exception:
             _log.debug("IngressHandler.emit failed; the record is dropped", exc_info=True)
-            self._drop(DROP_HANDLER_ERROR)
+            self._drops.add(DROP_HANDLER_ERROR)
 
     def _check(self, session_id: object) -> bool:
         try:
             valid = validate_session_id(session_id)
         except InvalidSessionIdError:
-            self._drop(DROP_INVALID_SESSION)
+            self._drops.add(DROP_INVALID_SESSION)
             return False
         if len(self._valid_ids) >= _CACHE_LIMIT:
             self._valid_ids.clear()
         self._valid_ids[valid] = None
         return True
-
-    def _drop(self, reason: str) -> None:
-        """Count a refused record; report at the 1st, 2nd, 4th, 8th... of each reason."""
-        with self._drops_lock:
-            count = self._drops.get(reason, 0) + 1
-            self._drops[reason] = count
-        if count & (count - 1) == 0:
-            with contextlib.suppress(Exception):  # a sink must not break logging
-                self._diagnostics("warn", DELIVERY_DROPPED, {"count": count, "reason": reason})
 
     # -- flush / close ----------------------------------------------------
 
@@ -324,7 +313,7 @@ class IngressHandler(logging.Handler):
         try:
             self.last_flush_result = self._engine.flush(timeout)
         except Exception:
-            self._drop(DROP_HANDLER_ERROR)
+            self._drops.add(DROP_HANDLER_ERROR)
 
     def close(self) -> None:
         """Flush (up to ``close_timeout``) and detach; a second call does nothing.
@@ -335,7 +324,7 @@ class IngressHandler(logging.Handler):
         handler are still submitted; the engine decides (a closed engine
         counts them as dropped).
         """
-        with self._drops_lock:
+        with self._close_lock:
             if self._closed:
                 return
             self._closed = True

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from .._session_id import validate_session_id
-from ..diagnostics import DELIVERY_DROPPED, DiagnosticSink, logger_sink
+from ..diagnostics import DiagnosticSink, DropCounter, logger_sink
 from ..entries import Limits
 from ..errors import InvalidSessionIdError
 from ..handler import IGNORED_LOGGERS
@@ -104,7 +104,7 @@ class ExporterCore:
             None if self._engine_config is None else self._engine_config["plugins"]
         )
         self._lock = threading.Lock()
-        self._drops: dict[str, int] = {}
+        self._drops = DropCounter(self._diagnostics)
         self._valid_ids: set[str] = set()
         self._sizes = SizeHints()
         self._shut_down = False
@@ -131,29 +131,18 @@ class ExporterCore:
 
     def dropped(self) -> dict[str, int]:
         """Items this exporter refused before the engine, by reason."""
-        with self._lock:
-            return dict(self._drops)
-
-    def _drop(self, reason: str, count: int = 1) -> None:
-        """Count refused items; report at the 1st, 2nd, 4th, 8th... of each reason."""
-        with self._lock:
-            before = self._drops.get(reason, 0)
-            total = before + count
-            self._drops[reason] = total
-        if (total).bit_length() > before.bit_length():  # crossed a power of two
-            with contextlib.suppress(Exception):  # a sink must not break export
-                self._diagnostics("warn", DELIVERY_DROPPED, {"count": total, "reason": reason})
+        return self._drops.snapshot()
 
     def _valid(self, session_id: str | None) -> bool:
         if session_id is None:
-            self._drop(DROP_NO_SESSION)
+            self._drops.add(DROP_NO_SESSION)
             return False
         if session_id in self._valid_ids:
             return True
         try:
             validate_session_id(session_id)
         except InvalidSessionIdError:
-            self._drop(DROP_INVALID_SESSION)
+            self._drops.add(DROP_INVALID_SESSION)
             return False
         with self._lock:
             if len(self._valid_ids) >= 4096:
@@ -171,13 +160,13 @@ class ExporterCore:
     ) -> bool:
         """Submit every item; True if the engine accepted all that were not ignored."""
         if self._shut_down:
-            self._drop(DROP_SHUT_DOWN, len(batch))
+            self._drops.add(DROP_SHUT_DOWN, len(batch))
             return False
         ok = True
         for item in batch:
             try:
                 if ignore is not None and ignore(item):
-                    self._drop(DROP_IGNORED_SCOPE)
+                    self._drops.add(DROP_IGNORED_SCOPE)
                     continue
                 session_id = session_of(item, self._default_session_id)
                 if not self._valid(session_id):
@@ -191,7 +180,7 @@ class ExporterCore:
                 ):
                     ok = False  # the engine counted and reported it
             except Exception:
-                self._drop(DROP_EXPORTER_ERROR)
+                self._drops.add(DROP_EXPORTER_ERROR)
                 ok = False
         return ok
 
@@ -214,7 +203,7 @@ class ExporterCore:
         try:
             result = self._engine.flush(timeout)
         except Exception:
-            self._drop(DROP_EXPORTER_ERROR)
+            self._drops.add(DROP_EXPORTER_ERROR)
             return False
         self.last_flush_result = result
         return bool(result)

@@ -119,6 +119,7 @@ class SessionState:
     """Everything the engine keeps about one session."""
 
     __slots__ = (
+        "conflict_rounds",
         "current",
         "current_entry",
         "deadline",
@@ -151,6 +152,7 @@ class SessionState:
         self.current: Item | None = None  # taken from the queue, not finished
         self.current_entry: dict[str, Any] | None = None  # built, waiting behind a gap
         self.pending: Pending | None = None  # the exchange in progress
+        self.conflict_rounds = 0  # exchanges of ``current`` that lost every race (409)
         self.gap_sending = False  # ``pending`` is the gap entry, not ``current``
         self.gap_skip = False  # the gap failed: send ``current`` without one this time
         self.gap_snapshot: tuple[str, int, dict[str, int]] | None = None  # uuid, count, reasons

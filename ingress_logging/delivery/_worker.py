@@ -17,9 +17,10 @@ The result is a ``Step``; the engine books it under its lock.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from .. import diagnostics as ev
 from .._host import Host
@@ -30,7 +31,17 @@ from ._seams import RetryBudgetHook, Transport
 from ._session import SessionState, fill_entry, gap_entry
 from ._types import DROP_BUILD_ERROR, DROP_PREPARE, FAIL_UNSERIALISABLE
 
-__all__ = ["Step", "Stepper"]
+__all__ = ["CONFLICT_PAUSE", "CONFLICT_ROUNDS", "Step", "Stepper"]
+
+#: Beyond the seed, engine only. An exchange whose every attempt lost the race
+#: for the chain head (409 after 409, each naming a newer head: another writer
+#: appends as fast as we do) has not failed the way a dead server fails. The
+#: seed gives such an entry up after its attempts; the engine starts a fresh
+#: exchange after a random pause that breaks the lockstep, up to this many
+#: times, so two writers on one session both get every entry in.
+CONFLICT_ROUNDS: Final = 5
+#: Longest random pause, in seconds, before such a fresh exchange.
+CONFLICT_PAUSE: Final = 0.05
 
 
 @dataclass(slots=True)
@@ -165,6 +176,16 @@ class Stepper:
                 if s.filled_parent and s.current_entry is not None:
                     s.current_entry["parentUuid"] = s.parent
             return out
+        if (
+            action.outcome is AppendOutcome.RETRIES_EXHAUSTED
+            and action.status == 409
+            and s.conflict_rounds < CONFLICT_ROUNDS
+        ):
+            s.conflict_rounds += 1
+            out.wait = random.uniform(0.0, CONFLICT_PAUSE)
+            out.retried = True
+            return out  # ``current_entry`` stays; the next step begins a new exchange
+        s.conflict_rounds = 0
         entry = s.current_entry
         s.current_entry = None
         s.gap_skip = False

@@ -212,3 +212,31 @@ def test_conflicts_are_resolved_by_the_protocol_core_across_steps(ingress_server
     assert engine.stats().sessions["c"].delivered == 4
     gets = [r for r in ingress_server.requests if r.method == "GET" and r.session_id == "c"]
     assert len(gets) == 1  # the head was read once, for the header-less 409
+
+
+def test_losing_every_race_for_the_head_starts_a_fresh_exchange(ingress_server, make_engine):
+    """Another writer wins attempt after attempt: the seed would give the entry up
+    after max_attempts; the engine pauses at random and tries a new exchange."""
+    policy = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01)
+    engine = make_engine(retry_policy=policy)
+    assert engine.submit("contended", {"type": "log", "n": 0})
+    assert engine.flush(5.0).delivered == 1
+    ingress_server.faults.foreign_write_next(3 * 2 + 1, session_id="contended")  # 2 rounds lost
+    assert engine.submit("contended", {"type": "log", "n": 1})
+    result = engine.flush(5.0)
+    assert (result.delivered, result.failed) == (1, 0)
+    ours = [e for e in ingress_server.entries("contended") if e.get("type") == "log"]
+    assert [e["n"] for e in ours] == [0, 1]  # stored once, in order
+
+
+def test_a_chain_that_never_settles_fails_after_the_conflict_rounds(ingress_server, make_engine):
+    from ingress_logging.delivery._worker import CONFLICT_ROUNDS
+
+    policy = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.01)
+    engine = make_engine(retry_policy=policy)
+    ingress_server.faults.foreign_write_next(2 * (CONFLICT_ROUNDS + 1), session_id="busy")
+    assert engine.submit("busy", {"type": "log", "n": 0})
+    result = engine.flush(5.0)
+    assert (result.delivered, result.failed) == (0, 1)
+    assert engine.stats().failed_by_reason == {"retries_exhausted": 1}
+    assert not [e for e in ingress_server.entries("busy") if e.get("type") == "log"]

@@ -53,10 +53,6 @@ FRAGMENTS: dict[tuple[str, str], str] = {
     ("delivery.md", "from ingress_logging.delivery import DeliveryEngine, get_shared_engine"): (
         "an API tour: build_entry and record are placeholders"
     ),
-    ("handler.md", "logging.config.dictConfig({"): (
-        "BUG in the page: the block lacks `import logging.config` (reported; when fixed, "
-        "its first line changes and this entry must go)"
-    ),
     ("plugins.md", "import ingress_logging.plugins as plugins"): (
         "needs the worked example installed as a package; tests/plugins covers it"
     ),

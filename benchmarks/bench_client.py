@@ -14,29 +14,20 @@ Target: client / bare <= 1.3.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import statistics
 import time
 import uuid
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
 import orjson
+from _child_server import ChildServer
 
 from ingress_logging import RetryPolicy, SessionIngressClient
 from ingress_logging.plugins import new_plugin_manager
 
 TARGET_RATIO = 1.3
-
-
-def _serve(conn: Connection) -> None:
-    from ingress_logging.server import run_server
-
-    with run_server() as srv:
-        conn.send((srv.base_url, srv.token))
-        conn.recv()  # parent says stop
 
 
 def _entry(session_id: str, parent: str | None) -> dict[str, Any]:
@@ -87,12 +78,9 @@ def run(
     *,
     installed_plugins: bool = False,
 ) -> float:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(child,), daemon=True)
-    server.start()
+    server = ChildServer()
     try:
-        base, token = parent.recv()
+        base, token = server.base_url, server.token
         with (
             httpx.Client() as http,
             SessionIngressClient(
@@ -122,10 +110,7 @@ def run(
         report(f"ratio client/bare     : {ratio:8.3f}  (target <= {TARGET_RATIO}: {verdict})")
         return ratio
     finally:
-        parent.send("stop")
-        server.join(10)
-        if server.is_alive():
-            server.terminate()
+        server.stop()
 
 
 def main() -> None:

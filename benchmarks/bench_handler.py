@@ -21,24 +21,16 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
-import multiprocessing as mp
 import queue
 import statistics
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+
+from _child_server import ChildServer
 
 from ingress_logging import IngressHandler
 
 TARGET_RATIO = 1.2
-
-
-def _serve(conn: Connection) -> None:
-    from ingress_logging.server import run_server
-
-    with run_server() as srv:
-        conn.send((srv.base_url, srv.token))
-        conn.recv()  # parent says stop
 
 
 class _Discard(logging.Handler):
@@ -63,14 +55,11 @@ def _round(logger: logging.Logger, n: int) -> tuple[float, float]:
 
 
 def run(records: int, rounds: int, report: Callable[[str], None] = print) -> float:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(child,), daemon=True)
-    server.start()
+    server = ChildServer()
     listener: logging.handlers.QueueListener | None = None
     ingress: IngressHandler | None = None
     try:
-        base, token = parent.recv()
+        base, token = server.base_url, server.token
         q: queue.Queue[logging.LogRecord] = queue.Queue()
         listener = logging.handlers.QueueListener(q, _Discard())
         listener.start()
@@ -133,10 +122,7 @@ def run(records: int, rounds: int, report: Callable[[str], None] = print) -> flo
             listener.stop()
         if ingress is not None:
             ingress.close()
-        parent.send("stop")
-        server.join(10)
-        if server.is_alive():
-            server.terminate()
+        server.stop()
 
 
 def main() -> None:

@@ -62,7 +62,12 @@ DONE: Final = 2
 
 
 class FlushWaiter:
-    """Tallies what became of the items outstanding when ``flush()`` began."""
+    """Tallies what became of the items outstanding when ``flush()`` began.
+
+    The scheduler keeps one more, with nothing outstanding, for the items
+    that finish while no flush waits for them: the next flush reports those
+    too, or a failure that beat the caller's ``flush()`` would go unseen.
+    """
 
     __slots__ = ("delivered", "dropped", "failed", "remaining")
 
@@ -74,6 +79,9 @@ class FlushWaiter:
 
     def note(self, kind: str) -> None:
         self.remaining -= 1
+        self.add(kind)
+
+    def add(self, kind: str) -> None:
         if kind == DELIVERED:
             self.delivered += 1
         elif kind == FAILED:
@@ -127,6 +135,7 @@ class Scheduler:
         self.gaps = 0
         self.dropped_by: dict[str, int] = {}
         self.failed_by: dict[str, int] = {}
+        self.unflushed = FlushWaiter(0)  # finished with no flush waiting on them
 
     # -- submit side -------------------------------------------------------
 
@@ -221,6 +230,7 @@ class Scheduler:
             s.dropped += 1
             if gap:
                 s.note_dropped_after_queue({reason: 1})
+        self.unflushed.add(DROPPED)
         self.reporter.drop(reason)
 
     # -- worker side ---------------------------------------------------------
@@ -315,10 +325,13 @@ class Scheduler:
     def wait_outstanding(self, limit: float) -> FlushResult:
         """``flush``: wait up to ``limit`` s for the items outstanding right now.
 
+        The result also counts what finished since the previous flush.
+
         Each outstanding item gets this waiter; completions tally it (O(1)
         each) and wake the flusher when its count reaches zero.
         """
         with self.lock:
+            earlier, self.unflushed = self.unflushed, FlushWaiter(0)
             items: list[Item] = []
             for s in self.sessions.values():
                 if s.current is not None and s.current.state != DONE:
@@ -341,9 +354,9 @@ class Scheduler:
                     if item.waiters is not None and waiter in item.waiters:
                         item.waiters.remove(waiter)
         return FlushResult(
-            delivered=waiter.delivered,
-            failed=waiter.failed,
-            dropped=waiter.dropped,
+            delivered=earlier.delivered + waiter.delivered,
+            failed=earlier.failed + waiter.failed,
+            dropped=earlier.dropped + waiter.dropped,
             pending=waiter.remaining,
             timed_out=waiter.remaining > 0,
         )
@@ -391,5 +404,7 @@ class Scheduler:
                 w.note(kind)
                 if w.remaining == 0:
                     self.done.notify_all()
+        else:
+            self.unflushed.add(kind)
         if self.space_waiters:
             self.space.notify()

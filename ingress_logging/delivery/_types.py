@@ -103,9 +103,13 @@ class Health:
 
 @dataclass(frozen=True, slots=True)
 class FlushResult:
-    """What became of the entries that were pending when ``flush()`` was called.
+    """What became of the entries submitted since the previous ``flush()``.
 
-    ``bool(result)`` is True only if every one of them was delivered.
+    That is every entry still pending when ``flush()`` was called, plus
+    those that finished (or were refused) since the last flush on this
+    engine: an entry that fails a moment before the caller flushes must
+    still make the flush report a failure. ``bool(result)`` is True only
+    if every one of them was delivered.
     ``timed_out`` is True when the deadline passed with entries still
     ``pending`` (they keep going in the background).
     """

@@ -47,6 +47,34 @@ def test_flush_and_close_keep_their_deadlines_with_the_server_down(make_engine, 
     assert engine.close(1.0) == type(result)()  # idempotent: nothing left to say
 
 
+def test_flush_reports_what_finished_before_it_was_called(
+    ingress_server, make_engine, wait_until
+):
+    """A failure that beats the caller's flush() still makes that flush fail;
+    the next flush starts from a clean slate."""
+    engine = make_engine(token="not-the-servers-token", max_queue_entries=1)
+    assert engine.submit("early", {"type": "user", "n": 0})
+    wait_until(lambda: engine.stats().failed == 1, what="the 401 to be booked")
+    result = engine.flush(5)
+    assert (result.delivered, result.failed, result.pending) == (0, 1, 0)
+    assert not result
+    again = engine.flush(5)
+    assert (again.delivered, again.failed, again.dropped) == (0, 0, 0)
+    assert again
+
+
+def test_flush_counts_refused_submits(ingress_server, make_engine, wait_until):
+    engine = make_engine(max_queue_entries=1)
+    ingress_server.faults.latency = 30.0  # ended at once by the server's stop/close
+    assert engine.submit("full", {"type": "user", "n": 0})
+    wait_until(lambda: engine.stats().in_flight == 1, what="first entry in flight")
+    assert engine.submit("full", {"type": "user", "n": 1}) is False
+    ingress_server.faults.latency = 0.0
+    result = engine.flush(40)
+    assert (result.delivered, result.dropped) == (1, 1)
+    assert not result
+
+
 def test_flush_under_the_logging_lock_with_cold_caches_does_not_deadlock(
     ingress_server, make_engine
 ):

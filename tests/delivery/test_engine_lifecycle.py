@@ -47,9 +47,7 @@ def test_flush_and_close_keep_their_deadlines_with_the_server_down(make_engine, 
     assert engine.close(1.0) == type(result)()  # idempotent: nothing left to say
 
 
-def test_flush_reports_what_finished_before_it_was_called(
-    ingress_server, make_engine, wait_until
-):
+def test_flush_reports_what_finished_before_it_was_called(ingress_server, make_engine, wait_until):
     """A failure that beats the caller's flush() still makes that flush fail;
     the next flush starts from a clean slate."""
     engine = make_engine(token="not-the-servers-token", max_queue_entries=1)

@@ -110,8 +110,11 @@ def _emit(entries: list[dict[str, Any]], as_json: bool) -> None:
             click.echo(render_line(entry))
 
 
+# The parameter is named ``json`` (not ``as_json``) so that click's automatic
+# variable is INGRESS_LOGGING_SHOW_JSON / INGRESS_LOGGING_TAIL_JSON, as the
+# documented INGRESS_LOGGING_<COMMAND>_<OPTION> pattern promises.
 _json_option = click.option(
-    "--json", "as_json", is_flag=True, show_envvar=True, help="One JSON entry per line."
+    "--json", "json", is_flag=True, show_envvar=True, help="One JSON entry per line."
 )
 
 
@@ -123,7 +126,7 @@ _json_option = click.option(
 def show(
     config: CliConfig,
     session_id: str,
-    as_json: bool,
+    json: bool,
     teleport: bool,
     oauth_token: str | None,
     org_uuid: str | None,
@@ -140,7 +143,7 @@ def show(
     )
     if not entries:
         click.echo(f"session {session_id} has no entries", err=True)
-    _emit(entries, as_json)
+    _emit(entries, json)
 
 
 @click.command()
@@ -176,7 +179,7 @@ def tail(
     lines: int,
     follow: bool,
     interval: float,
-    as_json: bool,
+    json: bool,
     teleport: bool,
     oauth_token: str | None,
     org_uuid: str | None,
@@ -195,7 +198,7 @@ def tail(
         )
 
     entries = fetch()
-    _emit(entries[len(entries) - lines :] if lines else [], as_json)
+    _emit(entries[len(entries) - lines :] if lines else [], json)
     if not follow:
         return
     seen = len(entries)
@@ -207,7 +210,7 @@ def tail(
                 # The read got shorter (a compaction with --after-last-compact):
                 # start over from what it returns now.
                 seen = 0
-            _emit(entries[seen:], as_json)
+            _emit(entries[seen:], json)
             seen = len(entries)
     except KeyboardInterrupt:
         return

@@ -64,3 +64,20 @@ def test_doctor_names_a_token_plugin(server: IngressServer, run_cli, bare_env) -
     assert token_line.startswith("ok")
     assert "from plugin oauth" in token_line
     assert server.oauth_token not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", ["show", "tail"])
+def test_json_flag_follows_the_documented_variable_pattern(
+    server: IngressServer, run_cli, cli_env, transcript, jsonl, tmp_path: Path, command: str
+) -> None:
+    """``INGRESS_LOGGING_<COMMAND>_<OPTION>`` (docs/cli.md) holds for --json too."""
+    entries = transcript(3)
+    shipped = run_cli("ship", str(jsonl(tmp_path / "t.jsonl", entries)))
+    variable = f"INGRESS_LOGGING_{command.upper()}_JSON"
+
+    shown = run_cli(command, entries[0]["sessionId"], env={**cli_env, variable: "1"})
+    helped = run_cli(command, "--help")
+
+    assert shipped.returncode == 0, shipped.stderr
+    assert [orjson.loads(line) for line in shown.stdout.split("\n")[:-1]] == entries
+    assert variable in helped.stdout

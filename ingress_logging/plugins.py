@@ -165,6 +165,16 @@ def _impls_in_call_order(caller: pluggy.HookCaller) -> list[pluggy.HookImpl]:
     ]
 
 
+def _call_impl(impl: pluggy.HookImpl, kwargs: Mapping[str, object]) -> Any:
+    """Call one implementation the way pluggy does: by argument *name*.
+
+    An implementation may take its arguments in any order, or only some of
+    them (``def ingress_prepare_entry(entry)``); a positional call would
+    hand it the wrong values or raise ``TypeError``.
+    """
+    return impl.function(*[kwargs[name] for name in impl.argnames])
+
+
 class PluginHost:
     """The real ``ingress_logging._host.Host``: plugins first, then settings, then defaults.
 
@@ -282,7 +292,7 @@ class PluginHost:
             if impl.plugin is _defaults:
                 continue
             try:
-                impl.function(level, event, data)
+                _call_impl(impl, {"level": level, "event": event, "data": data})
             except Exception:
                 failed += 1
                 _log.debug("diagnostics sink %s raised", impl.plugin_name, exc_info=True)
@@ -315,7 +325,7 @@ class PluginHost:
         current = entry
         for impl in _impls_in_call_order(self.pm.hook.ingress_prepare_entry):
             try:
-                result = impl.function(current, record)
+                result = _call_impl(impl, {"entry": current, "record": record})
             except Exception as exc:
                 with self._lock:
                     self.prepare_failures += 1

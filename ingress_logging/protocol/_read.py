@@ -114,7 +114,9 @@ class TeleportPager:
             return None
         if self.pages >= self._max_pages:
             logger.debug("Teleport events hit page cap (%d)", self._max_pages)
-            self._emit("warn", ev.TELEPORT_EVENTS_PAGE_CAP, {"pages": self.pages})
+            # The seed's events carry exactly the seed's fields (here: none);
+            # the numbers go to the debug log instead.
+            self._emit("warn", ev.TELEPORT_EVENTS_PAGE_CAP, {})
             self._finish(self._gathered)
             return None
         params: dict[str, str | int] = {"limit": TELEPORT_PAGE_LIMIT}
@@ -130,7 +132,7 @@ class TeleportPager:
     def on_response(self, status: int, body: bytes) -> None:
         if status == 404:
             logger.debug("Teleport session not found (page %d)", self.pages)
-            self._emit("warn", ev.TELEPORT_EVENTS_NOT_FOUND, {"page": self.pages})
+            self._emit("warn", ev.TELEPORT_EVENTS_NOT_FOUND, {})
             self._finish(None if self.pages == 0 else self._gathered)
             return
         if status == 401:
@@ -138,7 +140,8 @@ class TeleportPager:
             self._finish(None)
             raise SessionExpiredError
         if status != 200:
-            self._emit("error", ev.TELEPORT_EVENTS_BAD_STATUS, {"status": status})
+            logger.debug("Teleport events returned %d", status)
+            self._emit("error", ev.TELEPORT_EVENTS_BAD_STATUS, {})
             self._finish(None)
             return
         page = _loads(body)

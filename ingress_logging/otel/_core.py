@@ -208,27 +208,30 @@ class ExporterCore:
         self.last_flush_result = result
         return bool(result)
 
-    def _shutdown(self, timeout_millis: float | None) -> None:
+    def _shutdown(self, timeout_millis: float | None) -> bool:
+        """Flush within the deadline, refuse later exports; True if all was delivered."""
         with self._lock:
             if self._shut_down:
-                return
+                return bool(self.last_flush_result)
             self._shut_down = True
         atexit.unregister(self._exit_hook)
         timeout = self._shutdown_timeout
         if timeout_millis is not None:
             timeout = min(timeout, max(0.0, timeout_millis / 1000))
-        if not self._flush(timeout):
-            with contextlib.suppress(Exception):
-                result = self.last_flush_result
-                self._diagnostics(
-                    "warn",
-                    SHUTDOWN_INCOMPLETE,
-                    {
-                        "failed": getattr(result, "failed", 0),
-                        "dropped": getattr(result, "dropped", 0),
-                        "pending": getattr(result, "pending", 0),
-                    },
-                )
+        if self._flush(timeout):
+            return True
+        with contextlib.suppress(Exception):
+            result = self.last_flush_result
+            self._diagnostics(
+                "warn",
+                SHUTDOWN_INCOMPLETE,
+                {
+                    "failed": getattr(result, "failed", 0),
+                    "dropped": getattr(result, "dropped", 0),
+                    "pending": getattr(result, "pending", 0),
+                },
+            )
+        return False
 
 
 def _default_diagnostics(plugins: Any) -> DiagnosticSink:

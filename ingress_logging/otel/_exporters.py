@@ -111,13 +111,16 @@ class IngressLogExporter(LogRecordExporter, ExporterCore):
 
         return get_logger_provider()
 
-    def shutdown(self, timeout_millis: float | None = None) -> None:
+    def shutdown(self, timeout_millis: float | None = None) -> bool:
         """Flush (at most ``min(timeout_millis, shutdown_timeout)``) and refuse later exports.
 
-        The outcome is kept in ``last_flush_result``; an incomplete delivery is
-        also reported through diagnostics. The shared engine stays open.
+        Returns True only if everything was delivered (the SDK's interface
+        returns nothing; the answer is for callers who ask). The outcome is
+        kept in ``last_flush_result``; an incomplete delivery is also
+        reported through diagnostics. The shared engine stays open. A second
+        call returns the first one's answer.
         """
-        self._shutdown(timeout_millis)
+        return self._shutdown(timeout_millis)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session_id={self._default_session_id!r}>"
@@ -164,9 +167,12 @@ class IngressSpanExporter(SpanExporter, ExporterCore):
         """Wait for the engine to deliver what was queued; False on timeout or failure."""
         return self._flush(max(0.0, timeout_millis / 1000))
 
-    def shutdown(self, timeout_millis: float | None = None) -> None:
-        """Flush (at most ``min(timeout_millis, shutdown_timeout)``) and refuse later exports."""
-        self._shutdown(timeout_millis)
+    def shutdown(self, timeout_millis: float | None = None) -> bool:  # type: ignore[override]
+        """Flush (at most ``min(timeout_millis, shutdown_timeout)``) and refuse later exports.
+
+        True only if everything was delivered, like :meth:`IngressLogExporter.shutdown`.
+        """
+        return self._shutdown(timeout_millis)
 
     def _global_provider(self) -> object:
         from opentelemetry.trace import get_tracer_provider

@@ -196,14 +196,34 @@ def test_shutdown_with_server_down_returns_in_time_and_reports_failure(ingress_s
         provider2.add_span_processor(SimpleSpanProcessor(exporter2))
         provider2.get_tracer("t").start_span("x").end()
         started = time.monotonic()
-        exporter2.shutdown(timeout_millis=200)
+        assert exporter2.shutdown(timeout_millis=200) is False
         assert time.monotonic() - started < 1.0
         assert not exporter2.last_flush_result
+        assert exporter2.shutdown() is False  # a second call repeats the answer
         assert exporter2.force_flush(50) is False
     finally:
         # These engines point at a dead port and are no one else's: stop them now,
         # so their retries do not hold up the interpreter's exit.
         exporter.engine.close(0)
+
+
+def test_shutdown_returns_whether_everything_was_delivered(ingress_server, fast_engine_options):
+    """shutdown() answers like force_flush(): True once all is stored, False on a failure."""
+    settings = {"base_api_url": ingress_server.base_url, **fast_engine_options}
+    logs = IngressLogExporter(token=ingress_server.token, session_id="shut-ok", **settings)
+    spans = IngressSpanExporter(token=ingress_server.token, session_id="shut-ok", **settings)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    provider.get_tracer("t").start_span("stored").end()
+    assert logs.export([_record("stored too")]) is LogRecordExportResult.SUCCESS
+    assert spans.shutdown() is True
+    assert logs.shutdown() is True
+    assert [e["type"] for e in ingress_server.entries("shut-ok")] == ["otel_span", "otel_log"]
+
+    rejected = IngressLogExporter(token="not-the-servers-token", session_id="shut-no", **settings)
+    assert rejected.export([_record("refused by the server")]) is LogRecordExportResult.SUCCESS
+    assert rejected.shutdown() is False
+    assert ingress_server.entries("shut-no") == []
 
 
 def test_force_flush_is_false_when_delivery_fails(ingress_server, fast_engine_options):

@@ -91,6 +91,29 @@ def _trace_after(
     print(f"ingress_logging plugins: {hook_name} returned {shown}", file=sys.stderr)
 
 
+class _PluginManager(pluggy.PluginManager):
+    """A ``PluginManager`` that keeps the default plugin last, whatever comes later.
+
+    Pluggy calls the most recently registered ``trylast`` implementation
+    last, so a ``trylast`` plugin registered after the default plugin would
+    be asked after it - and a firstresult hook would never reach it while an
+    environment token exists. Such a registration re-seats the default.
+    """
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        registered = super().register(plugin, name)
+        if registered is not None and plugin is not _defaults and self.is_registered(_defaults):
+            callers = self.get_hookcallers(plugin) or []
+            if any(
+                impl.trylast and impl.plugin is plugin
+                for caller in callers
+                for impl in caller.get_hookimpls()
+            ):
+                super().unregister(_defaults)
+                super().register(_defaults, name=_defaults.DEFAULT_PLUGIN_NAME)
+        return registered
+
+
 def new_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginManager:
     """A fresh manager: hookspecs, blocklist, entry points (optional), defaults.
 
@@ -98,7 +121,7 @@ def new_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginManager
     plugin especially - also apply to per-instance managers; pass
     ``load_entrypoints=False`` for a manager that holds only what you register.
     """
-    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm = _PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     for name in _blocked_names():
         pm.set_blocked(name)

@@ -131,3 +131,25 @@ def test_tracing_prints_calls_but_never_the_token(
     assert "ingress_request_headers" in err
     assert "x-plugin" in err
     assert "traced-secret-token" not in err
+
+
+class TrylastTokenPlugin:
+    @hookimpl(trylast=True)
+    def ingress_auth_token(self, session_id: str) -> str | None:
+        return "from-trylast-plugin"
+
+
+def test_the_default_plugin_stays_last_after_a_later_trylast_plugin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pluggy asks the newest trylast impl last; the default must still come after it."""
+    monkeypatch.setenv("INGRESS_LOGGING_TOKEN", "from-the-environment")
+    pm = new_plugin_manager(load_entrypoints=False)
+    assert pm.hook.ingress_auth_token(session_id=SID) == "from-the-environment"
+
+    pm.register(TrylastTokenPlugin())
+
+    assert pm.hook.ingress_auth_token(session_id=SID) == "from-trylast-plugin"
+    impls = pm.hook.ingress_auth_token.get_hookimpls()
+    assert impls[0].plugin_name == DEFAULT_PLUGIN_NAME  # called last
+    assert pm.get_plugin(DEFAULT_PLUGIN_NAME) is not None

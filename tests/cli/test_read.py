@@ -204,3 +204,27 @@ def test_show_after_last_compact_starts_at_the_boundary(
     shown = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert shown == entries[last_boundary:]
     assert 0 < len(shown) < len(entries)
+
+
+def test_json_lines_survive_unicode_line_separators(
+    server: IngressServer, run_cli, transcript, tmp_path: Path
+) -> None:
+    """U+2028, U+2029 and U+0085 are legal raw in JSON, but str.splitlines() and
+    many line readers split on them: the JSONL output escapes them, so every
+    consumer sees one entry per line, and ship reads the escapes back exactly."""
+    entries = transcript(3)
+    entries[0]["message"]["content"] = "para\u2028line\u2029next\x85end"
+    entries[1]["weird\u2028key"] = "v"
+    sid = _store(server, entries)
+
+    shown = run_cli("show", "--json", sid)
+    exported = run_cli("export", sid, "-o", str(tmp_path / "out.jsonl"))
+    copied = run_cli("ship", "--session", "separators-copy", str(tmp_path / "out.jsonl"))
+
+    assert shown.returncode == 0, shown.stderr
+    assert [orjson.loads(line) for line in shown.stdout.splitlines()] == entries
+    assert exported.returncode == 0, exported.stderr
+    data = (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+    assert [orjson.loads(line) for line in data.splitlines()] == entries
+    assert copied.returncode == 0, copied.stderr
+    assert server.entries("separators-copy") == entries

@@ -46,6 +46,8 @@ ADMIN_FAULTS = "/_admin/faults"
 MAX_PAGE = 1000
 MAX_UUID_LENGTH = 256
 _UUID_CHARS = re.compile(rf"[\x21-\x7e]{{1,{MAX_UUID_LENGTH}}}")
+#: Sent with every 401 (RFC 9110 requires the challenge).
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="session-ingress"'}
 
 
 def _encode_cursor(event_id: int) -> str:
@@ -64,6 +66,17 @@ def _decode_cursor(cursor: str) -> int:
 
 def _retry_after(seconds: float) -> str:
     return str(int(seconds)) if seconds == int(seconds) else f"{seconds:g}"
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality of a header value and a secret.
+
+    ``hmac.compare_digest`` raises TypeError for non-ASCII str, and header
+    values arrive as latin-1 text, so both sides are compared as bytes.
+    """
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def _reject_constant(name: str) -> Any:
@@ -264,20 +277,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def _require_ingress_token(self) -> None:
         bearer = self._bearer()
-        if bearer is None or not hmac.compare_digest(bearer, self._state.token):
-            raise Reply(401, "missing or invalid bearer token")
+        if bearer is None or not _same(bearer, self._state.token):
+            raise Reply(401, "missing or invalid bearer token", dict(_CHALLENGE))
 
     def _require_oauth(self, *, allow_ingress: bool) -> None:
         state = self._state
         bearer = self._bearer()
         if bearer is None:
-            raise Reply(401, "missing bearer token")
-        if allow_ingress and hmac.compare_digest(bearer, state.token):
+            raise Reply(401, "missing bearer token", dict(_CHALLENGE))
+        if allow_ingress and _same(bearer, state.token):
             return
-        if not hmac.compare_digest(bearer, state.oauth_token):
-            raise Reply(401, "invalid bearer token")
+        if not _same(bearer, state.oauth_token):
+            raise Reply(401, "invalid bearer token", dict(_CHALLENGE))
         org = self.headers.get("x-organization-uuid")
-        if org is None or not hmac.compare_digest(org, state.org_uuid):
+        if org is None or not _same(org, state.org_uuid):
             raise Reply(403, "x-organization-uuid is missing or not this token's organization")
 
     # --- faults ---------------------------------------------------------------

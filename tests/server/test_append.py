@@ -39,6 +39,21 @@ def test_put_with_wrong_bearer_is_401(ingress_server, client):
     assert ingress_server.entries("s") == []
 
 
+def test_every_401_names_the_bearer_scheme(ingress_server, client):
+    """RFC 9110: a 401 carries WWW-Authenticate, so clients know what to send."""
+    sid = "s"
+    replies = [
+        client.put(ingress_server.session_url(sid), json={"uuid": "a"}),
+        client.get(ingress_server.session_url(sid), headers={"Authorization": "Bearer no"}),
+        client.get(ingress_server.teleport_url(sid), headers={"Authorization": "Basic x"}),
+        client.get(f"{ingress_server.base_url}/_admin/faults"),
+    ]
+    assert [r.status_code for r in replies] == [401] * 4
+    for r in replies:
+        assert r.headers["www-authenticate"].startswith("Bearer ")
+        assert ingress_server.token not in r.headers["www-authenticate"]
+
+
 def test_401_body_never_echoes_the_token(ingress_server, client):
     r = _put(client, ingress_server, "s", {"uuid": "a"}, token="secret-looking-token-123")
     assert r.status_code == 401

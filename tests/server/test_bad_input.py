@@ -182,3 +182,31 @@ def test_expect_100_continue_within_the_limit_proceeds(ingress_server, client, a
         headers={**auth, "Expect": "100-continue"},
     )
     assert r.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        (S + "s", {"Authorization": "Bearer \xe9t\xe9"}),
+        ("/v1/code/sessions/s/teleport-events", {"Authorization": "Bearer caf\xe9"}),
+        ("/v1/code/sessions/s/teleport-events", {"x-organization-uuid": "\xe9"}),
+        ("/_admin/faults", {"Authorization": "Bearer \xff"}),
+    ],
+    ids=["read-bearer", "teleport-bearer", "teleport-org", "admin-bearer"],
+)
+def test_non_ascii_credentials_are_refused_not_a_500(ingress_server, path, headers):
+    """Header values arrive as latin-1 text; comparing them must not crash."""
+    ingress_server.append_foreign("s")
+    sent = {"Authorization": f"Bearer {ingress_server.oauth_token}", **headers}
+    conn = http.client.HTTPConnection("127.0.0.1", ingress_server.port, timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        for name, value in sent.items():
+            conn.putheader(name, value)  # http.client encodes str values as latin-1
+        conn.endheaders()
+        resp = conn.getresponse()
+        status, body = resp.status, resp.read()
+    finally:
+        conn.close()
+    assert status in (401, 403)
+    assert json.loads(body)["error"]["type"] in ("authentication_error", "permission_error")

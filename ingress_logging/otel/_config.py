@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import Final
 
+from .._defaults import ENV_URL, build_session_url
 from .._session_id import validate_session_id
 from ..errors import ConfigError, InvalidSessionIdError
 
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "ENV_SESSION_ID",
     "ENV_SHUTDOWN_TIMEOUT",
+    "check_url_variable",
     "default_session_id",
     "shutdown_timeout",
 ]
@@ -66,3 +68,25 @@ def shutdown_timeout(value: float | None) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
         raise ConfigError(f"{source} must be a non-negative number of seconds, not {value!r}")
     return float(value)
+
+
+def check_url_variable(url: str | None, base_api_url: str | None) -> None:
+    """Refuse an unusable ``INGRESS_LOGGING_URL`` now, when it is the URL in use.
+
+    The URL is resolved per request on the delivery worker, so a template
+    without ``{session_id}`` (say, a bare base URL) would otherwise surface
+    only as failed deliveries. Auto-configuration builds the exporters from
+    the environment alone, which makes this the likeliest place for it.
+
+    Raises:
+        ConfigError: naming the variable (its value may be long, not secret).
+    """
+    if url is not None or base_api_url is not None:
+        return  # the arguments win over the variable
+    template = os.environ.get(ENV_URL) or None
+    if template is None:
+        return
+    try:
+        build_session_url("probe", url_template=template)
+    except ConfigError as exc:
+        raise ConfigError(f"{ENV_URL}: {exc}") from None

@@ -79,6 +79,8 @@ class ExporterCore:
         engine_options: dict[str, Any],
     ) -> None:
         self._default_session_id = _config.default_session_id(session_id)
+        if engine is None:
+            _config.check_url_variable(url, base_api_url)
         self._shutdown_timeout = _config.shutdown_timeout(shutdown_timeout)
         self._limits = limits
         if engine is None:

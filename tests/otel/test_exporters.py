@@ -226,6 +226,21 @@ def test_shutdown_returns_whether_everything_was_delivered(ingress_server, fast_
     assert ingress_server.entries("shut-no") == []
 
 
+@pytest.mark.parametrize("exporter_class", [IngressLogExporter, IngressSpanExporter])
+def test_an_unusable_url_variable_is_refused_when_the_exporter_is_built(
+    ingress_server, monkeypatch, exporter_class
+):
+    """A bare base URL in INGRESS_LOGGING_URL: a clear error now, not failed deliveries later."""
+    monkeypatch.setenv("INGRESS_LOGGING_URL", ingress_server.base_url)
+    with pytest.raises(ConfigError, match=r"INGRESS_LOGGING_URL.*session_id"):
+        exporter_class(token=ingress_server.token, session_id="s")
+    # Arguments win over the variable, so it is not in use then.
+    exporter_class(base_api_url=ingress_server.base_url, session_id="s")
+    template = ingress_server.base_url + "/v1/session_ingress/session/{session_id}"
+    monkeypatch.setenv("INGRESS_LOGGING_URL", template)
+    exporter_class(session_id="s")
+
+
 def test_force_flush_is_false_when_delivery_fails(ingress_server, fast_engine_options):
     exporter = IngressLogExporter(
         base_api_url=ingress_server.base_url,

@@ -57,9 +57,12 @@ def _encode_cursor(event_id: int) -> str:
 def _decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("e:") or not text[2:].isdigit():
+        digits = text[2:]
+        if not text.startswith("e:") or not (digits.isascii() and digits.isdigit()):
             raise ValueError(cursor)
-        return int(text[2:])
+        if len(digits) > 18:  # SQLite integers are 64-bit; our ids never get this long
+            raise ValueError(cursor)
+        return int(digits)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Reply(400, "cursor is not one this server issued") from None
 
@@ -371,7 +374,7 @@ class Handler(BaseHTTPRequestHandler):
         self._require_oauth(allow_ingress=False)
         query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
         raw_limit = query.get("limit", [str(MAX_PAGE)])[-1]
-        if not raw_limit.isdigit() or int(raw_limit) < 1:
+        if not (raw_limit.isascii() and raw_limit.isdigit()) or int(raw_limit) < 1:
             raise Reply(400, "limit must be a positive integer")
         limit = min(int(raw_limit), MAX_PAGE)
         cursor = query.get("cursor", [None])[-1]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._faults import FaultInjector
 
 __all__ = [
+    "MAX_COUNT",
     "SPEC_KEYS",
     "FaultDecision",
     "Method",
@@ -61,9 +62,13 @@ class FaultDecision:
     after_commit_status: int = 500
 
 
+#: Most scripted faults one call may queue (each is one object in memory).
+MAX_COUNT = 100_000
+
+
 def check_count(n: object) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"n must be a non-negative int, not {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_COUNT:
+        raise ValueError(f"n must be an int in 0..{MAX_COUNT}, not {n!r}")
     return n
 
 

@@ -122,7 +122,7 @@ def read_body(headers: Any, rfile: _Reader, limit: int) -> bytes:
     if len(lengths) > 1:
         raise BodyError(400, "conflicting Content-Length headers")
     raw = lengths.pop().strip()
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "\xb2".isdigit() is True; int() refuses it
         raise BodyError(400, "Content-Length must be a non-negative integer")
     length = int(raw)
     if length > limit:

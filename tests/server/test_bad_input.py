@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 
@@ -11,6 +12,8 @@ from ingress_logging.server import IngressServer
 
 S = "/v1/session_ingress/session/"
 JSON = {"Content-Type": "application/json"}
+TP = "/v1/code/sessions/s/teleport-events"
+BIG_CURSOR = base64.urlsafe_b64encode(b"e:" + b"9" * 30).decode().rstrip("=")
 
 # (id, method, path, extra headers, body, expected status)
 CASES = [
@@ -52,6 +55,12 @@ CASES = [
     ("teleport-bad-sid", "GET", "/v1/code/sessions/..%2F/teleport-events", {}, b"", 400),
     ("teleport-subpath", "GET", "/v1/code/sessions/a/b/teleport-events", {}, b"", 404),
     ("admin-wrong-method", "PUT", "/_admin/faults", JSON, b"{}", 405),
+    # str.isdigit() is true for these, int() is not: must be a 400, not a 500
+    ("content-length-superscript", "PUT", S + "s", {**JSON, "Content-Length": "\xb2"}, None, 400),
+    ("teleport-limit-superscript", "GET", TP + "?limit=%C2%B2", {}, b"", 400),
+    ("teleport-limit-arabic-digit", "GET", TP + "?limit=%D9%A1", {}, b"", 400),
+    # a well-formed cursor whose number does not fit SQLite's 64-bit integer
+    ("teleport-cursor-overflow", "GET", TP + "?cursor=" + BIG_CURSOR, {}, b"", 400),
 ]
 
 
@@ -59,7 +68,11 @@ def _raw(srv: IngressServer, method, path, headers, body) -> tuple[int, dict[str
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
-        conn.putheader("Authorization", f"Bearer {srv.token}")
+        if path.startswith("/v1/code/"):  # teleport events take the OAuth credentials
+            conn.putheader("Authorization", f"Bearer {srv.oauth_token}")
+            conn.putheader("x-organization-uuid", srv.org_uuid)
+        else:
+            conn.putheader("Authorization", f"Bearer {srv.token}")
         for name, value in headers.items():
             conn.putheader(name, value)
         if body is not None:

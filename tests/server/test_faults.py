@@ -187,6 +187,8 @@ def test_faults_given_at_construction(ingress_server_factory, client):
         {"reset": "yes"},
         {"rate_limit_next": {"method": "DELETE"}},
         {"omit_conflict_head": 1},
+        {"fail_next": {"n": 10**11}},  # would queue 10^11 steps: refused, not a hang
+        {"drop_after_commit_next": {"n": 10**7}},
     ],
 )
 def test_bad_fault_specs_raise_and_change_nothing(spec):

@@ -198,6 +198,30 @@ def _call_impl(impl: pluggy.HookImpl, kwargs: Mapping[str, object]) -> Any:
     return impl.function(*[kwargs[name] for name in impl.argnames])
 
 
+def _manager_for(plugins: pluggy.PluginManager | Sequence[object] | None) -> pluggy.PluginManager:
+    """The manager a host uses: the process-wide one, the one given, or one built for a list.
+
+    A list (or tuple) of plugin objects gets a fresh manager - installed
+    plugins and the default included, like ``new_plugin_manager()`` - with
+    those objects registered: plugins for one handler or client only.
+    """
+    if plugins is None:
+        return get_plugin_manager()
+    if isinstance(plugins, pluggy.PluginManager):
+        return plugins
+    if not isinstance(plugins, list | tuple):
+        raise ConfigError(
+            "plugins must be a pluggy.PluginManager or a list of plugin objects, "
+            f"not {type(plugins).__name__}"
+        )
+    pm = new_plugin_manager()
+    for plugin in plugins:
+        if pm.register(plugin) is None:
+            raise ConfigError(f"a plugin in plugins= is blocked by {ENV_DISABLE_PLUGINS}")
+    pm.check_pending()
+    return pm
+
+
 class PluginHost:
     """The real ``ingress_logging._host.Host``: plugins first, then settings, then defaults.
 
@@ -207,7 +231,7 @@ class PluginHost:
 
     def __init__(
         self,
-        pm: pluggy.PluginManager | None = None,
+        pm: pluggy.PluginManager | Sequence[object] | None = None,
         *,
         token: TokenSource | None = None,
         url_template: str | None = None,
@@ -218,7 +242,7 @@ class PluginHost:
             raise ConfigError("url_template must contain '{session_id}'")
         if token is not None and not (isinstance(token, str) or callable(token)):
             raise ConfigError(f"token must be a str or a callable, not {type(token).__name__}")
-        self.pm = pm if pm is not None else get_plugin_manager()
+        self.pm = _manager_for(pm)
         if not hasattr(self.pm.hook, "ingress_auth_token"):
             self.pm.add_hookspecs(hookspecs)
         self._token = token

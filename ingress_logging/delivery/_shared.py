@@ -23,6 +23,11 @@ _engines: dict[tuple[tuple[str, object], ...], DeliveryEngine] = {}
 
 
 def _key_part(value: object) -> object:
+    if isinstance(value, list):
+        # plugins=[obj, ...]: key by the items, which the key keeps alive. An
+        # id() of the list would be reused once the caller drops the list,
+        # handing another configuration this engine.
+        value = tuple(value)
     try:
         hash(value)
     except TypeError:

@@ -153,3 +153,25 @@ def test_the_default_plugin_stays_last_after_a_later_trylast_plugin(
     impls = pm.hook.ingress_auth_token.get_hookimpls()
     assert impls[0].plugin_name == DEFAULT_PLUGIN_NAME  # called last
     assert pm.get_plugin(DEFAULT_PLUGIN_NAME) is not None
+
+
+class InstanceTokenPlugin:
+    @hookimpl
+    def ingress_auth_token(self, session_id: str) -> str | None:
+        return "instance-token"
+
+
+def test_a_list_of_plugin_objects_gets_its_own_manager() -> None:
+    """plugins=[obj] registers plugins for one handler or client only."""
+    mine = InstanceTokenPlugin()
+    host = PluginHost([mine])
+    assert host.auth_token(SID) == "instance-token"
+    assert host.pm is not plugins.get_plugin_manager()
+    assert host.pm.is_registered(mine)
+    assert host.pm.get_plugin(DEFAULT_PLUGIN_NAME) is not None
+    assert PluginHost().auth_token(SID) is None  # the process-wide manager is untouched
+
+
+def test_plugins_of_another_type_are_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="PluginManager or a list"):
+        PluginHost(object())  # type: ignore[arg-type]

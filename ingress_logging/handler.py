@@ -95,10 +95,14 @@ class IngressHandler(logging.Handler):
         session_id: session for records that name none (neither
             ``extra={"session_id": ...}`` nor ``with ingress_logging.session(...)``).
         level: handler level (``logging.NOTSET`` passes everything).
+        formatter: a ``logging.Formatter`` or a format string (``%``-style)
+            for ``content``; the same as ``setFormatter`` afterwards (which is
+            what ``dictConfig``'s ``"formatter"`` key does).
         base_api_url: API root used by the default ``url``.
         max_queue_entries, max_queue_bytes, overflow, block_timeout: the
             engine's memory cap and full-queue policy (``"drop_newest"``,
             ``"drop_oldest"`` or ``"block"``); None keeps the engine's default.
+            ``policy`` is accepted as another name for ``overflow``.
         max_message_length: characters kept of the message, exception text
             and stack (longer ones are cut and marked in ``truncated``).
         max_string_length: characters kept of any string in ``extra``.
@@ -111,9 +115,10 @@ class IngressHandler(logging.Handler):
             plugins' ``ingress_diagnostic`` sinks plus the default one.
         ignore_loggers: more logger names whose records are never shipped.
         **engine_options: any other ``DeliveryEngine`` keyword
-            (``max_concurrency``, ``retry_policy``, ``close_timeout``,
-            ``timeout``, ``allow_insecure_http``, ...), as the OpenTelemetry
-            exporters take them.
+            (``max_concurrency``, ``retry_policy``, ``timeout``,
+            ``allow_insecure_http``, ...), as the OpenTelemetry exporters take
+            them. (``close_timeout`` is this handler's own, above; the engine's
+            exit deadline keeps its default.)
     """
 
     def __init__(
@@ -123,6 +128,8 @@ class IngressHandler(logging.Handler):
         session_id: str | None = None,
         level: int | str = logging.NOTSET,
         *,
+        formatter: logging.Formatter | str | None = None,
+        policy: str | None = None,
         base_api_url: str | None = None,
         max_queue_entries: int | None = None,
         max_queue_bytes: int | None = None,
@@ -141,6 +148,17 @@ class IngressHandler(logging.Handler):
         # Everything that can fail runs before Handler.__init__ registers the
         # handler for logging.shutdown(): a half-built handler is never flushed.
         default_session_id = None if session_id is None else validate_session_id(session_id)
+        if policy is not None:
+            if overflow is not None and overflow != policy:
+                raise TypeError("policy is another name for overflow: pass one of them")
+            overflow = policy
+        if isinstance(formatter, str):
+            formatter = logging.Formatter(formatter)
+        elif formatter is not None and not isinstance(formatter, logging.Formatter):
+            raise TypeError(
+                f"formatter must be a logging.Formatter or a format string, "
+                f"not {type(formatter).__name__}"
+            )
         limits = Limits(max_message_length=max_message_length, max_string_length=max_string_length)
         engine_options.update(
             max_queue_entries=max_queue_entries,
@@ -160,6 +178,8 @@ class IngressHandler(logging.Handler):
                 engine_options=engine_options,
             )
         super().__init__(level)
+        if formatter is not None:
+            self.setFormatter(formatter)
         self._engine: _Engine = engine
         self._default_session_id = default_session_id
         self._limits = limits

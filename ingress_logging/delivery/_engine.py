@@ -119,8 +119,14 @@ class DeliveryEngine:
         http_client: httpx.Client | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
-        if overflow not in OVERFLOW_POLICIES:
-            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}")
+        overflow = _overflow_name(overflow)
+        for name, number in (
+            ("max_queue_entries", max_queue_entries),
+            ("max_queue_bytes", max_queue_bytes),
+            ("max_concurrency", max_concurrency),
+        ):
+            if isinstance(number, bool) or not isinstance(number, int):
+                raise TypeError(f"{name} must be an int, not {type(number).__name__}")
         if max_queue_entries < 1 or max_queue_bytes < 1:
             raise ValueError("max_queue_entries and max_queue_bytes must be positive")
         if max_concurrency < 1:
@@ -434,6 +440,17 @@ class DeliveryEngine:
     def is_worker_thread(self) -> bool:
         """True on a delivery thread: records emitted there must never be shipped."""
         return is_worker_thread()
+
+
+def _overflow_name(value: object) -> OverflowPolicy:
+    """The policy named by ``value``; spellings from config files are accepted
+    (``"drop-oldest"``, ``"DROP_OLDEST"``, ``"drop oldest"``)."""
+    if isinstance(value, str):
+        name = value.strip().lower().replace("-", "_").replace(" ", "_")
+        for policy in OVERFLOW_POLICIES:
+            if name == policy:
+                return policy
+    raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, not {value!r}")
 
 
 def _with_budget(health: Health, budget: object) -> Health:

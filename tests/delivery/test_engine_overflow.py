@@ -90,6 +90,13 @@ def test_bad_configuration_is_refused(make_engine):
         make_engine(max_queue_entries=0)
     with pytest.raises(ValueError):
         make_engine(max_concurrency=0)
+    with pytest.raises(TypeError, match="max_queue_entries must be an int"):
+        make_engine(max_queue_entries="100")  # e.g. a quoted value in a config file
+
+
+@pytest.mark.parametrize("spelling", ["drop-oldest", "DROP_OLDEST", " drop oldest "])
+def test_policy_names_from_config_files_are_accepted(make_engine, spelling):
+    assert "overflow='drop_oldest'" in repr(make_engine(overflow=spelling))
 
 
 def test_server_down_memory_stays_within_the_cap_and_drops_are_exact(ingress_server_factory):

@@ -267,3 +267,34 @@ def test_emit_never_raises_and_every_record_is_accounted_for(
         assert entry["sessionId"] == recording_engine.sessions()[-1]
     else:
         assert handler.dropped() == {"invalid_session_id": 1}
+
+
+@pytest.mark.parametrize(
+    "formatter", [logging.Formatter("%(levelname)s:%(message)s"), "%(levelname)s:%(message)s"]
+)
+def test_formatter_is_a_constructor_keyword(recording_engine, app_logger, formatter) -> None:
+    """The issue lists ``formatter`` among the plain keyword arguments: passed to the
+    constructor (not only through dictConfig's "formatter" key) it formats ``content``."""
+    handler, _ = make(recording_engine, session_id="s", formatter=formatter)
+    app_logger.addHandler(handler)
+    app_logger.warning("hello %s", "there")
+    assert recording_engine.entries()[0]["content"] == "WARNING:hello there"
+
+
+def test_formatter_of_the_wrong_type_is_a_clear_error(recording_engine) -> None:
+    with pytest.raises(TypeError, match=r"formatter must be a logging\.Formatter"):
+        IngressHandler(engine=recording_engine, formatter=42)  # type: ignore[arg-type]
+
+
+def test_policy_is_another_name_for_overflow() -> None:
+    handler = IngressHandler(
+        base_api_url="http://127.0.0.1:9", token="t", session_id="s", policy="drop_oldest"
+    )
+    try:
+        assert "overflow='drop_oldest'" in repr(handler.engine)
+    finally:
+        handler.close()
+    with pytest.raises(TypeError, match="another name for overflow"):
+        IngressHandler(
+            base_api_url="http://127.0.0.1:9", token="t", policy="block", overflow="drop_oldest"
+        )

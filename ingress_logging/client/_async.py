@@ -111,9 +111,9 @@ class AsyncSessionIngressClient(ClientBase):
     def __init__(
         self,
         token: TokenSource | None = None,
-        *,
         base_api_url: str | None = None,
         retry_policy: RetryPolicy | None = None,
+        *,
         retry: RetryPolicy | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         read_timeout: float | httpx.Timeout = DEFAULT_READ_TIMEOUT,

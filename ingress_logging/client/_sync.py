@@ -133,7 +133,9 @@ class SessionIngressClient(ClientBase):
             and ``INGRESS_LOGGING_TOKEN`` are consulted as ``PluginHost`` says.
         base_api_url: where sessions live (default: the environment, then
             ``https://api.anthropic.com``).
-        retry_policy: attempts and backoff (alias ``retry``).
+        retry_policy: attempts and backoff (alias ``retry``). ``token``,
+            ``base_api_url`` and ``retry_policy`` may be given positionally,
+            in the order issue 3 lists them; the rest are keyword-only.
         timeout: per append request; ``read_timeout`` for reads (seed: 20 s).
         http_client: an ``httpx.Client`` to reuse (alias ``client``); it is
             not closed by ``close()``.
@@ -148,9 +150,9 @@ class SessionIngressClient(ClientBase):
     def __init__(
         self,
         token: TokenSource | None = None,
-        *,
         base_api_url: str | None = None,
         retry_policy: RetryPolicy | None = None,
+        *,
         retry: RetryPolicy | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         read_timeout: float | httpx.Timeout = DEFAULT_READ_TIMEOUT,

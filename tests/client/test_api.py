@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import uuid
 
 import pytest
 
 import ingress_logging
-from ingress_logging import AsyncSessionIngressClient, SessionIngressClient
+from ingress_logging import AsyncSessionIngressClient, RetryPolicy, SessionIngressClient
 
 CONSTRUCTOR = [
     "token",
@@ -42,10 +44,32 @@ def test_top_level_exports():
 def test_constructor_parameters(cls):
     params = inspect.signature(cls).parameters
     assert list(params)[: len(CONSTRUCTOR)] == CONSTRUCTOR
-    assert params["token"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-    assert all(params[name].kind is inspect.Parameter.KEYWORD_ONLY for name in CONSTRUCTOR[1:])
+    # Issue 3 lists token, base_api_url and the RetryPolicy first: those three may be
+    # given positionally, in that order; everything after them is keyword-only.
+    positional = CONSTRUCTOR[:3]
+    assert all(params[name].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for name in positional)
+    assert all(params[name].kind is inspect.Parameter.KEYWORD_ONLY for name in CONSTRUCTOR[3:])
     assert params["read_timeout"].default == 20.0
     assert params["allow_insecure_http"].default is False
+
+
+def test_token_base_url_and_policy_may_be_positional(ingress_server):
+    policy = RetryPolicy(max_attempts=2, base_delay=0.001)
+    ingress_server.faults.fail_next(5, status=503)
+    with SessionIngressClient(ingress_server.token, ingress_server.base_url, policy) as client:
+        assert client.retry_policy is policy
+        assert client.append_session_log("s", {"type": "user", "uuid": str(uuid.uuid4())}) is False
+    assert len(ingress_server.wait_for_requests(2)) == 2  # the given policy's two attempts
+    ingress_server.faults.reset()
+
+    async def main() -> bool:
+        async with AsyncSessionIngressClient(
+            ingress_server.token, ingress_server.base_url, policy
+        ) as client:
+            return await client.append_session_log("s", {"type": "user", "uuid": "u-1"})
+
+    assert asyncio.run(main()) is True
+    assert [e["uuid"] for e in ingress_server.entries("s")] == ["u-1"]
 
 
 @pytest.mark.parametrize("name", sorted(OPERATIONS))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,7 +47,10 @@ class BrokenSink:
 
 @pytest.mark.parametrize("with_broken_sink", [False, True])
 def test_engine_events_reach_plugin_sinks(
-    ingress_server: IngressServer, with_broken_sink: bool, caplog: pytest.LogCaptureFixture
+    ingress_server: IngressServer,
+    with_broken_sink: bool,
+    caplog: pytest.LogCaptureFixture,
+    wait_for: Callable[..., Any],
 ) -> None:
     caplog.set_level(logging.WARNING, logger=DIAGNOSTICS_LOGGER_NAME)
     sink = Sink()
@@ -73,8 +77,19 @@ def test_engine_events_reach_plugin_sinks(
 
     stored = ingress_server.entries("sinks_e2e")
     assert [e.get("content") for e in stored] == ["survives two 503s"]
-    failures = [e for e in sink.events if e[1] == SESSION_PERSIST_FAIL_STATUS]
-    assert [data.get("status") for _lvl, _ev, data in failures] == [503, 503]
+
+    # The engine's reporter thread calls the sinks; flush() does not wait for it.
+    def failures() -> list[tuple[str, str, dict[str, Any]]]:
+        with sink.lock:
+            return [e for e in sink.events if e[1] == SESSION_PERSIST_FAIL_STATUS]
+
+    def reported() -> list[logging.LogRecord]:
+        records = list(caplog.records)
+        return [r for r in records if getattr(r, "event", None) == DIAGNOSTIC_SINK_FAILED]
+
+    wait_for(lambda: len(failures()) >= 2)
+    assert [data.get("status") for _lvl, _ev, data in failures()] == [503, 503]
     # Each event the broken sink choked on was isolated and reported, never lost.
-    reported = [r for r in caplog.records if getattr(r, "event", None) == DIAGNOSTIC_SINK_FAILED]
-    assert len(reported) == (len(sink.events) if with_broken_sink else 0)
+    if with_broken_sink:
+        wait_for(lambda: len(reported()) >= len(sink.events))
+    assert len(reported()) == (len(sink.events) if with_broken_sink else 0)

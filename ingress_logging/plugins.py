@@ -33,7 +33,7 @@ from . import _defaults, hookspecs
 from ._session_id import validate_session_id
 from .diagnostics import DIAGNOSTIC_SINK_FAILED, DiagnosticData, DiagnosticSink, Level, logger_sink
 from .errors import ConfigError
-from .hookspecs import PROJECT_NAME, Verdict
+from .hookspecs import PROJECT_NAME, Verdict, hookimpl
 
 __all__ = [
     "ENV_DISABLE_PLUGINS",
@@ -41,6 +41,7 @@ __all__ = [
     "PLUGIN_FAILED",
     "PluginHost",
     "get_plugin_manager",
+    "hookimpl",
     "new_plugin_manager",
     "register",
     "unregister",

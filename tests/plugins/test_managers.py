@@ -175,3 +175,11 @@ def test_a_list_of_plugin_objects_gets_its_own_manager() -> None:
 def test_plugins_of_another_type_are_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="PluginManager or a list"):
         PluginHost(object())  # type: ignore[arg-type]
+
+
+def test_the_marker_is_importable_from_each_documented_place() -> None:
+    import ingress_logging
+    from ingress_logging import hookspecs
+
+    assert plugins.hookimpl is hookspecs.hookimpl is ingress_logging.hookimpl
+    assert plugins.hookimpl.project_name == "ingress_logging"

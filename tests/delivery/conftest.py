@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from ingress_logging.delivery import DeliveryEngine
@@ -29,6 +31,7 @@ def make_engine(ingress_server: Any) -> Iterator[Callable[..., DeliveryEngine]]:
         engines.append(engine)
         return engine
 
+    factory.engines = engines  # type: ignore[attr-defined]  # for the gate's teardown
     yield factory
     for engine in engines:
         engine.close(1.0)
@@ -46,3 +49,40 @@ def wait_until() -> Callable[..., None]:
             time.sleep(0.002)
 
     return wait
+
+
+class RequestGate:
+    """Holds every request the engine sends, on its worker, until ``open()``.
+
+    A slow server without a clock: the entry a worker took stays in flight
+    exactly as long as the test wants, and opening the gate lets it go at once.
+    (The server's ``latency`` switch cannot do this: a request that reached
+    the server while it was 30 s waits the full 30 s, or races the client's
+    30 s read timeout, however soon the test sets it back to 0.)
+    Pass ``http_client=gate.client`` to the engine.
+    """
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.holding = threading.Event()  # set once a request is being held
+        self.client = httpx.Client(event_hooks={"request": [self._hook]})
+
+    def _hook(self, request: httpx.Request) -> None:
+        if not self.opened.is_set():
+            self.holding.set()
+            self.opened.wait(60.0)  # a test that never opens it still ends
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+@pytest.fixture
+def gate(make_engine: Callable[..., DeliveryEngine]) -> Iterator[RequestGate]:
+    """A closed ``RequestGate``; at teardown it is opened and the engines are closed
+    before its client, so no request is cut off mid-flight (an unclosed socket)."""
+    g = RequestGate()
+    yield g
+    g.open()
+    for engine in make_engine.engines:  # type: ignore[attr-defined]
+        engine.close(1.0)
+    g.client.close()

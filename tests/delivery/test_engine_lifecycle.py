@@ -61,14 +61,13 @@ def test_flush_reports_what_finished_before_it_was_called(ingress_server, make_e
     assert again
 
 
-def test_flush_counts_refused_submits(ingress_server, make_engine, wait_until):
-    engine = make_engine(max_queue_entries=1)
-    ingress_server.faults.latency = 30.0  # ended at once by the server's stop/close
+def test_flush_counts_refused_submits(make_engine, gate):
+    engine = make_engine(max_queue_entries=1, http_client=gate.client)
     assert engine.submit("full", {"type": "user", "n": 0})
-    wait_until(lambda: engine.stats().in_flight == 1, what="first entry in flight")
+    assert gate.holding.wait(10), "the first entry never reached the network"
     assert engine.submit("full", {"type": "user", "n": 1}) is False
-    ingress_server.faults.latency = 0.0
-    result = engine.flush(40)
+    gate.open()
+    result = engine.flush(10)
     assert (result.delivered, result.dropped) == (1, 1)
     assert not result
 

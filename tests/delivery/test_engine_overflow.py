@@ -10,23 +10,23 @@ from ingress_logging.hookspecs import hookimpl
 from ingress_logging.plugins import new_plugin_manager
 
 
-def _hold_first_request(ingress_server, engine, wait_until, sid: str) -> None:
-    """Make the first entry of ``sid`` sit on a worker (a slow server), then return."""
-    ingress_server.faults.latency = 30.0  # ended at once by the server's stop/close
+def _hold_first_request(gate, engine, sid: str) -> None:
+    """Make the first entry of ``sid`` sit on a worker (held at the gate), then return."""
     assert engine.submit(sid, {"type": "user", "message": "0"})
-    wait_until(lambda: engine.stats().in_flight == 1, what="first entry in flight")
+    assert gate.holding.wait(10), "the first entry never reached the network"
+    assert engine.stats().in_flight == 1
 
 
-def test_drop_newest_refuses_and_counts_and_leaves_a_gap(ingress_server, make_engine, wait_until):
-    engine = make_engine(max_queue_entries=3)
-    _hold_first_request(ingress_server, engine, wait_until, "q")
+def test_drop_newest_refuses_and_counts_and_leaves_a_gap(ingress_server, make_engine, gate):
+    engine = make_engine(max_queue_entries=3, http_client=gate.client)
+    _hold_first_request(gate, engine, "q")
     accepted = [engine.submit("q", {"type": "user", "message": str(i)}) for i in range(1, 6)]
     assert accepted == [True, True, False, False, False]
     health = engine.stats()
     assert (health.submitted, health.dropped, health.queued_entries) == (6, 3, 3)
     assert health.dropped_by_reason == {"queue_full": 3}
-    ingress_server.faults.latency = 0.0
-    assert engine.flush(40).delivered == 3
+    gate.open()
+    assert engine.flush(10).delivered == 3
     engine.submit("q", {"type": "user", "message": "later"})
     assert engine.flush(5)
     stored = ingress_server.entries("q")
@@ -36,23 +36,23 @@ def test_drop_newest_refuses_and_counts_and_leaves_a_gap(ingress_server, make_en
     assert engine._reporter.reported_drops == 3
 
 
-def test_drop_oldest_evicts_queued_not_in_flight(ingress_server, make_engine, wait_until):
-    engine = make_engine(max_queue_entries=3, overflow="drop_oldest")
-    _hold_first_request(ingress_server, engine, wait_until, "o")
+def test_drop_oldest_evicts_queued_not_in_flight(ingress_server, make_engine, gate):
+    engine = make_engine(max_queue_entries=3, overflow="drop_oldest", http_client=gate.client)
+    _hold_first_request(gate, engine, "o")
     assert all(engine.submit("o", {"type": "user", "message": str(i)}) for i in range(1, 7))
     health = engine.stats()
     assert (health.dropped, health.queued_entries) == (4, 3)
     assert health.dropped_by_reason == {"evicted": 4}
-    ingress_server.faults.latency = 0.0
-    assert engine.flush(40).delivered == 3
+    gate.open()
+    assert engine.flush(10).delivered == 3
     stored = ingress_server.entries("o")
     assert [e.get("message") for e in stored] == ["0", None, "5", "6"]
     assert (stored[1]["count"], stored[1]["reason"]) == (4, "evicted")
 
 
-def test_byte_cap_and_too_large(ingress_server, make_engine, wait_until):
-    engine = make_engine(max_queue_bytes=8_000)
-    _hold_first_request(ingress_server, engine, wait_until, "b")
+def test_byte_cap_and_too_large(make_engine, gate):
+    engine = make_engine(max_queue_bytes=8_000, http_client=gate.client)
+    _hold_first_request(gate, engine, "b")
     assert not engine.submit("b", {"type": "user", "message": "x" * 10_000})  # alone too big
     big = {"type": "user", "message": "y" * 3_000}
     results = [engine.submit("b", dict(big)) for _ in range(4)]
@@ -62,19 +62,25 @@ def test_byte_cap_and_too_large(ingress_server, make_engine, wait_until):
     assert health.queued_bytes <= 8_000
     assert health.dropped_by_reason["too_large"] == 1
     assert health.dropped_by_reason["queue_full"] == results.count(False)
-    ingress_server.faults.latency = 0.0
+    gate.open()
+    result = engine.flush(10)
+    assert (result.delivered, result.dropped) == (1 + results.count(True), 1 + results.count(False))
 
 
-def test_block_waits_for_room_then_gives_up(ingress_server, make_engine, wait_until):
-    engine = make_engine(max_queue_entries=2, overflow="block", block_timeout=0.2)
-    _hold_first_request(ingress_server, engine, wait_until, "k")
+def test_block_waits_for_room_then_gives_up(ingress_server, make_engine, gate):
+    engine = make_engine(
+        max_queue_entries=2, overflow="block", block_timeout=0.2, http_client=gate.client
+    )
+    _hold_first_request(gate, engine, "k")
     assert engine.submit("k", {"type": "user", "message": "1"})
     t0 = time.monotonic()
     assert not engine.submit("k", {"type": "user", "message": "2"})
     waited = time.monotonic() - t0
     assert 0.2 <= waited < 2.0
     assert engine.stats().dropped_by_reason == {"block_timeout": 1}
-    ingress_server.faults.latency = 0.0
+    gate.open()
+    result = engine.flush(10)
+    assert (result.delivered, result.dropped) == (2, 1)
     # Room appears as entries are delivered: a blocked submit then succeeds.
     engine2 = make_engine(max_queue_entries=1, overflow="block", block_timeout=5.0)
     results = [engine2.submit("k2", {"type": "user", "message": str(i)}) for i in range(5)]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import email.utils
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingress_logging.protocol import RetryPolicy, parse_retry_after
@@ -20,6 +20,7 @@ def test_default_schedule_is_the_seeds() -> None:
     jitter=st.floats(min_value=0.0, max_value=1.0),
     draw=st.floats(min_value=0.0, max_value=0.999999),
 )
+@settings(deadline=None)  # results, not speed: no flaky deadline on a busy machine
 def test_jitter_only_shortens_and_never_exceeds_the_cap(
     attempt: int, jitter: float, draw: float
 ) -> None:
@@ -46,6 +47,7 @@ def test_retry_after_seconds_and_http_date() -> None:
 
 
 @given(st.text(max_size=80))
+@settings(deadline=None)  # results, not speed: no flaky deadline on a busy machine
 def test_retry_after_never_raises_and_is_never_negative(value: str) -> None:
     parsed = parse_retry_after(value)
     assert parsed is None or parsed >= 0.0

@@ -67,6 +67,8 @@ class _Engine(Protocol):
 
     def flush(self, timeout: float | None = None) -> Any: ...
 
+    def stats(self) -> Any: ...
+
     def is_worker_thread(self) -> bool: ...
 
 
@@ -235,6 +237,15 @@ class IngressHandler(logging.Handler):
     def session_id(self) -> str | None:
         """The default session id."""
         return self._default_session_id
+
+    def stats(self) -> Any:
+        """The engine's health numbers (a ``delivery.Health``: submitted, delivered,
+        retried, dropped, failed, in total and per session); ``engine.stats()``.
+
+        Records this handler refused before they reached the engine (no or an
+        invalid session id) are not in it: see :meth:`dropped`.
+        """
+        return self._engine.stats()
 
     def dropped(self) -> dict[str, int]:
         """Records this handler refused before the engine, by reason."""

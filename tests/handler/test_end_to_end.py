@@ -434,3 +434,23 @@ def test_engine_options_pass_through(ingress_server, app_logger):
 def test_unknown_engine_option_fails_at_construction(ingress_server):
     with pytest.raises(TypeError):
         make_handler(ingress_server, session_id="s", no_such_option=1)
+
+
+def test_handler_stats_are_the_engines_health_numbers(ingress_server, app_logger):
+    srv = ingress_server
+    handler = make_handler(srv, session_id="numbers")
+    app_logger.addHandler(handler)
+    srv.faults.fail_next(1, status=400, session_id="numbers")  # the first record fails for good
+    app_logger.info("lost")
+    app_logger.info("kept")
+    assert not handler.engine.flush(GUARD)  # one failure since the last flush
+    health = handler.stats()
+    assert (health.submitted, health.delivered, health.retried, health.dropped, health.failed) == (
+        2,
+        1,
+        0,
+        0,
+        1,
+    )
+    assert handler.stats().sessions["numbers"] == health.sessions["numbers"]
+    assert health.sessions["numbers"].failed == 1

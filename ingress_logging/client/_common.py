@@ -180,6 +180,14 @@ def _parse_http_url(url: object) -> tuple[str, str]:
     if parts.username is not None or parts.password is not None:
         # Credentials in a URL end up in logs and reprs; tokens go in headers only.
         raise InvalidURLError("url must not contain credentials")
+    try:
+        # What httpx and the resolver will do with it; a host they cannot encode
+        # (an empty or 64+ character label, a bad A-label) is refused here, not
+        # with a UnicodeError from inside the first request.
+        httpx.URL(url).host  # noqa: B018 - decodes the host (IDNA) as building a request does
+        host.encode("idna")
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise InvalidURLError(f"malformed url host: {type(exc).__name__}") from None
     return scheme, host
 
 

@@ -93,11 +93,25 @@ def test_plain_http_is_allowed_when_asked_for():
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://h/s", "not a url", "http://u:p@127.0.0.1/s", "https://", "http://h:x/"]
+    "url",
+    [
+        "ftp://h/s",
+        "not a url",
+        "http://u:p@127.0.0.1/s",
+        "https://",
+        "http://h:x/",
+        # host names the resolver or httpx cannot encode: refused up front with
+        # InvalidURLError, not a UnicodeError from inside the first request
+        "https://" + "a" * 70 + ".example/s",
+        "https://xn--/s",
+    ],
 )
-def test_malformed_urls_are_refused(client, url):
+def test_malformed_urls_are_refused(client, ingress_server, url):
     with pytest.raises(InvalidURLError):
         client.append_session_log("s", entry(), url)
+    with pytest.raises(InvalidURLError):
+        client.get_session_logs("s", url)
+    assert ingress_server.requests == []
 
 
 @pytest.mark.parametrize("bad", ["", "tok\nen", "tok en"])

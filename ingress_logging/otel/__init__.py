@@ -7,10 +7,11 @@ One line of setup::
 or none at all, through OpenTelemetry's auto-configuration (the exporters are
 registered under the ``ingress`` name)::
 
-    OTEL_LOGS_EXPORTER=ingress OTEL_TRACES_EXPORTER=ingress opentelemetry-instrument python app.py
+    OTEL_LOGS_EXPORTER=ingress opentelemetry-instrument python app.py
 
 Needs the ``otel`` extra (``pip install 'ingress-logging[otel]'``), which adds
-``opentelemetry-sdk``. See docs/opentelemetry.md for the entry mapping.
+``opentelemetry-sdk`` and ``opentelemetry-instrument`` (the configurator it
+runs is ``_configurator.IngressConfigurator``). See docs/opentelemetry.md for the entry mapping.
 """
 
 from __future__ import annotations

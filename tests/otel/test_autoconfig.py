@@ -128,6 +128,38 @@ def test_opentelemetry_instrument_runs_an_unmodified_app(ingress_server, tmp_pat
     assert logs[0]["scope"]["name"] == "instrumented.app"
 
 
+def test_the_issues_command_as_written_ships_an_unmodified_apps_logs(ingress_server, tmp_path):
+    """`OTEL_LOGS_EXPORTER=ingress opentelemetry-instrument python app.py`, nothing
+    else named: no otlp default breaks startup, and stdlib logging is bridged."""
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    if not instrument.exists():
+        pytest.skip("opentelemetry-instrument is not installed (otel extra)")
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(INSTRUMENTED_APP))
+    env = _env(ingress_server, "as-written", PYTHONWARNINGS="ignore::DeprecationWarning")
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER"):
+        del env[name]
+    proc = _run([str(instrument), sys.executable, str(app)], env, tmp_path)
+    assert "Failed to auto initialize" not in proc.stderr
+    entries = ingress_server.entries("as-written")
+    assert [e["type"] for e in entries] == ["otel_log", "otel_log"]
+    assert [e["body"] for e in entries] == ["inside the request 42", "after the request"]
+
+
+def test_the_logging_bridge_stays_off_when_the_app_says_so(ingress_server, tmp_path):
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    if not instrument.exists():
+        pytest.skip("opentelemetry-instrument is not installed (otel extra)")
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(INSTRUMENTED_APP))
+    env = _env(
+        ingress_server, "bridge-off", OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="false"
+    )
+    _run([str(instrument), sys.executable, str(app)], env, tmp_path)
+    entries = ingress_server.entries("bridge-off")
+    assert [e["type"] for e in entries] == ["otel_span"]  # the span; no log records
+
+
 MANUAL_PROVIDER_APP = """
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor

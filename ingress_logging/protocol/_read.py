@@ -113,10 +113,7 @@ class TeleportPager:
         if self.done:
             return None
         if self.pages >= self._max_pages:
-            logger.debug("Teleport events hit page cap (%d)", self._max_pages)
-            # The seed's events carry exactly the seed's fields (here: none);
-            # the numbers go to the debug log instead.
-            self._emit("warn", ev.TELEPORT_EVENTS_PAGE_CAP, {})
+            self._report_page_cap()
             self._finish(self._gathered)
             return None
         params: dict[str, str | int] = {"limit": TELEPORT_PAGE_LIMIT}
@@ -139,6 +136,13 @@ class TeleportPager:
             self._emit("error", ev.TELEPORT_EVENTS_BAD_TOKEN, {})
             self._finish(None)
             raise SessionExpiredError
+        if status >= 500:
+            # The seed's axios call rejects every 5xx (validateStatus < 500),
+            # so the seed reports it as a failed fetch, not a bad status.
+            logger.debug("Teleport events fetch failed: status %d", status)
+            self._emit("error", ev.TELEPORT_EVENTS_FETCH_FAIL, {})
+            self._finish(None)
+            return
         if status != 200:
             logger.debug("Teleport events returned %d", status)
             self._emit("error", ev.TELEPORT_EVENTS_BAD_STATUS, {})
@@ -162,10 +166,20 @@ class TeleportPager:
                 self._gathered.append(payload)
         self.pages += 1
         if next_cursor is None:
+            if self.pages >= self._max_pages:
+                # As the seed: the cap is reported whenever that many pages
+                # were read, even when the last of them ended the stream.
+                self._report_page_cap()
             logger.debug("Fetched %d events over %d page(s)", len(self._gathered), self.pages)
             self._finish(self._gathered)
         else:
             self._cursor = next_cursor
+
+    def _report_page_cap(self) -> None:
+        logger.debug("Teleport events hit page cap (%d)", self._max_pages)
+        # The seed's events carry exactly the seed's fields (here: none);
+        # the numbers go to the debug log instead.
+        self._emit("warn", ev.TELEPORT_EVENTS_PAGE_CAP, {})
 
     def _finish(self, result: list[dict[str, Any]] | None) -> None:
         self.done = True

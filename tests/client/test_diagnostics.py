@@ -115,7 +115,7 @@ ROWS: list[tuple[str, str, set[str], Callable[[Any, Any], None]]] = [
         ev.TELEPORT_EVENTS_BAD_STATUS,
         "error",
         set(),
-        _events(setup=lambda srv: srv.faults.fail_next(1, status=502, method="GET")),
+        _events(setup=lambda srv: srv.faults.fail_next(1, status=403, method="GET")),
     ),
     (
         ev.TELEPORT_EVENTS_PAGE_CAP,

@@ -119,11 +119,35 @@ def test_page_cap_returns_what_was_gathered_and_reports_it() -> None:
     assert rec.names == [ev.TELEPORT_EVENTS_PAGE_CAP]
 
 
+def test_a_stream_of_exactly_the_cap_still_reports_the_cap_as_the_seed_does() -> None:
+    rec = Recorder()
+    pager = TeleportPager(rec, max_pages=3)
+    requests = 0
+    while pager.next_params() is not None:
+        requests += 1
+        pager.on_response(200, page([event({"n": requests})], None if requests == 3 else "c"))
+    assert requests == 3
+    assert pager.result == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert rec.names == [ev.TELEPORT_EVENTS_PAGE_CAP]
+
+
+def test_a_stream_shorter_than_the_cap_reports_nothing() -> None:
+    rec = Recorder()
+    pager = TeleportPager(rec, max_pages=3)
+    while pager.next_params() is not None:
+        pager.on_response(200, page([event({"n": 1})], None))
+    assert pager.result == [{"n": 1}]
+    assert rec.names == []
+
+
 def test_401_raises_and_bad_status_or_shape_is_none() -> None:
     with pytest.raises(SessionExpiredError):
         TeleportPager(Recorder()).on_response(401, b"")
     for status, body, name in [
-        (500, b"", ev.TELEPORT_EVENTS_BAD_STATUS),
+        (500, b"", ev.TELEPORT_EVENTS_FETCH_FAIL),  # the seed's axios throws on 5xx
+        (503, b"", ev.TELEPORT_EVENTS_FETCH_FAIL),
+        (403, b"", ev.TELEPORT_EVENTS_BAD_STATUS),
+        (429, b"", ev.TELEPORT_EVENTS_BAD_STATUS),
         (200, b'{"data": {}}', ev.TELEPORT_EVENTS_INVALID_SHAPE),
         (200, b"garbage", ev.TELEPORT_EVENTS_INVALID_SHAPE),
     ]:

@@ -16,17 +16,21 @@ Two rules keep it from hurting the application:
   handler's lock held, ``dictConfig()`` with the logging module's lock held.
   This handler never takes its own lock on the emit path (the engine's
   ``submit`` is thread-safe), so the worker's own log records cannot block on
-  it; and when ``flush()`` runs with the module lock held by the calling
-  thread, it does not wait for the worker at all, because the worker's
-  ``logger.isEnabledFor`` calls (inside httpx) may need that very lock. The
-  entries stay queued in the shared engine, which keeps delivering them and
-  flushes them at interpreter exit.
+  it. When ``flush()`` runs with the module lock held by the calling thread,
+  the engine keeps its workers off that lock (it warms the level caches that
+  httpx's ``isEnabledFor`` calls would otherwise fill under it), and the
+  handler waits only while entries keep finishing: a slice of 0.5 s without
+  progress means something on the delivery path wants the lock, and flush
+  returns (the entries stay queued in the shared engine, which keeps
+  delivering them and flushes them at interpreter exit).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
@@ -46,6 +50,11 @@ DROP_INVALID_SESSION: Final = "invalid_session_id"
 DROP_HANDLER_ERROR: Final = "handler_error"
 
 _CACHE_LIMIT: Final = 4096
+#: Under the logging module's lock (dictConfig, fileConfig) flush() waits in
+#: slices this long and stops after one in which nothing finished: a worker
+#: may then be blocked on that very lock (a plugin or a logger created on the
+#: delivery path), and reconfiguring must not stall for a whole flush_timeout.
+_LOCKED_SLICE: Final = 0.5
 #: This module's own logger: its records are never shipped (see IGNORED_LOGGERS).
 _log = logging.getLogger(__name__)
 #: Bytes charged per entry besides its message/exception text (the engine's
@@ -330,21 +339,52 @@ class IngressHandler(logging.Handler):
     def flush(self) -> None:
         """Wait up to ``flush_timeout`` for everything submitted so far to be delivered.
 
-        Returns at once when waiting could deadlock: on an engine worker
-        thread, or while this thread holds the logging module's lock
-        (``dictConfig``/``fileConfig``). The result of the wait is kept in
-        ``last_flush_result`` (a ``FlushResult``); ``engine.flush(timeout)``
-        returns it directly.
+        Returns at once on an engine worker thread (it cannot wait for
+        itself). While this thread holds the logging module's lock
+        (``dictConfig``/``fileConfig``) it waits as long as entries keep
+        finishing, and stops after half a second without progress. The
+        result of the wait is kept in ``last_flush_result`` (a
+        ``FlushResult``); ``engine.flush(timeout)`` returns it directly.
         """
         self._flush(self.flush_timeout)
 
     def _flush(self, timeout: float) -> None:
-        if _module_lock_held() or self._on_worker():
+        if self._on_worker():
             return
         try:
-            self.last_flush_result = self._engine.flush(timeout)
+            if _module_lock_held():
+                self.last_flush_result = self._flush_in_slices(timeout)
+            else:
+                self.last_flush_result = self._engine.flush(timeout)
         except Exception:
             self._drops.add(DROP_HANDLER_ERROR)
+
+    def _flush_in_slices(self, timeout: float) -> Any:
+        """Flush while this thread holds the module lock: wait as long as entries
+        keep finishing (up to ``timeout``), give up after a slice without progress.
+
+        The engine keeps its workers off that lock (warm level caches, diagnostics
+        on their own thread), so normally everything is delivered before
+        ``dictConfig`` returns; code outside the engine on the delivery path that
+        still takes the lock costs one slice, not a deadlock.
+        """
+        deadline = time.monotonic() + timeout
+        results: list[Any] = []
+        while True:
+            left = deadline - time.monotonic()
+            result = self._engine.flush(max(0.0, min(_LOCKED_SLICE, left)))
+            results.append(result)
+            finished = sum(getattr(result, k, 0) for k in ("delivered", "failed", "dropped"))
+            if not getattr(result, "timed_out", False) or left <= _LOCKED_SLICE or not finished:
+                break
+        last = results[-1]
+        if len(results) == 1 or not dataclasses.is_dataclass(last) or isinstance(last, type):
+            return last
+        # What finished in every slice, and what is still pending after the last one.
+        return dataclasses.replace(
+            last,
+            **{k: sum(getattr(r, k) for r in results) for k in ("delivered", "failed", "dropped")},
+        )
 
     def close(self) -> None:
         """Flush (up to ``close_timeout``) and detach; a second call does nothing.

@@ -280,6 +280,60 @@ def test_dictconfig_reconfigure_while_pending_then_exit(ingress_server):
     assert_chain(srv.entries("dictconfig"), "dictconfig")
 
 
+RECONFIGURE_SCRIPT = """
+    import itertools, json, logging, logging.config, sys, time
+    from ingress_logging import IngressHandler, hookimpl
+    from ingress_logging.plugins import new_plugin_manager
+    base, token, mode = sys.argv[1:4]
+    fresh = itertools.count()
+
+    class LockTaker:
+        @hookimpl
+        def ingress_prepare_entry(self, entry, record):
+            # Runs on the delivery worker; a new logger takes the logging module lock.
+            logging.getLogger(f"plugin.fresh.{next(fresh)}")
+            return entry
+
+    pm = new_plugin_manager(load_entrypoints=False)
+    if mode == "lock-taker":
+        pm.register(LockTaker())
+    handler = IngressHandler(base_api_url=base, token=token, session_id="reconf-" + mode,
+                             plugins=pm, flush_timeout=60, close_timeout=60)
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+    for i in range(30):
+        logging.getLogger("app").info("n %d", i)
+    pending = handler.engine.stats().pending
+    started = time.monotonic()
+    # Replaces every handler: flush() and close() run with the module lock held.
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    took = time.monotonic() - started
+    at_return = handler.engine.stats().delivered
+    final = handler.engine.flush(60)
+    print(json.dumps({"pending": pending, "took": took, "at_return": at_return,
+                      "final_pending": final.pending}))
+"""
+
+
+def test_dictconfig_delivers_pending_entries_before_it_returns(ingress_server):
+    srv = ingress_server
+    srv.faults.latency = 0.01  # 30 entries take at least 0.3 s
+    out = run_child(RECONFIGURE_SCRIPT, srv.base_url, srv.token, "plain")
+    assert out["pending"] > 0  # the case the test is about really happened
+    assert out["at_return"] == 30  # flushed under the module lock, not left behind
+    assert [e["content"] for e in srv.entries("reconf-plain")] == [f"n {i}" for i in range(30)]
+
+
+def test_dictconfig_is_not_stalled_by_a_delivery_path_that_needs_the_module_lock(ingress_server):
+    srv = ingress_server
+    out = run_child(RECONFIGURE_SCRIPT, srv.base_url, srv.token, "lock-taker")
+    assert out["pending"] > 0
+    # Two slices without progress (flush, then close), not 2 x 60 s of timeouts.
+    assert out["took"] < 10
+    assert out["final_pending"] == 0  # delivered once the lock was free again
+    assert [e["content"] for e in srv.entries("reconf-lock-taker")] == [f"n {i}" for i in range(30)]
+
+
 FILECONFIG_INI = """
 [loggers]
 keys=root

@@ -164,7 +164,7 @@ class Handler(BaseHTTPRequestHandler):
     def handle_expect_100(self) -> bool:
         """Refuse an oversize body before the client sends it (``Expect: 100-continue``)."""
         length = self.headers.get("Content-Length", "").strip()
-        if length.isdigit() and int(length) > self._state.max_body_bytes:
+        if length.isascii() and length.isdigit() and int(length) > self._state.max_body_bytes:
             self.close_connection = True
             self._send_error_json(413, f"request body exceeds {self._state.max_body_bytes} bytes")
             return False

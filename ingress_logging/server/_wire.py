@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 from http.server import ThreadingHTTPServer
@@ -168,6 +169,12 @@ class Listener(ThreadingHTTPServer):
             self._handlers = [t for t in self._handlers if t.is_alive()]
             self._handlers.append(thread)
         thread.start()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that reset or timed out is routine: no traceback on stderr."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
 
     def track(self, conn: socket.socket) -> None:
         with self._conn_lock:

@@ -57,6 +57,14 @@ CASES = [
     ("admin-wrong-method", "PUT", "/_admin/faults", JSON, b"{}", 405),
     # str.isdigit() is true for these, int() is not: must be a 400, not a 500
     ("content-length-superscript", "PUT", S + "s", {**JSON, "Content-Length": "\xb2"}, None, 400),
+    (
+        "expect-100-superscript",
+        "PUT",
+        S + "s",
+        {**JSON, "Content-Length": "\xb2", "Expect": "100-continue"},
+        None,
+        400,
+    ),
     ("teleport-limit-superscript", "GET", TP + "?limit=%C2%B2", {}, b"", 400),
     ("teleport-limit-arabic-digit", "GET", TP + "?limit=%D9%A1", {}, b"", 400),
     # a well-formed cursor whose number does not fit SQLite's 64-bit integer
@@ -223,3 +231,22 @@ def test_non_ascii_credentials_are_refused_not_a_500(ingress_server, path, heade
         conn.close()
     assert status in (401, 403)
     assert json.loads(body)["error"]["type"] in ("authentication_error", "permission_error")
+
+
+def test_a_client_reset_is_not_a_traceback_on_stderr(ingress_server, capsys):
+    """A client that vanishes (TCP reset) is normal traffic, not a server error."""
+    import socket
+    import struct
+    import time
+
+    conn = socket.create_connection(("127.0.0.1", ingress_server.port))
+    conn.sendall(b"GET " + S.encode() + b"s HTTP/1.1\r\nHost: x\r\n")  # headers unfinished
+    deadline = time.monotonic() + 5
+    while ingress_server.open_connections() == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()  # linger 0: the kernel sends RST
+    while ingress_server.open_connections() > 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert ingress_server.open_connections() == 0
+    assert "Traceback" not in capsys.readouterr().err

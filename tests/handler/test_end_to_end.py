@@ -326,6 +326,7 @@ def test_dictconfig_delivers_pending_entries_before_it_returns(ingress_server):
 
 def test_dictconfig_is_not_stalled_by_a_delivery_path_that_needs_the_module_lock(ingress_server):
     srv = ingress_server
+    srv.faults.latency = 0.01  # still pending when dictConfig starts
     out = run_child(RECONFIGURE_SCRIPT, srv.base_url, srv.token, "lock-taker")
     assert out["pending"] > 0
     # Two slices without progress (flush, then close), not 2 x 60 s of timeouts.

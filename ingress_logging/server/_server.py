@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import sys
 import threading
 import uuid
@@ -268,7 +269,7 @@ def serve(
     announce: bool = True,
     on_ready: Callable[[IngressServer], None] | None = None,
 ) -> None:
-    """Serve until Ctrl-C (or until ``stop`` is set), blocking the caller.
+    """Serve until Ctrl-C or SIGTERM (or until ``stop`` is set), blocking the caller.
 
     ``token`` falls back to ``$INGRESS_LOGGING_TOKEN``; without either this
     raises ConfigError (a token is never generated and printed). The OAuth
@@ -298,8 +299,14 @@ def serve(
         if on_ready is not None:
             on_ready(server)
         waiter = stop if stop is not None else threading.Event()
+        # SIGTERM (process managers, CI) stops it like Ctrl-C: a clean close, exit 0.
+        on_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if on_main else None
         try:
             while not waiter.wait(0.5):
                 pass
         except KeyboardInterrupt:
             pass
+        finally:
+            if on_main:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

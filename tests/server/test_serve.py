@@ -146,3 +146,30 @@ def test_module_cli_reports_a_taken_port(ingress_server):
     assert result.returncode == 1
     assert f"cannot serve on 127.0.0.1:{ingress_server.port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_module_cli_shuts_down_cleanly_on_sigterm(tmp_path):
+    """Process managers (systemd, docker, CI) stop a server with SIGTERM: exit 0, data kept."""
+    import signal
+
+    db = tmp_path / "term.db"
+    env = {k: v for k, v in os.environ.items() if k != "INGRESS_LOGGING_TOKEN"}
+    args = [sys.executable, "-m", "ingress_logging.server", "--port", "0", "--db", str(db)]
+    proc = subprocess.Popen([*args, "--token", "T"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        match = re.search(r"http://127\.0\.0\.1:\d+", proc.stderr.readline())
+        assert match
+        url = f"{match.group(0)}/v1/session_ingress/session/s"
+        r = httpx.put(url, json={"uuid": "a"}, headers={"Authorization": "Bearer T"})
+        assert r.status_code == 201
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, rest
+    assert "Traceback" not in rest
+    with IngressServer(db=str(db)) as again:
+        assert again.entries("s") == [{"uuid": "a"}]

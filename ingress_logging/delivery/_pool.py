@@ -113,6 +113,7 @@ class WorkerPool:
         stepper = self.stepper
         s: SessionState | None = None
         step: Step | None = None
+        wakeups = 0
         try:
             while True:
                 spool = self.spool
@@ -125,11 +126,12 @@ class WorkerPool:
                         spool.acknowledge(item.spool_key)
                 with sched.lock:
                     if s is not None and step is not None:
-                        s = self._book_locked(s, step)
+                        s = self._book_locked(s, step, wakeups)
                     if s is None:
                         s = sched.pick_locked()
                     if s is None:
                         return
+                    wakeups = sched.budget_wakeups
                 step = stepper.step(s)
         finally:
             with sched.lock:
@@ -138,8 +140,11 @@ class WorkerPool:
             if last and sched is self.sched:
                 self.close_transport()
 
-    def _book_locked(self, s: SessionState, step: Step) -> SessionState | None:
-        """Book one step's result; return the session to run next, if any."""
+    def _book_locked(self, s: SessionState, step: Step, wakeups: int) -> SessionState | None:
+        """Book one step's result; return the session to run next, if any.
+
+        ``wakeups``: ``sched.budget_wakeups`` when the step began.
+        """
         sched = self.sched
         item = s.current
         s.held = step.held
@@ -164,7 +169,10 @@ class WorkerPool:
                 sched.finish_item_locked(item, step.kind, step.reason)
             elif sched.stopping:
                 sched.finish_item_locked(item, DROPPED, DROP_CLOSED)
-        return sched.release_locked(s, step.wait)
+        wait = step.wait
+        if step.held and sched.budget_wakeups != wakeups:
+            wait = 0.0  # the budget re-opened while this step was held back: ask again now
+        return sched.release_locked(s, wait)
 
     def _gap_snapshot(self, s: SessionState) -> tuple[int, dict[str, int]]:
         with self.sched.lock:

@@ -136,6 +136,10 @@ class Scheduler:
         self.dropped_by: dict[str, int] = {}
         self.failed_by: dict[str, int] = {}
         self.unflushed = FlushWaiter(0)  # finished with no flush waiting on them
+        #: Times the retry budget re-opened: a worker whose budget answer "hold
+        #: back" predates the latest wakeup must not book that hold (see
+        #: ``wake_budget_waiters_locked``).
+        self.budget_wakeups = 0
 
     # -- submit side -------------------------------------------------------
 
@@ -315,8 +319,11 @@ class Scheduler:
     def wake_budget_waiters_locked(self) -> None:
         """The retry budget re-opened: every session it held back may retry now.
 
-        Sessions in their ordinary backoff keep their deadlines.
+        Sessions in their ordinary backoff keep their deadlines. A session
+        whose worker was told to hold back but has not booked it yet is not on
+        the heap: ``budget_wakeups`` tells that worker to ask again at once.
         """
+        self.budget_wakeups += 1
         now = time.monotonic()
         self.timers = [(min(d, now) if s.held else d, n, s) for d, n, s in self.timers]
         heapq.heapify(self.timers)

@@ -82,6 +82,33 @@ def test_budget_wakeup_releases_held_back_sessions_at_once(ingress_server, make_
     assert len(ingress_server.entries("w")) == 1
 
 
+def test_a_wakeup_between_the_budgets_answer_and_the_booking_is_not_lost(
+    ingress_server, make_engine
+):
+    """The budget re-opens (another session's probe succeeded) right after it told
+    this session to hold back, before the worker has put the session on the timer
+    heap: the wakeup must still release it, not leave it waiting the whole hold."""
+
+    class WakesWhileAnswering(CountingBudget):
+        def acquire(self) -> float:
+            with self.lock:
+                self.acquires += 1
+                first = self.acquires == 1
+            if first:
+                assert self.wakeup is not None
+                self.wakeup()  # lands before the worker books the hold below
+                return 60.0
+            return 0.0
+
+    budget = WakesWhileAnswering()
+    engine = make_engine(retry_budget=budget)
+    ingress_server.faults.fail_next(1, status=503, session_id="lw")
+    assert engine.submit("lw", {"type": "user", "message": "x"})
+    assert engine.flush(5)  # a lost wakeup: held for 60 s, the flush times out
+    assert budget.acquires == 2
+    assert len(ingress_server.entries("lw")) == 1
+
+
 class MemorySpool:
     """The ``Spool`` seam in memory: what was accepted and not yet acknowledged."""
 

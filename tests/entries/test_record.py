@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import logging
 import re
 import sys
@@ -76,7 +77,8 @@ def test_timestamp_now_by_default() -> None:
     entry = record_to_entry(make_record())
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["timestamp"])
     stamp = time.strptime(entry["timestamp"][:19], "%Y-%m-%dT%H:%M:%S")
-    assert abs(time.mktime(stamp) - time.timezone - time.time()) < 5
+    # timegm reads the struct as UTC (mktime - timezone is an hour off under DST).
+    assert abs(calendar.timegm(stamp) - time.time()) < 5
 
 
 def test_exception_and_stack() -> None:

@@ -7,11 +7,13 @@ fail fast and be far kinder). The app is a child process that logs through
 ``logger.info`` call, samples the engine's queue and the traced memory, and
 then simply returns, leaving the ``atexit`` close to the engine. Checked:
 
-* no ``logger.info`` call blocks: with ``drop_newest`` 99 % of calls take
-  under 10 ms and the worst under 1 s (measured: p99 well under 1 ms; the
-  worst call is scheduler preemption on a loaded 2-core machine, seen up to
-  ~0.5 s at load average 4, ~10 ms on a quiet one); with ``block`` the wait
-  is at least ``block_timeout`` and under ``block_timeout`` + 0.25 s;
+* no ``logger.info`` call blocks: a call that waited on the network would
+  take the request timeout (60 s here). With ``drop_newest`` 99 % of calls
+  take under 50 ms and the worst under 1 s; with ``block`` the wait is at
+  least ``block_timeout`` and under ``block_timeout`` + 0.5 s. The slack is
+  the scheduler, not the library: p99 is ~0.1 ms on a quiet machine but
+  4.8-7.2 ms at load average 8 on 2 cores (tracemalloc on), and the worst
+  call, a preemption, was seen at 155-342 ms there (block: 70-125 ms);
 * the queue never exceeds its caps, and traced memory stays under the byte
   cap plus a small constant;
 * drops are counted exactly: every record is delivered (none), dropped or
@@ -185,7 +187,7 @@ def test_down_drop_newest_never_blocks_memory_capped_drops_exact_exit_bounded(
         f"{stats['by_reason']}, pending {stats['pending']}; exit {exit_after:.2f}s after "
         f"the last record (deadlines {CLOSE_TIMEOUT}s); drops reported {reported}"
     )
-    assert stats["p99"] < 0.01  # type: ignore[operator]
+    assert stats["p99"] < 0.05  # type: ignore[operator]
     assert stats["worst"] < 1.0  # type: ignore[operator]
     check_counts(stats, RECORDS)
     assert stats["dropped"] >= RECORDS - stats["cap_entries"]  # type: ignore[operator]
@@ -212,7 +214,7 @@ def test_down_block_waits_at_most_block_timeout(
         f"{stats['worst'] * 1e3:.1f} ms; dropped {stats['dropped']} {stats['by_reason']}; "
         f"exit {exit_after:.2f}s after the last record"
     )
-    assert block_timeout <= stats["worst"] < block_timeout + 0.25  # type: ignore[operator]
+    assert block_timeout <= stats["worst"] < block_timeout + 0.5  # type: ignore[operator]
     check_counts(stats, n)
     assert stats["by_reason"] == {"block_timeout": stats["dropped"]}
     assert stats["in_flight"] == 1

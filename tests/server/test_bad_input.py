@@ -249,4 +249,5 @@ def test_a_client_reset_is_not_a_traceback_on_stderr(ingress_server, capsys):
     while ingress_server.open_connections() > 0 and time.monotonic() < deadline:
         time.sleep(0.001)
     assert ingress_server.open_connections() == 0
+    ingress_server.stop()  # joins the handler threads: any report is printed by now
     assert "Traceback" not in capsys.readouterr().err

@@ -172,9 +172,10 @@ def ingress_prepare_entry(entry: dict[str, Any], record: object) -> dict[str, An
     unredacted could leak exactly the secret a redaction plugin exists to
     remove.
 
-    It runs where the entry is built, usually a delivery worker thread, so
-    the application's context variables are not visible: enrich from
-    ``record`` (or have the caller put the value in the log call).
+    It runs where the entry is built, usually a delivery worker thread,
+    inside a copy of the context the entry was submitted in: the caller's
+    context variables read as they were at the log call (thread-locals do
+    not); ``record`` carries the rest.
 
     :param entry: the transcript entry (a JSON-ready ``dict``).
     :param record: where it came from - a ``logging.LogRecord``, an

@@ -18,6 +18,7 @@ entries are the parent's to deliver - and starts its own workers lazily.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import threading
@@ -257,6 +258,10 @@ class DeliveryEngine:
         sched = self._sched
         spawn = False
         evicted: list[object] = []
+        # Builders and ``ingress_prepare_entry`` run on a worker, inside this
+        # copy: a plugin enriching from the caller's context variables (a
+        # request id, the current span) sees the caller's values. O(1).
+        context = contextvars.copy_context() if spool_key is None else None
         with sched.lock:
             s = sched.session_locked(session_id)
             if self._closed:
@@ -271,6 +276,7 @@ class DeliveryEngine:
                     item = Item(s, entry, record, size)
                     item.spool_key = spool_key
                     item.prepared = spool_key is not None
+                    item.context = context
                     s.submitted += 1
                     sched.submitted += 1
                     if sched.enqueue_locked(s, item):

@@ -12,6 +12,7 @@ Only ``submit`` moves IDLE -> READY; only workers move the others.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import uuid as uuid_mod
 from collections import deque
@@ -89,6 +90,7 @@ class Item:
     """One submitted entry, from ``submit`` until delivered, failed or dropped."""
 
     __slots__ = (
+        "context",
         "entry",
         "gap",
         "prepared",
@@ -111,6 +113,9 @@ class Item:
         self.prepared = False  # built, filled and prepared already (spool mode)
         self.waiters: list[Any] | None = None  # flush waiters interested in this item
         self.spool_key: object = None
+        #: The submitter's context variables, for building and preparing the
+        #: entry on a worker as if on the caller's thread (None: prepared already).
+        self.context: contextvars.Context | None = None
         #: Losses just before this entry in submission order: its gap entry's reasons.
         self.gap: dict[str, int] | None = None
 

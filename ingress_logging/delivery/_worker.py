@@ -28,7 +28,7 @@ from ..protocol import Action, AppendOutcome, Done, Put, Refetch, Wait
 from ._reporter import Reporter
 from ._scheduler import DELIVERED, DROPPED, FAILED
 from ._seams import RetryBudgetHook, Transport
-from ._session import SessionState, fill_entry, gap_entry
+from ._session import Item, SessionState, fill_entry, gap_entry
 from ._types import DROP_BUILD_ERROR, DROP_PREPARE, FAIL_UNSERIALISABLE
 
 __all__ = ["CONFLICT_PAUSE", "CONFLICT_ROUNDS", "Step", "Stepper"]
@@ -138,6 +138,14 @@ class Stepper:
         if item.prepared and isinstance(source, dict):
             s.filled_parent = False
             return source
+        context, item.context = item.context, None
+        if context is None:
+            return self._build_and_prepare(s, item, source)
+        return context.run(self._build_and_prepare, s, item, source)
+
+    def _build_and_prepare(
+        self, s: SessionState, item: Item, source: object
+    ) -> dict[str, Any] | str:
         try:
             entry = source() if callable(source) else source
         except Exception:

@@ -291,22 +291,24 @@ def serve(
         max_body_bytes=max_body_bytes,
         faults=faults,
     )
-    with server:
-        if announce:
-            print(f"session-ingress listening on {server.base_url} (db: {db})", file=sys.stderr)
-            print(f"  x-organization-uuid for OAuth reads: {server.org_uuid}", file=sys.stderr)
-            sys.stderr.flush()
-        if on_ready is not None:
-            on_ready(server)
-        waiter = stop if stop is not None else threading.Event()
-        # SIGTERM (process managers, CI) stops it like Ctrl-C: a clean close, exit 0.
-        on_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if on_main else None
-        try:
+    waiter = stop if stop is not None else threading.Event()
+    # SIGTERM (process managers, CI) stops it like Ctrl-C: a clean close, exit 0.
+    # Installed before the address is announced, so a signal sent as soon as the
+    # server answers never meets the default (kill) handler.
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if on_main else None
+    try:
+        with server:
+            if announce:
+                print(f"session-ingress listening on {server.base_url} (db: {db})", file=sys.stderr)
+                print(f"  x-organization-uuid for OAuth reads: {server.org_uuid}", file=sys.stderr)
+                sys.stderr.flush()
+            if on_ready is not None:
+                on_ready(server)
             while not waiter.wait(0.5):
                 pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if on_main:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

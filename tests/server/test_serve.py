@@ -173,3 +173,22 @@ def test_module_cli_shuts_down_cleanly_on_sigterm(tmp_path):
     assert "Traceback" not in rest
     with IngressServer(db=str(db)) as again:
         assert again.entries("s") == [{"uuid": "a"}]
+
+
+def test_sigterm_right_after_the_announcement_is_still_a_clean_exit(tmp_path):
+    """The handler is in place before the address is printed: no window where SIGTERM kills."""
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if k != "INGRESS_LOGGING_TOKEN"}
+    args = [sys.executable, "-m", "ingress_logging.server", "--port", "0", "--db", ":memory:"]
+    proc = subprocess.Popen([*args, "--token", "T"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        assert "listening on" in proc.stderr.readline()
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, rest

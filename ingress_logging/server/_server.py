@@ -171,8 +171,9 @@ class IngressServer:
 
     @property
     def base_url(self) -> str:
-        """``http://HOST:PORT``: the ``base_api_url`` for clients."""
-        return f"http://{self.host}:{self.port}"
+        """``http://HOST:PORT``: the ``base_api_url`` for clients (IPv6 in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def session_url(self, session_id: str) -> str:
         """The append/read URL of one session (the id validated and quoted)."""

@@ -156,6 +156,8 @@ class Listener(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._handlers: list[threading.Thread] = []
         self._conn_lock = threading.Lock()
+        if ":" in address[0]:  # an IPv6 literal such as "::1"
+            self.address_family = socket.AF_INET6
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:

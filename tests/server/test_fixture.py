@@ -108,3 +108,23 @@ def test_plugin_is_registered_and_serves_a_users_own_test_suite(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_serves_on_the_ipv6_loopback(ingress_server_factory, client):
+    srv = ingress_server_factory(host="::1")
+    assert srv.base_url == f"http://[::1]:{srv.port}"
+    auth = {"Authorization": f"Bearer {srv.token}"}
+    assert client.put(srv.session_url("s"), json={"uuid": "a"}, headers=auth).status_code == 201
+    assert client.get(srv.session_url("s"), headers=auth).json() == {"loglines": [{"uuid": "a"}]}

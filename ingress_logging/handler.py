@@ -118,7 +118,9 @@ class IngressHandler(logging.Handler):
             and stack (longer ones are cut and marked in ``truncated``).
         max_string_length: characters kept of any string in ``extra``.
         flush_timeout: seconds ``flush()`` waits for delivery.
-        close_timeout: seconds ``close()`` waits for delivery.
+        close_timeout: seconds ``close()`` waits for delivery (default 5).
+            Given explicitly, it also bounds the shared engine's exit
+            deadline (the shortest one asked for wins).
         engine: an explicit ``DeliveryEngine`` (the caller owns its lifetime);
             default: the process-wide engine for this configuration.
         plugins: a pluggy ``PluginManager`` for the engine (default: global).
@@ -128,8 +130,7 @@ class IngressHandler(logging.Handler):
         **engine_options: any other ``DeliveryEngine`` keyword
             (``max_concurrency``, ``retry_policy``, ``timeout``,
             ``allow_insecure_http``, ...), as the OpenTelemetry exporters take
-            them. (``close_timeout`` is this handler's own, above; the engine's
-            exit deadline keeps its default.)
+            them. (``close_timeout`` is this handler's own, above.)
     """
 
     def __init__(
@@ -149,7 +150,7 @@ class IngressHandler(logging.Handler):
         max_message_length: int = DEFAULT_LIMITS.max_message_length,
         max_string_length: int = DEFAULT_LIMITS.max_string_length,
         flush_timeout: float = 5.0,
-        close_timeout: float = 5.0,
+        close_timeout: float | None = None,
         engine: _Engine | None = None,
         plugins: Any = None,
         diagnostics: DiagnosticSink | None = None,
@@ -187,6 +188,7 @@ class IngressHandler(logging.Handler):
                 base_api_url=base_api_url,
                 plugins=plugins,
                 engine_options=engine_options,
+                close_timeout=close_timeout,
             )
         super().__init__(level)
         if formatter is not None:
@@ -195,7 +197,7 @@ class IngressHandler(logging.Handler):
         self._default_session_id = default_session_id
         self._limits = limits
         self.flush_timeout = float(flush_timeout)
-        self.close_timeout = float(close_timeout)
+        self.close_timeout = 5.0 if close_timeout is None else float(close_timeout)
         self._ignored_prefixes = tuple(IGNORED_LOGGERS) + tuple(ignore_loggers)
         self._ignore_cache: dict[str, bool] = {}
         self._valid_ids: dict[str, None] = {}
@@ -216,15 +218,20 @@ class IngressHandler(logging.Handler):
         base_api_url: str | None,
         plugins: Any,
         engine_options: Mapping[str, Any],
+        close_timeout: float | None,
     ) -> _Engine:
         from .delivery import get_shared_engine  # httpx loads only when a handler is built
 
         # None means "the engine's default": left out, so that equal settings
         # (here or in the OpenTelemetry exporters) give the same engine.
         options = {key: value for key, value in engine_options.items() if value is not None}
-        engine: _Engine = get_shared_engine(
+        engine = get_shared_engine(
             url_template=url, token=token, base_api_url=base_api_url, plugins=plugins, **options
         )
+        if close_timeout is not None:
+            # The engine, not this handler, closes at exit (before
+            # logging.shutdown): it must keep the deadline the app set here.
+            engine.limit_close_timeout(close_timeout)
         return engine
 
     @staticmethod

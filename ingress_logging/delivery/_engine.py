@@ -405,6 +405,16 @@ class DeliveryEngine:
             self._spool.close()
         return result
 
+    def limit_close_timeout(self, seconds: float) -> None:
+        """Shorten the exit deadline (and ``flush()``'s default) to ``seconds``.
+
+        A front door on a shared engine asks for its own ``close_timeout``;
+        the shortest asked wins, so an app that set one never waits longer
+        at exit than it said, whichever front door it set it on.
+        """
+        with self._sched.lock:
+            self.close_timeout = min(self.close_timeout, max(0.0, float(seconds)))
+
     @property
     def closed(self) -> bool:
         return self._closed

@@ -97,6 +97,9 @@ class ExporterCore:
                 **options,
             }
             engine = get_shared_engine(**self._engine_config)
+            # The engine closes at exit on its own: keep this exporter's deadline
+            # there too (the shortest any front door asked for wins).
+            engine.limit_close_timeout(self._shutdown_timeout)
         elif url is not None or token is not None or base_api_url is not None or engine_options:
             raise TypeError("pass either engine= or the engine's settings, not both")
         else:

@@ -180,3 +180,40 @@ def test_fork_child_delivers_its_own_and_never_the_parents(ingress_server, make_
     assert len(parent_puts) == 10
     assert all(r.status in (200, 201) for r in parent_puts)
     assert engine.stats().sessions["parent"].delivered == 10
+
+
+_HANDLER_EXIT_SCRIPT = textwrap.dedent(
+    """
+    import logging, sys
+    from ingress_logging import IngressHandler
+    handler = IngressHandler(base_api_url=sys.argv[1], token="some-token",
+                             session_id="exit-handler", close_timeout=float(sys.argv[2]))
+    log = logging.getLogger("app")
+    log.addHandler(handler)
+    for i in range(50):
+        log.warning("record %d", i)
+    print("logged", flush=True)
+    """
+)
+
+
+def test_a_handlers_close_timeout_bounds_the_exit_with_the_server_down(down_url):
+    """The shared engine closes at exit before logging.shutdown reaches the
+    handler: the deadline set on the handler must reach the engine (default 5 s)."""
+    t0 = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", _HANDLER_EXIT_SCRIPT, down_url, "0.3"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "logged" in out.stdout
+    assert time.monotonic() - t0 < 4  # interpreter start + 0.3 s; the engine's 5 s before
+
+
+def test_the_shortest_close_timeout_asked_for_wins(make_engine):
+    engine = make_engine(close_timeout=2.0)
+    engine.limit_close_timeout(0.5)
+    engine.limit_close_timeout(1.0)
+    assert engine.close_timeout == 0.5

@@ -203,9 +203,22 @@ def tail(
         return
     seen = len(entries)
     stop = threading.Event()
+    failing = False
     try:
         while not stop.wait(interval):
-            entries = fetch()
+            # A failed read (server down or restarting, a 5xx) does not end
+            # --follow, which runs until Ctrl-C: say so once, keep reading.
+            # A rejected token (401) still ends it, with its one-line error.
+            try:
+                entries = fetch()
+            except click.ClickException as exc:
+                if not failing:
+                    click.echo(f"tail: {exc.format_message()}; still following", err=True)
+                    failing = True
+                continue
+            if failing:
+                click.echo("tail: reading the session again", err=True)
+                failing = False
             if len(entries) < seen:
                 # The read got shorter (a compaction with --after-last-compact):
                 # start over from what it returns now.

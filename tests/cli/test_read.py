@@ -228,3 +228,36 @@ def test_json_lines_survive_unicode_line_separators(
     assert [orjson.loads(line) for line in data.splitlines()] == entries
     assert copied.returncode == 0, copied.stderr
     assert server.entries("separators-copy") == entries
+
+
+def test_tail_follow_keeps_following_through_a_server_outage(
+    server: IngressServer, cli_env, cli_command, started, transcript
+) -> None:
+    """--follow reads "until Ctrl-C" (docs/cli.md): a read that fails while the
+    server is down is reported once on stderr, and new entries are printed
+    once it is back."""
+    entries = transcript(3)
+    sid = _store(server, entries[:1])
+    proc = subprocess.Popen(
+        [*cli_command, "tail", "--follow", "--interval", "0.05", "--json", sid],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started.append(proc)
+    out: queue.Queue[str] = queue.Queue()
+    err: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    for stream, sink in ((proc.stdout, out), (proc.stderr, err)):
+        threading.Thread(target=lambda s=stream, q=sink: [q.put(x) for x in s], daemon=True).start()
+    assert orjson.loads(out.get(timeout=30)) == entries[0]
+
+    server.stop()
+    assert "still following" in err.get(timeout=30)  # the failed read, said once
+    server.start()
+    _store(server, entries[1:])
+
+    assert [orjson.loads(out.get(timeout=30)) for _ in entries[1:]] == entries[1:]
+    assert proc.poll() is None

@@ -2,7 +2,8 @@
 
 What moto is to AWS users: the server side of the protocol in
 ``PROTOCOL.md``, for development, demos and tests, with switchable faults.
-Standard library only (``http.server`` + ``sqlite3``).
+Standard library (``http.server`` + ``sqlite3``) plus orjson, a core dependency,
+to accept exactly the JSON the library's reader can read back.
 
 >>> from ingress_logging.server import run_server
 >>> with run_server(token="t") as srv:  # doctest: +SKIP

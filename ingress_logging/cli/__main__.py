@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ._app import main
+from . import main
 
 main()

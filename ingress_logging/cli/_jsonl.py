@@ -39,6 +39,9 @@ class BadLine:
         return f"{self.path}:{self.lineno}: {self.reason}"
 
 
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
+
+
 def _parse(raw: bytes) -> dict[str, Any] | str:
     try:
         value = orjson.loads(raw)
@@ -52,6 +55,8 @@ def _parse(raw: bytes) -> dict[str, Any] | str:
 def read_jsonl(path: str, stream: IO[bytes]) -> Iterator[Line | BadLine]:
     """Yield every non-blank line of ``stream`` as a ``Line`` or a ``BadLine``."""
     for lineno, raw in enumerate(stream, start=1):
+        if lineno == 1 and raw.startswith(_UTF8_BOM):
+            raw = raw[len(_UTF8_BOM) :]  # editors on Windows write one; it is not content
         stripped = raw.strip()
         if not stripped:
             continue

@@ -124,6 +124,21 @@ def test_bad_lines_are_reported_with_file_and_line_and_the_rest_is_sent(
     assert server.entries(sid) == entries
 
 
+def test_a_byte_order_mark_at_the_top_is_not_a_bad_line(
+    server: IngressServer, run_cli, transcript, tmp_path: Path
+) -> None:
+    entries = transcript(3)
+    sid = entries[0]["sessionId"]
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(orjson.dumps(e) + b"\r\n" for e in entries))
+
+    result = run_cli("ship", str(path))
+
+    assert result.returncode == 0, result.stderr
+    assert counts(result.stdout) == (3, 0, 0, 0)
+    assert server.entries(sid) == entries
+
+
 def test_session_option_overrides_the_target_but_keeps_the_entry(
     server: IngressServer, run_cli, transcript, jsonl, tmp_path: Path
 ) -> None:

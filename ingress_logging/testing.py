@@ -7,10 +7,12 @@ Installed with the package, so any project can write::
         assert ingress_server.entries("my-session")[0]["type"] == "user"
 
 ``ingress_server`` is a fresh :class:`~ingress_logging.server.IngressServer`
-per test (in-memory SQLite, ephemeral loopback port, faults off, random
-tokens). ``ingress_server_factory(**kwargs)`` starts more servers, or one with
-non-default options (``max_body_bytes``, a file ``db``, ``faults``), and stops
-them after the test. Importing this module has no side effects beyond
+per test (in-memory SQLite, ephemeral loopback port, faults off, a random
+token that also serves as the OAuth token, any organization accepted).
+``ingress_server_factory(**kwargs)`` starts more servers, or one with
+non-default options (``max_body_bytes``, a file ``db``, ``faults``,
+``oauth_token`` and ``org_uuid`` to check credentials), and stops them after
+the test. Importing this module has no side effects beyond
 defining the fixtures; the server is imported only when a fixture runs.
 """
 

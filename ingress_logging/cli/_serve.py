@@ -73,7 +73,7 @@ def fault_spec(
     "--org-uuid",
     show_envvar=True,
     metavar="UUID",
-    help="x-organization-uuid accepted with the OAuth token [default: random, printed]",
+    help="x-organization-uuid required with the OAuth token [default: any is accepted]",
 )
 @click.option(
     "--max-body-bytes",

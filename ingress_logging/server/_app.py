@@ -295,7 +295,7 @@ class Handler(BaseHTTPRequestHandler):
         if not _same(bearer, state.oauth_token):
             raise Reply(401, "invalid bearer token", dict(_CHALLENGE))
         org = self.headers.get("x-organization-uuid")
-        if org is None or not _same(org, state.org_uuid):
+        if org is None or (state.org_uuid is not None and not _same(org, state.org_uuid)):
             raise Reply(403, "x-organization-uuid is missing or not this token's organization")
 
     # --- faults ---------------------------------------------------------------

@@ -37,9 +37,13 @@ _POLL_INTERVAL = 0.05  # how often serve_forever checks for shutdown
 class IngressServer:
     """A real session-ingress server on a loopback socket, backed by SQLite.
 
-    ``token`` is the ingress bearer token (PUT/GET); ``oauth_token`` and
-    ``org_uuid`` are what the OAuth read and teleport events accept. Any left
-    as None get random values. ``port=0`` picks an ephemeral port, kept
+    ``token`` is the ingress bearer token (PUT/GET; None: a random one).
+    ``oauth_token`` and ``org_uuid`` are what the OAuth read and teleport
+    events accept; left as None, the OAuth token is the ingress token and any
+    ``x-organization-uuid`` is accepted (it must still be sent), so a test
+    written from the protocol alone works against the defaults. Set them to
+    check that a client sends the right credentials (wrong token: 401, wrong
+    org: 403). ``org_uuid`` always holds a value to send. ``port=0`` picks an ephemeral port, kept
     across :meth:`restart`. Tokens never appear in ``repr()``.
     """
 
@@ -56,10 +60,9 @@ class IngressServer:
         faults: FaultInjector | Mapping[str, Any] | None = None,
     ) -> None:
         self.token = token if token is not None else f"ingress-{secrets.token_urlsafe(16)}"
-        self.oauth_token = (
-            oauth_token if oauth_token is not None else f"oauth-{secrets.token_urlsafe(16)}"
-        )
+        self.oauth_token = oauth_token if oauth_token is not None else self.token
         self.org_uuid = org_uuid if org_uuid is not None else str(uuid.uuid4())
+        self.org_uuid_checked = org_uuid is not None
         self.db = db
         self.host = host
         self.port = port
@@ -104,7 +107,7 @@ class IngressServer:
             faults=self.faults,
             token=self.token,
             oauth_token=self.oauth_token,
-            org_uuid=self.org_uuid,
+            org_uuid=self.org_uuid if self.org_uuid_checked else None,
             max_body_bytes=self.max_body_bytes,
             record=self._record,
             stopping=self._stopping,
@@ -302,7 +305,8 @@ def serve(
         with server:
             if announce:
                 print(f"session-ingress listening on {server.base_url} (db: {db})", file=sys.stderr)
-                print(f"  x-organization-uuid for OAuth reads: {server.org_uuid}", file=sys.stderr)
+                org = server.org_uuid if server.org_uuid_checked else "any"
+                print(f"  x-organization-uuid for OAuth reads: {org}", file=sys.stderr)
                 sys.stderr.flush()
             if on_ready is not None:
                 on_ready(server)

@@ -42,7 +42,7 @@ class ServerState:
     faults: FaultInjector
     token: str
     oauth_token: str
-    org_uuid: str
+    org_uuid: str | None  # None: any organization is accepted
     max_body_bytes: int
     record: Callable[[RequestRecord], None]
     stopping: threading.Event

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from ingress_logging.server import IngressServer
@@ -152,3 +154,20 @@ def test_endless_cursor_never_ends_the_pages(ingress_server, client, oauth):
         body = _teleport(client, ingress_server, "s", oauth, **params).json()
         cursor = body["next_cursor"]
     assert body["data"] == []
+
+
+def test_by_default_the_ingress_token_and_any_org_make_an_oauth_read(
+    ingress_server_factory, client
+):
+    """What a test written from PROTOCOL.md alone does against the defaults."""
+    srv = ingress_server_factory(token="T")
+    _chain(srv, "s", [{"uuid": "a"}])
+    headers = {"Authorization": "Bearer T", "x-organization-uuid": str(uuid.uuid4())}
+    assert client.get(srv.session_url("s"), headers=headers).json() == {"loglines": [{"uuid": "a"}]}
+    page = client.get(srv.teleport_url("s"), headers=headers, params={"limit": 10})
+    assert [e["payload"] for e in page.json()["data"]] == [{"uuid": "a"}]
+    assert (
+        client.get(srv.teleport_url("s"), headers={"Authorization": "Bearer T"}).status_code == 403
+    )
+    wrong = {"Authorization": "Bearer not-T", "x-organization-uuid": "o"}
+    assert client.get(srv.teleport_url("s"), headers=wrong).status_code == 401

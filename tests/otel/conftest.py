@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -35,18 +33,3 @@ def fast_engine_options() -> dict[str, Any]:
     from ingress_logging.protocol import RetryPolicy
 
     return {"retry_policy": RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.005)}
-
-
-@pytest.fixture
-def wait_for() -> Callable[..., Any]:
-    """Poll ``condition`` until it returns a truthy value or ``timeout`` passes."""
-
-    def wait(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value or time.monotonic() > deadline:
-                return value
-            time.sleep(0.005)
-
-    return wait

@@ -82,6 +82,15 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     return proc
 
 
+@pytest.fixture
+def instrument() -> Path:
+    """The ``opentelemetry-instrument`` command the otel extra installs."""
+    path = Path(sys.executable).parent / "opentelemetry-instrument"
+    if not path.exists():
+        pytest.skip("opentelemetry-instrument is not installed (otel extra)")
+    return path
+
+
 @pytest.mark.parametrize("ending", ["shutdown", "exit"])
 def test_sdk_configurator_builds_the_ingress_exporters_from_the_environment(
     ingress_server, tmp_path, ending
@@ -103,10 +112,7 @@ def test_sdk_configurator_builds_the_ingress_exporters_from_the_environment(
     assert span_entry["parentUuid"] == log_entry["uuid"]
 
 
-def test_opentelemetry_instrument_runs_an_unmodified_app(ingress_server, tmp_path):
-    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-    if not instrument.exists():
-        pytest.skip("opentelemetry-instrument is not installed (dev extra)")
+def test_opentelemetry_instrument_runs_an_unmodified_app(ingress_server, tmp_path, instrument):
     app = tmp_path / "app.py"
     app.write_text(textwrap.dedent(INSTRUMENTED_APP))
     env = _env(
@@ -128,12 +134,11 @@ def test_opentelemetry_instrument_runs_an_unmodified_app(ingress_server, tmp_pat
     assert logs[0]["scope"]["name"] == "instrumented.app"
 
 
-def test_the_issues_command_as_written_ships_an_unmodified_apps_logs(ingress_server, tmp_path):
+def test_the_issues_command_as_written_ships_an_unmodified_apps_logs(
+    ingress_server, tmp_path, instrument
+):
     """`OTEL_LOGS_EXPORTER=ingress opentelemetry-instrument python app.py`, nothing
     else named: no otlp default breaks startup, and stdlib logging is bridged."""
-    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-    if not instrument.exists():
-        pytest.skip("opentelemetry-instrument is not installed (otel extra)")
     app = tmp_path / "app.py"
     app.write_text(textwrap.dedent(INSTRUMENTED_APP))
     env = _env(ingress_server, "as-written", PYTHONWARNINGS="ignore::DeprecationWarning")
@@ -146,10 +151,7 @@ def test_the_issues_command_as_written_ships_an_unmodified_apps_logs(ingress_ser
     assert [e["body"] for e in entries] == ["inside the request 42", "after the request"]
 
 
-def test_the_logging_bridge_stays_off_when_the_app_says_so(ingress_server, tmp_path):
-    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-    if not instrument.exists():
-        pytest.skip("opentelemetry-instrument is not installed (otel extra)")
+def test_the_logging_bridge_stays_off_when_the_app_says_so(ingress_server, tmp_path, instrument):
     app = tmp_path / "app.py"
     app.write_text(textwrap.dedent(INSTRUMENTED_APP))
     env = _env(

@@ -14,6 +14,10 @@ reason ``closed``) and stops; an ``atexit`` hook closes with
 ``close_timeout``. Fork: the child resets everything (new locks, empty
 queues, zeroed numbers, no threads, no connections) - the parent's queued
 entries are the parent's to deliver - and starts its own workers lazily.
+
+Memory per session: idle sessions beyond ``max_idle_sessions`` are forgotten
+(least recently used first, see ``_retention``); their chain heads are kept
+in a second LRU so a returning session still chains without a 409 round trip.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final
@@ -39,6 +44,7 @@ from ._budget import RetryBudget
 from ._logsafe import warm_logging_caches
 from ._pool import THREAD_PREFIX, WorkerPool, is_worker_thread
 from ._reporter import Reporter
+from ._retention import DEFAULT_MAX_IDLE_SESSIONS
 from ._scheduler import DROPPED, TAKEN, Scheduler
 from ._seams import RetryBudgetHook, Spool, Transport
 from ._session import RUNNING, Item, estimate_size, fill_entry
@@ -82,6 +88,11 @@ class DeliveryEngine:
             ``block_timeout`` seconds for room, then refuse).
         max_concurrency: worker threads, i.e. sessions with a request in
             flight at once.
+        max_idle_sessions: idle sessions whose state is kept; beyond it the
+            least recently used idle one is forgotten (its per-session
+            numbers leave ``stats().sessions``; totals stay exact). Its chain
+            head is kept apart (the last 100,000 evicted, ``_retention``), so
+            its next entry still names the previous one as ``parentUuid``.
         close_timeout: deadline of the ``atexit`` close, and of ``flush()``
             and ``close()`` called without one.
         retry_budget: consulted before every retry (``_seams.RetryBudgetHook``);
@@ -110,6 +121,7 @@ class DeliveryEngine:
         overflow: OverflowPolicy = "drop_newest",
         block_timeout: float = 1.0,
         max_concurrency: int = 8,
+        max_idle_sessions: int = DEFAULT_MAX_IDLE_SESSIONS,
         close_timeout: float = 5.0,
         retry_budget: RetryBudgetHook | None = None,
         spool: Spool | None = None,
@@ -125,6 +137,7 @@ class DeliveryEngine:
             ("max_queue_entries", max_queue_entries),
             ("max_queue_bytes", max_queue_bytes),
             ("max_concurrency", max_concurrency),
+            ("max_idle_sessions", max_idle_sessions),
         ):
             if isinstance(number, bool) or not isinstance(number, int):
                 raise TypeError(f"{name} must be an int, not {type(number).__name__}")
@@ -132,6 +145,8 @@ class DeliveryEngine:
             raise ValueError("max_queue_entries and max_queue_bytes must be positive")
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if max_idle_sessions < 0:
+            raise ValueError("max_idle_sessions must not be negative")
         if block_timeout < 0 or close_timeout < 0:
             raise ValueError("block_timeout and close_timeout must not be negative")
         if host is None:
@@ -172,6 +187,7 @@ class DeliveryEngine:
             overflow=overflow,
             block_timeout=block_timeout,
             reporter=self._reporter,
+            max_idle_sessions=max_idle_sessions,
         )
         self._pool = WorkerPool(
             self._sched,
@@ -182,6 +198,7 @@ class DeliveryEngine:
             spool=spool,
             max_concurrency=max_concurrency,
         )
+        self._sched.retention.forget_head = self._pool.forget_head
         self._reset_process_state()
         self._closed = False
         os.register_at_fork(
@@ -195,7 +212,8 @@ class DeliveryEngine:
     def _reset_process_state(self) -> None:
         self._pid = os.getpid()
         self._spool_lock = threading.Lock()
-        self._spool_parents: dict[str, str | None] = {}
+        #: Spool mode's chain (assigned at submit), an LRU (``_retention``'s caps).
+        self._spool_parents: OrderedDict[str, str] = OrderedDict()
 
     def __repr__(self) -> str:
         s = self._sched
@@ -266,11 +284,13 @@ class DeliveryEngine:
             s = sched.session_locked(session_id)
             if self._closed:
                 sched.count_drop_locked(s, DROP_CLOSED, gap=False)
+                sched.note_idle_locked(s)
                 accepted = False
             else:
                 reason = sched.admit_locked(size, may_block=not is_worker_thread())
                 if reason is not None:
                     sched.count_drop_locked(s, reason, gap=True)
+                    sched.note_idle_locked(s)  # owes a gap now: kept, unless it was busy
                     accepted = False
                 else:
                     item = Item(s, entry, record, size)
@@ -323,7 +343,7 @@ class DeliveryEngine:
                 return self._refuse(session_id, "spool_full")
             uuid = prepared.get("uuid")
             if isinstance(uuid, str) and uuid:
-                self._spool_parents[session_id] = uuid
+                self._set_spool_parent(session_id, uuid)
         return self._enqueue(session_id, prepared, record, size, key)
 
     def _resubmit(self, session_id: str, entry: dict[str, Any]) -> None:
@@ -341,13 +361,22 @@ class DeliveryEngine:
             return
         uuid = entry.get("uuid")
         if isinstance(uuid, str) and uuid:
-            self._spool_parents[session_id] = uuid
+            self._set_spool_parent(session_id, uuid)
         self._enqueue(session_id, entry, None, estimate_size(entry, None), key)
+
+    def _set_spool_parent(self, session_id: str, uuid: str) -> None:
+        parents = self._spool_parents
+        parents[session_id] = uuid
+        parents.move_to_end(session_id)
+        retention = self._sched.retention
+        if len(parents) > retention.max_heads + retention.max_idle:
+            parents.popitem(last=False)  # its next entry: parentUuid null (docs/delivery.md)
 
     def _refuse(self, session_id: str, reason: str) -> bool:
         with self._sched.lock:
             s = self._sched.session_locked(session_id)
             self._sched.count_drop_locked(s, reason, gap=reason != DROP_PREPARE)
+            self._sched.note_idle_locked(s)
         return False
 
     # -- flush / close -----------------------------------------------------------

@@ -194,6 +194,16 @@ class WorkerPool:
                     transport = self._transport = self._factory(self._host)
         return transport
 
+    def forget_head(self, session_id: str) -> None:
+        """The engine forgot this session's chain head: the transport forgets its
+        ``Last-Uuid`` too, or its map would grow without bound (the next entry
+        then finds the head through the protocol's 409 recovery). Called under
+        the scheduler's lock: O(1), no I/O. A transport without ``forget`` keeps
+        its own map (``_seams.Transport`` does not require it)."""
+        forget = getattr(self._transport, "forget", None)
+        if callable(forget):
+            forget(session_id)
+
     def close_transport(self) -> None:
         with self._transport_lock:
             transport, self._transport = self._transport, None

@@ -13,6 +13,9 @@ Order and independence: a session is owned by at most one worker at a time
 holding no worker, so its 8-second wait delays nobody else. A worker that
 finishes a step keeps its session if nobody else is ready (no lock hand-off
 per entry), else sends it to the back of the ready deque (round robin).
+
+Idle sessions beyond ``max_idle_sessions`` are forgotten (``_retention``);
+the totals live here, not on sessions, so they stay exact.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections import deque
 from typing import Final
 
 from ._reporter import Reporter
+from ._retention import DEFAULT_MAX_IDLE_SESSIONS, SessionRetention
 from ._session import IDLE, READY, RUNNING, WAITING, Item, SessionState
 from ._types import (
     DROP_BLOCK_TIMEOUT,
@@ -101,12 +105,14 @@ class Scheduler:
         overflow: OverflowPolicy,
         block_timeout: float,
         reporter: Reporter,
+        max_idle_sessions: int = DEFAULT_MAX_IDLE_SESSIONS,
     ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.overflow = overflow
         self.block_timeout = block_timeout
         self.reporter = reporter
+        self.retention = SessionRetention(max_idle_sessions)
         self.reinit()
 
     def reinit(self) -> None:
@@ -116,6 +122,7 @@ class Scheduler:
         self.space = threading.Condition(self.lock)
         self.done = threading.Condition(self.lock)
         self.sessions: dict[str, SessionState] = {}
+        self.retention.reset()
         self.ready: deque[SessionState] = deque()
         self.timers: list[tuple[float, int, SessionState]] = []
         self._tiebreak = itertools.count()
@@ -147,7 +154,12 @@ class Scheduler:
         s = self.sessions.get(session_id)
         if s is None:
             s = self.sessions[session_id] = SessionState(session_id)
+            self.retention.restore(s)  # evicted earlier: its chain head
         return s
+
+    def note_idle_locked(self, s: SessionState) -> None:
+        """``s`` may have become idle: an eviction candidate (``_retention``)."""
+        self.retention.note_idle(s, self.sessions)
 
     def admit_locked(self, size: int, *, may_block: bool) -> str | None:
         """Make room for ``size`` bytes; None when it fits, else the drop reason."""
@@ -191,6 +203,7 @@ class Scheduler:
         if s.state == IDLE:
             s.state = READY
             self.ready.append(s)
+            self.retention.busy(s)
             return True
         return False
 
@@ -294,6 +307,7 @@ class Scheduler:
             self.ready.append(s)
         else:
             s.state = IDLE
+            self.note_idle_locked(s)
         return self._next_ready_locked()
 
     def _release_due_locked(self, now: float) -> None:
@@ -311,6 +325,7 @@ class Scheduler:
             s = self.ready.popleft()
             if s.pending is None and s.current is None and not self.take_next_locked(s):
                 s.state = IDLE  # its only items were evicted while it waited
+                self.note_idle_locked(s)
                 continue
             s.state = RUNNING
             return s

@@ -98,6 +98,10 @@ class ClientTransport:
     def waited(self, pending: Pending) -> Action:
         return self.client.resume(pending)  # type: ignore[arg-type]
 
+    def forget(self, session_id: str) -> None:
+        """Drop the client's chain head for a session the engine evicted."""
+        self.client.clear_session(session_id)
+
     def close(self) -> None:
         self.client.close()
         if self._owned is not None:

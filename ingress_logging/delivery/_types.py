@@ -67,7 +67,8 @@ class Health:
     """A consistent snapshot of the engine (taken under its lock).
 
     ``submitted``/``delivered``/``retried``/``dropped``/``failed`` are totals;
-    ``sessions`` has the same numbers per session id; the ``*_by_reason``
+    ``sessions`` has the same numbers per session id the engine still keeps
+    (idle ones beyond ``max_idle_sessions`` are forgotten); the ``*_by_reason``
     maps split drops and failures by reason; ``queued_entries`` and
     ``queued_bytes`` are what the memory cap is checked against (queued plus
     in flight; bytes are the estimate, corrected to the serialised size once

@@ -202,7 +202,8 @@ class WorkerPool:
         its own map (``_seams.Transport`` does not require it)."""
         forget = getattr(self._transport, "forget", None)
         if callable(forget):
-            forget(session_id)
+            with contextlib.suppress(Exception):  # never out through a worker's booking
+                forget(session_id)
 
     def close_transport(self) -> None:
         with self._transport_lock:

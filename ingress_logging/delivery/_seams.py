@@ -34,7 +34,12 @@ class Pending(Protocol):
 
 
 class Transport(Protocol):
-    """Performs appends one step at a time; never sleeps."""
+    """Performs appends one step at a time; never sleeps.
+
+    Optional: ``forget(session_id)``, called (O(1), under the engine's lock)
+    when the engine forgets an evicted session's chain head, so a transport's
+    own head map stays bounded too (``_retention``).
+    """
 
     def begin(self, session_id: str, entry: dict[str, Any], url: str) -> Pending:
         """Serialise ``entry`` and start its exchange (TypeError: not serialisable)."""

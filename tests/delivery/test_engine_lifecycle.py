@@ -119,14 +119,19 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def test_short_script_loses_nothing_at_exit(ingress_server):
-    out = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, ingress_server.base_url, ingress_server.token],
+def _run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter, to its real exit (atexit included)."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     )
+
+
+def test_short_script_loses_nothing_at_exit(ingress_server):
+    out = _run_script(_SCRIPT, ingress_server.base_url, ingress_server.token)
     assert "submitted" in out.stdout
     assert [e["message"] for e in ingress_server.entries("exit-session")] == [
         str(i) for i in range(50)
@@ -136,13 +141,7 @@ def test_short_script_loses_nothing_at_exit(ingress_server):
 
 def test_exit_never_hangs_when_the_server_is_down(down_url):
     t0 = time.monotonic()
-    out = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, down_url, "some-token"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    out = _run_script(_SCRIPT, down_url, "some-token")
     assert "submitted" in out.stdout
     assert time.monotonic() - t0 < 10  # interpreter start + the 1 s close deadline
 
@@ -201,13 +200,7 @@ def test_a_handlers_close_timeout_bounds_the_exit_with_the_server_down(down_url)
     """The shared engine closes at exit before logging.shutdown reaches the
     handler: the deadline set on the handler must reach the engine (default 5 s)."""
     t0 = time.monotonic()
-    out = subprocess.run(
-        [sys.executable, "-c", _HANDLER_EXIT_SCRIPT, down_url, "0.3"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    out = _run_script(_HANDLER_EXIT_SCRIPT, down_url, "0.3")
     assert "logged" in out.stdout
     assert time.monotonic() - t0 < 4  # interpreter start + 0.3 s; the engine's 5 s before
 

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
+from ._frontdoor import EngineLike
 from ._session_id import validate_session_id
 from .diagnostics import DiagnosticSink, DropCounter, logger_sink
 from .entries import DEFAULT_LIMITS, SESSION_ID_VAR, Limits, RecordCapture
@@ -62,19 +63,8 @@ _log = logging.getLogger(__name__)
 _ENTRY_OVERHEAD: Final = 512
 
 
-class _Engine(Protocol):
-    """The part of ``delivery.DeliveryEngine`` this handler uses."""
-
-    def submit(
-        self,
-        session_id: str,
-        entry: dict[str, Any] | Callable[[], dict[str, Any]],
-        *,
-        record: object | None = None,
-        size_hint: int | None = None,
-    ) -> bool: ...
-
-    def flush(self, timeout: float | None = None) -> Any: ...
+class _Engine(EngineLike, Protocol):
+    """The part of ``delivery.DeliveryEngine`` this handler uses: a front door's, and more."""
 
     def stats(self) -> Any: ...
 

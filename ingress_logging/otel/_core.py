@@ -14,8 +14,9 @@ import functools
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
+from .._frontdoor import EngineLike
 from .._session_id import validate_session_id
 from ..diagnostics import DiagnosticSink, DropCounter, logger_sink
 from ..entries import Limits
@@ -49,19 +50,8 @@ DROP_IGNORED_SCOPE: Final = "ignored_scope"
 SHUTDOWN_INCOMPLETE: Final = "otel_exporter_shutdown_incomplete"
 
 
-class Engine(Protocol):
-    """The part of ``delivery.DeliveryEngine`` the exporters use."""
-
-    def submit(
-        self,
-        session_id: str,
-        entry: dict[str, Any] | Callable[[], dict[str, Any]],
-        *,
-        record: object | None = None,
-        size_hint: int | None = None,
-    ) -> bool: ...
-
-    def flush(self, timeout: float | None = None) -> Any: ...
+#: The part of ``delivery.DeliveryEngine`` the exporters use.
+Engine = EngineLike
 
 
 class ExporterCore:

@@ -101,48 +101,27 @@ def test_module_cli_serves_over_http_and_never_prints_the_token(tmp_path):
     assert token not in first + rest
 
 
-def test_module_cli_rejects_a_bad_fault_spec(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ingress_logging.server",
-            "--port",
-            "0",
-            "--db",
-            ":memory:",
-            "--token",
-            "T",
-            "--faults",
-            '{"latency": -5}',
-        ],
+def _module_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m ingress_logging.server ARGS`` to its end (for the ones that fail fast)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ingress_logging.server", *args],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
+    )
+
+
+def test_module_cli_rejects_a_bad_fault_spec(tmp_path):
+    result = _module_cli(
+        "--port", "0", "--db", ":memory:", "--token", "T", "--faults", '{"latency": -5}'
     )
     assert result.returncode == 2
     assert "latency" in result.stderr
 
 
 def test_module_cli_reports_a_taken_port(ingress_server):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ingress_logging.server",
-            "--port",
-            str(ingress_server.port),
-            "--db",
-            ":memory:",
-            "--token",
-            "T",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = _module_cli("--port", str(ingress_server.port), "--db", ":memory:", "--token", "T")
     assert result.returncode == 1
     assert f"cannot serve on 127.0.0.1:{ingress_server.port}" in result.stderr
     assert "Traceback" not in result.stderr

@@ -24,8 +24,8 @@ from ..errors import ConfigError
 from ._app import Handler
 from ._faults import FaultInjector
 from ._state import RequestRecord, ServerState
-from ._store import Store
 from ._wire import Listener
+from .store import Store, open_store
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "IngressServer", "run_server", "serve"]
 
@@ -94,7 +94,7 @@ class IngressServer:
     def store(self) -> Store:
         """The SQLite store (opened on first start, kept for ``:memory:``)."""
         if self._store is None:
-            self._store = Store(self.db)
+            self._store = open_store(self.db)
         return self._store
 
     def start(self) -> Self:

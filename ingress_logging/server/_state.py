@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._faults import FaultInjector
-from ._store import Store
+from .store import Store
 
 __all__ = ["RequestRecord", "ServerState"]
 
@@ -48,4 +48,4 @@ class ServerState:
     stopping: threading.Event
 
     def __repr__(self) -> str:  # never show the tokens
-        return f"ServerState(db={self.store.path!r})"
+        return f"ServerState(db={self.store.description!r})"

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from ingress_logging.server import IngressServer
+from ingress_logging.server.store import Store, open_store
 
 
 @pytest.fixture
@@ -28,3 +29,13 @@ def oauth(ingress_server: IngressServer) -> dict[str, str]:
         "Authorization": f"Bearer {ingress_server.oauth_token}",
         "x-organization-uuid": ingress_server.org_uuid,
     }
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    """A fresh store of the engine under test."""
+    s = open_store(":memory:")
+    try:
+        yield s
+    finally:
+        s.close()

@@ -31,10 +31,25 @@ def oauth(ingress_server: IngressServer) -> dict[str, str]:
     }
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_db(request: pytest.FixtureRequest) -> str:
+    """The store under test: in-memory SQLite, or a fresh PostgreSQL schema."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return ":memory:"
+
+
 @pytest.fixture
-def store() -> Iterator[Store]:
+def ingress_server_db(store_db: str) -> str:
+    """Every server test runs once on SQLite and once on PostgreSQL."""
+    return store_db
+
+
+@pytest.fixture
+def store(store_db: str) -> Iterator[Store]:
     """A fresh store of the engine under test."""
-    s = open_store(":memory:")
+    s = open_store(store_db)
     try:
         yield s
     finally:

@@ -48,5 +48,7 @@ def open_store(db: str, *, migrate: bool = True) -> Store:
     """The store at ``db``, its schema upgraded unless ``migrate=False``
     (then an old schema is refused, never misread)."""
     if is_postgres_url(db):
-        raise ValueError("PostgreSQL is not supported by this version yet")
+        from .postgres import PostgresStore
+
+        return PostgresStore(db, migrate=migrate)
     return SQLiteStore(db, migrate=migrate)

@@ -63,6 +63,7 @@ class IngressServer:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         faults: FaultInjector | Mapping[str, Any] | None = None,
         record_requests: bool = True,
+        access_log: bool = False,
         retention: float | None = None,
         ssl_context: ssl.SSLContext | None = None,
         sock: socket.socket | None = None,
@@ -82,6 +83,7 @@ class IngressServer:
             if faults is not None:
                 self.faults.configure(faults)
         self.record_requests = record_requests
+        self.access_log = access_log
         self.retention = retention
         self.metrics = Metrics()
         self._ssl = ssl_context
@@ -121,6 +123,7 @@ class IngressServer:
             max_body_bytes=self.max_body_bytes,
             record=self._record if self.record_requests else None,
             metrics=self.metrics,
+            access_log=self.access_log,
         )
         app = IngressApp(state)
         sock = self._sock if self._sock is not None else bind_socket(self.host, self.port)

@@ -9,22 +9,18 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
 import socket
 import ssl
-import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 from .._session_id import quote_session_id, validate_session_id
-from ..errors import ConfigError
 from ._asgi import IngressApp
 from ._faults import FaultInjector
 from ._metrics import Metrics
@@ -32,7 +28,7 @@ from ._runner import Runner, bind_socket
 from ._state import RequestRecord, ServerState
 from .store import Store, open_store
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "IngressServer", "run_server", "serve"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "IngressServer", "run_server", "safe_db"]
 
 #: Largest accepted PUT body; larger ones get 413.
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -95,7 +91,7 @@ class IngressServer:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"IngressServer({self.host}:{self.port}, db={_safe_db(self.db)!r}, {state})"
+        return f"IngressServer({self.host}:{self.port}, db={safe_db(self.db)!r}, {state})"
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -261,7 +257,7 @@ class IngressServer:
             self._records_changed.notify_all()
 
 
-def _safe_db(db: str) -> str:
+def safe_db(db: str) -> str:
     """The db address without a password (``postgresql://user:***@host/db``)."""
     from urllib.parse import urlsplit
 
@@ -299,63 +295,3 @@ def run_server(
     )
     with server:
         yield server
-
-
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 8765,
-    db: str = "./ingress.db",
-    token: str | None = None,
-    *,
-    oauth_token: str | None = None,
-    org_uuid: str | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    faults: FaultInjector | Mapping[str, Any] | None = None,
-    stop: threading.Event | None = None,
-    announce: bool = True,
-    on_ready: Callable[[IngressServer], None] | None = None,
-) -> None:
-    """Serve until Ctrl-C or SIGTERM (or until ``stop`` is set), blocking the caller.
-
-    ``token`` falls back to ``$INGRESS_LOGGING_TOKEN``; without either this
-    raises ConfigError (a token is never generated and printed). The OAuth
-    token defaults to the ingress token. With ``announce`` the URL, database
-    and org uuid (not a secret) are printed to stderr. ``on_ready`` is
-    called with the running server (its real port, its ``faults``) before
-    serving blocks; a CLI or a test uses it to learn an ephemeral port.
-    """
-    token = token if token is not None else os.environ.get("INGRESS_LOGGING_TOKEN")
-    if not token:
-        raise ConfigError("serve() needs a token (argument or INGRESS_LOGGING_TOKEN)")
-    server = IngressServer(
-        token,
-        db=db,
-        host=host,
-        port=port,
-        oauth_token=oauth_token if oauth_token is not None else token,
-        org_uuid=org_uuid,
-        max_body_bytes=max_body_bytes,
-        faults=faults,
-    )
-    waiter = stop if stop is not None else threading.Event()
-    # SIGTERM (process managers, CI) stops it like Ctrl-C: a clean close, exit 0.
-    # Installed before the address is announced, so a signal sent as soon as the
-    # server answers never meets the default (kill) handler.
-    on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if on_main else None
-    try:
-        with server:
-            if announce:
-                print(f"session-ingress listening on {server.base_url} (db: {db})", file=sys.stderr)
-                org = server.org_uuid if server.org_uuid_checked else "any"
-                print(f"  x-organization-uuid for OAuth reads: {org}", file=sys.stderr)
-                sys.stderr.flush()
-            if on_ready is not None:
-                on_ready(server)
-            while not waiter.wait(0.5):
-                pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if on_main:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

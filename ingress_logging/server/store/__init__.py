@@ -19,6 +19,7 @@ from .base import (
     StoreError,
     TokenRow,
     UnknownEntryError,
+    check_scope,
 )
 from .sqlite import SQLiteStore
 
@@ -35,6 +36,7 @@ __all__ = [
     "StoreError",
     "TokenRow",
     "UnknownEntryError",
+    "check_scope",
     "is_postgres_url",
     "open_store",
 ]

@@ -221,3 +221,40 @@ def test_client_library_reads_incrementally_unaffected(ingress_server, client, a
     r = client.get(ingress_server.session_url("s"), headers=auth)
     assert r.json() == {"loglines": [{"type": "user", "uuid": "a"}]}
     assert isinstance(r, httpx.Response)
+
+
+def test_https_with_a_certificate_and_key(ingress_server_factory, tmp_path):
+    """--certfile/--keyfile: the server speaks TLS; a client trusting the CA appends."""
+    import ssl
+
+    import trustme
+
+    from ingress_logging.server._serve import tls_context
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    srv = ingress_server_factory(ssl_context=tls_context(str(certfile), str(keyfile)))
+    assert srv.base_url.startswith("https://")
+    trust = ssl.create_default_context()
+    ca.configure_trust(trust)
+    with httpx.Client(verify=trust) as tls:
+        r = tls.put(
+            srv.session_url("s"),
+            json={"uuid": "a"},
+            headers={"Authorization": f"Bearer {srv.token}"},
+        )
+        assert r.status_code == 201
+    with pytest.raises(httpx.HTTPError):  # plain HTTP to the TLS port is refused
+        httpx.get(srv.base_url.replace("https", "http") + "/healthz", timeout=5)
+
+
+def test_a_bad_certificate_file_is_named(tmp_path):
+    from ingress_logging.errors import ConfigError
+    from ingress_logging.server._serve import tls_context
+
+    missing = str(tmp_path / "nope.pem")
+    with pytest.raises(ConfigError, match=r"nope\.pem"):
+        tls_context(missing, None)

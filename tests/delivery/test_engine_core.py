@@ -188,6 +188,7 @@ class _SameHead409(http.server.BaseHTTPRequestHandler):
     (or a fixed head), and every GET with a session holding only that head."""
 
     HEAD = "00000000-0000-4000-8000-000000000000"
+    protocol_version = "HTTP/1.1"
 
     def do_PUT(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", "0")))
@@ -228,7 +229,7 @@ def test_a_409_echoing_the_sent_head_is_never_reported_delivered(same_head_serve
             assert engine.submit("s", {"type": "system", "content": f"m{i}"})
         result = engine.flush(20)
         assert (result.delivered, result.failed) == (0, 5)
-        assert engine.stats().failed_by_reason == {"retries_exhausted": 5}
+        assert engine.stats().failed_by_reason == {"retries_exhausted": 5}  # read, never "stored"
     finally:
         engine.close(2)
 

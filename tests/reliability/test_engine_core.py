@@ -215,11 +215,11 @@ def test_a_slow_server_releases_the_worker_at_the_request_deadline(mode: str) ->
     stop = threading.Event()
     url, thread = _hostile(mode, stop)
     engine = DeliveryEngine(
-        base_api_url=url, token="t", timeout=1.0, retry_policy=RetryPolicy(max_attempts=1)
+        base_api_url=url, token="t", timeout=2.0, retry_policy=RetryPolicy(max_attempts=1)
     )
     try:
         assert engine.submit("slow", {"type": "system", "content": "x"})
-        result = engine.flush(8.0)  # one attempt, 1 s deadline: failed long before 8 s
+        result = engine.flush(10.0)  # one attempt, 2 s deadline: failed long before 10 s
         assert (result.failed, result.pending) == (1, 0)
     finally:
         engine.close(1)

@@ -103,18 +103,26 @@ class _DeadlineSocket:
     time left of the request's total deadline (``timeout``).
     """
 
-    __slots__ = ("_sock", "deadline")
+    __slots__ = ("_sock", "_timeout", "deadline")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self._timeout: float | None = sock.gettimeout()
         self.deadline: float | None = None
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        self._sock.settimeout(timeout)
 
     def _arm(self) -> None:
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("request deadline passed")
-            self._sock.settimeout(left)
+            # Only when the time left is below the operation timeout already
+            # set: a settimeout costs two fcntl calls, not worth it per read.
+            if self._timeout is None or left < self._timeout:
+                self.settimeout(left)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         self._arm()

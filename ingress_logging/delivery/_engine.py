@@ -47,9 +47,9 @@ from ._options import check_conflicts, check_numbers, overflow_name
 from ._pool import WorkerPool
 from ._reporter import Reporter
 from ._retention import DEFAULT_MAX_IDLE_SESSIONS
-from ._scheduler import Scheduler
+from ._scheduler import REFUSED, Scheduler
 from ._seams import RetryBudgetHook, Spool, Transport
-from ._session import Item, Prepared, SessionState, estimate_size, fill_entry
+from ._session import Prepared, estimate_size, fill_entry
 from ._spool import DEFAULT_SPOOL_MAX_BYTES
 from ._spool import Spool as SqliteSpool
 from ._threads import THREAD_PREFIX, is_worker_thread
@@ -317,25 +317,28 @@ class DeliveryEngine:
         # request id, the current span) sees the caller's values. O(1).
         context = contextvars.copy_context() if spool_key is None else None
 
-        def make_item(s: SessionState) -> Item:
-            item = Item(s, entry, record, size)
-            item.spool_key = spool_key
-            if spool_key is not None:
-                item.prepared = Prepared.FILLED if filled_parent else Prepared.YES
-            item.context = context
-            return item
-
-        admission = self._sched.submit(
-            session_id, make_item, size, may_block=not is_worker_thread()
+        if spool_key is None:
+            prepared = Prepared.NO
+        else:
+            prepared = Prepared.FILLED if filled_parent else Prepared.YES
+        spawn = self._sched.submit(
+            session_id,
+            entry,
+            record,
+            size,
+            context=context,
+            spool_key=spool_key,
+            prepared=prepared,
+            may_block=not is_worker_thread(),
         )
-        if admission.spawn:
-            self._pool.spawn(admission.spawn)
+        if spawn > 0:
+            self._pool.spawn(spawn)
         if self._spool is not None:
-            if not admission.accepted and spool_key is not None:
+            if spawn == REFUSED and spool_key is not None:
                 self._spool.acknowledge(spool_key)
-            for key in admission.evicted_keys or ():  # drop_oldest evicted spooled entries
+            for key in self._sched.take_evicted_keys() or ():  # drop_oldest evicted them
                 self._spool.acknowledge(key)
-        return admission.accepted
+        return spawn != REFUSED
 
     def _submit_spooled(
         self,

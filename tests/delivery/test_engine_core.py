@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from ingress_logging import IngressHandler
-from ingress_logging.delivery import DeliveryEngine, SqliteSpool
+from ingress_logging.delivery import DeliveryEngine, FlushResult, SqliteSpool
 
 
 def _contents(server: Any, sid: str) -> list[str]:
@@ -359,3 +359,25 @@ def test_conflicting_arguments_raise_type_error_naming_both(kwargs, names, tmp_p
     finally:
         if "http_client" in given:
             given["http_client"].close()
+
+
+# -- item 1, the rules of re-entry (the signal and __del__ runs are in tests/reliability) --
+
+
+def test_calls_nested_inside_the_engine_take_no_lock(ingress_server, make_engine):
+    from ingress_logging.delivery import _reentry
+
+    engine = make_engine()
+    with _reentry.guard():  # as if a signal handler interrupted this thread inside submit
+        assert engine.submit("nested", {"type": "system", "content": "inner"})
+        assert engine.flush(5) == FlushResult(timed_out=True)  # returns at once
+        with pytest.raises(RuntimeError, match="same thread"):
+            engine.stats()
+        for i in range(_reentry.MAX_DEFERRED + 5):  # "inner" is kept already: 6 beyond
+            engine.submit("nested", {"type": "system", "content": f"n{i}"})
+        assert ingress_server.entries("nested") == []
+    # Leaving the outermost call queued what waited, in order.
+    assert engine.flush(30).delivered == _reentry.MAX_DEFERRED
+    stored = _contents(ingress_server, "nested")
+    assert stored == ["inner"] + [f"n{i}" for i in range(_reentry.MAX_DEFERRED - 1)]
+    assert engine.stats().dropped_by_reason == {"reentrant": 6}

@@ -204,14 +204,7 @@ class SQLiteStore:
                 if check and last_uuid != head:
                     conn.execute("ROLLBACK")
                     return AppendResult(409, head, stored=False)
-                if entry_uuid is not None and (
-                    entry_uuid == head
-                    or conn.execute(
-                        "SELECT 1 FROM events WHERE session_id = ? AND uuid = ?",
-                        (session_id, entry_uuid),
-                    ).fetchone()
-                    is not None
-                ):
+                if entry_uuid is not None and entry_uuid == head:
                     conn.execute("ROLLBACK")
                     return AppendResult(409, head, stored=False)
                 stamp = iso(now())
@@ -221,18 +214,23 @@ class SQLiteStore:
                         " VALUES (?, NULL, ?, 0, ?)",
                         (session_id, stamp, stamp),
                     )
-                cur = conn.execute(
-                    "INSERT INTO events (session_id, uuid, event_type, is_compaction, is_entry,"
-                    " payload, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                    (
-                        session_id,
-                        entry_uuid,
-                        event_type(entry),
-                        int(is_compaction_boundary(entry)),
-                        payload,
-                        stamp,
-                    ),
-                )
+                try:
+                    # a uuid already in the session: the unique index refuses it
+                    cur = conn.execute(
+                        "INSERT INTO events (session_id, uuid, event_type, is_compaction,"
+                        " is_entry, payload, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                        (
+                            session_id,
+                            entry_uuid,
+                            event_type(entry),
+                            int(is_compaction_boundary(entry)),
+                            payload,
+                            stamp,
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    conn.execute("ROLLBACK")
+                    return AppendResult(409, head, stored=False)
                 if entry_uuid is not None:
                     head = entry_uuid
                 conn.execute(

@@ -180,6 +180,7 @@ class _Exchange:
         self.route = "other"
         self.close = False
         self.unrecorded = self.path not in UNRECORDED
+        self.accounted = False
 
     # --- the request ----------------------------------------------------------
 
@@ -210,25 +211,37 @@ class _Exchange:
             await self._send_error(500, "internal server error")
         finally:
             self._record()
-            seconds = time.monotonic() - self.t
-            if self.path not in UNRECORDED:
-                state.metrics.observe(self.route, self.status, seconds)
-            # state.access_log, not logger.isEnabledFor: that takes the logging
-            # module lock when its cache is cold, and an app may hold that lock
-            # while it waits for this server (dictConfig flushing handlers).
-            if state.access_log:
-                client = self.scope.get("client")
-                ACCESS_LOGGER.info(
-                    access_line(
-                        method=self.method,
-                        path=self.path,
-                        status=self.status,
-                        seconds=seconds,
-                        size=self.size,
-                        peer=None if not client else str(client[0]),
-                        fault=self.fault,
-                    )
+            self._account()
+
+    def _account(self) -> None:
+        """Count the request in the metrics and write its access-log line, once.
+
+        Called just before the reply goes out (so a client holding its answer
+        finds both), or at the end for a request that got none.
+        """
+        if self.accounted:
+            return
+        self.accounted = True
+        state = self.state
+        seconds = time.monotonic() - self.t
+        if self.path not in UNRECORDED:
+            state.metrics.observe(self.route, self.status, seconds)
+        # state.access_log, not logger.isEnabledFor: that takes the logging
+        # module lock when its cache is cold, and an app may hold that lock
+        # while it waits for this server (dictConfig flushing handlers).
+        if state.access_log:
+            client = self.scope.get("client")
+            ACCESS_LOGGER.info(
+                access_line(
+                    method=self.method,
+                    path=self.path,
+                    status=self.status,
+                    seconds=seconds,
+                    size=self.size,
+                    peer=None if not client else str(client[0]),
+                    fault=self.fault,
                 )
+            )
 
     async def _read_body(self) -> bytes | None:
         limit = self.state.max_body_bytes
@@ -322,6 +335,7 @@ class _Exchange:
         self.status = status
         self.size = len(body)
         self._record()
+        self._account()
         raw = [
             (b"date", _http_date()),
             (b"content-type", content_type.encode()),

@@ -114,6 +114,10 @@ class PostgresStore:
                 "PostgreSQL needs the postgres extra: pip install 'ingress-logging[postgres]'"
             ) from None
         self.description = _safe(url)
+        try:  # one direct attempt first: the pool would retry until its timeout
+            psycopg.connect(url, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {self.description}: {_reason(exc)}") from None
         self._unique_violation = psycopg.errors.UniqueViolation
         self._pool = ConnectionPool(
             url,

@@ -13,6 +13,8 @@ In the same run, for the same workload:
   (extracted with ``git archive`` into a temporary directory);
 * the store alone: ``store.append`` called in a loop, in process, with no
   HTTP (the ceiling for any HTTP layer on that store);
+* the HTTP stack alone: the same runner with an app that stores nothing
+  (``_trivial_server.py``), the ceiling of the HTTP layer;
 * with ``--pg URL``: PostgreSQL with 1 and 2 worker processes, and its store alone.
 
 Usage: ``.venv/bin/python benchmarks/bench_server.py [--seconds 3] [--pg postgresql://...]``
@@ -165,12 +167,19 @@ def drive(port: int, sessions: int, connections: int, seconds: float) -> float:
 
 
 def start_server(db: str, cpu: int | None, *, workers: int = 1, env: dict[str, str] | None = None):
+    if db == "trivial":
+        args = [sys.executable, str(Path(__file__).with_name("_trivial_server.py"))]
+        return _started(args, cpu, None)
     args = [sys.executable, "-m", "ingress_logging.server", "--port", "0", "--db", db]
     args += ["--token", TOKEN]
     if workers > 1:
         args += ["--workers", str(workers)]
     if env is None:  # today's server: no access log while measuring
         args += ["--no-access-log"]
+    return _started(args, cpu, env)
+
+
+def _started(args: list[str], cpu: int | None, env: dict[str, str] | None):
     proc = subprocess.Popen(
         args,
         stderr=subprocess.PIPE,
@@ -253,6 +262,13 @@ def main() -> int:
     _pin(client_cpu)
     with tempfile.TemporaryDirectory() as tmp:
         base_env = baseline_env(args.baseline_rev, tmp)
+        proc, port = start_server("trivial", server_cpu)
+        try:
+            wall, stack = measure(proc, port, args.sessions, args.seconds)
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=10)
+        print(f"HTTP stack alone (an app that stores nothing): {stack:6.0f} per server CPU-second")
         for name, db in (("memory", ":memory:"), ("file-wal", os.path.join(tmp, "b.db"))):
             rates: dict[str, float] = {}  # per server CPU second: the "one core" rate
             walls: dict[str, float] = {}

@@ -5,8 +5,14 @@ laptop closed, a killed job) must be finishable by running the same command
 again. So for each target session ``ship`` first reads what the session holds
 (which also primes the client's chain head), then skips every entry already
 there - by ``uuid``, or, for entries that carry none (summaries, snapshots),
-by identical content - and appends the rest in file order with the blocking
-client, one entry at a time, so each entry gets its own outcome.
+by identical content, counted: the n-th identical line of a run is skipped
+only when the session held at least n of them before it - and appends the
+rest in file order with the blocking client, one entry at a time, so each
+entry gets its own outcome.
+
+A server that cannot be reached stops the run at the first failure, with one
+line naming the address and the reason: every later line would fail the
+same way.
 
 Entries are sent exactly as read: their ``uuid``, ``parentUuid`` and
 ``sessionId`` are never rewritten, even when ``--session`` sends them to a
@@ -32,6 +38,7 @@ from ._app import pass_config
 from ._config import CliConfig, LastEvent
 from ._jsonl import BadLine, Line, canonical, read_jsonl
 from ._progress import Reporter, make_progress
+from ._reach import unreachable
 
 if TYPE_CHECKING:
     from ..client import SessionIngressClient
@@ -48,6 +55,12 @@ class ShipCounts:
     failed: int = 0
     bad: int = 0
     dropped: int = 0
+    #: Per target session, in the order first met: outcome -> count.
+    sessions: dict[str, collections.Counter[str]] = field(default_factory=dict)
+
+    def count(self, session_id: str, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        self.sessions.setdefault(session_id, collections.Counter())[outcome] += 1
 
     def summary(self) -> str:
         text = (
@@ -57,6 +70,18 @@ class ShipCounts:
         if self.dropped:
             text += f", {self.dropped} dropped by plugins"
         return text
+
+    def per_session(self) -> list[str]:
+        """One line per session: what was written to it (and what was not)."""
+        lines = []
+        for sid, c in self.sessions.items():
+            text = f"session {sid}: {c['sent']} sent, {c['skipped']} skipped"
+            if c["failed"]:
+                text += f", {c['failed']} failed"
+            if c["dropped"]:
+                text += f", {c['dropped']} dropped by plugins"
+            lines.append(text)
+        return lines
 
 
 @dataclass
@@ -133,6 +158,17 @@ class _Present:
         else:
             self.others[canonical(entry)] += 1
 
+    def sent(self, entry: dict[str, Any]) -> None:
+        """Account for an entry this run stored.
+
+        Only its uuid: a second identical uuid-less line is a second entry
+        (two equal summaries are two lines of the transcript), and must not
+        match the copy this run just stored.
+        """
+        uuid = entry.get("uuid")
+        if isinstance(uuid, str) and uuid:
+            self.uuids.add(uuid)
+
     def take(self, entry: dict[str, Any]) -> bool:
         """True if the entry is already stored (and account for it)."""
         uuid = entry.get("uuid")
@@ -150,7 +186,12 @@ def _read_sessions(
 ) -> dict[str, _Present | None]:
     present: dict[str, _Present | None] = {}
     for sid in sessions:
-        logs = client.get_session_logs(sid, config.session_url(sid))
+        url = config.session_url(sid)
+        logs = client.get_session_logs(sid, url)
+        if logs is None:
+            down = unreachable(url, config.timeout)
+            if down is not None:
+                raise click.ClickException(f"{down}; nothing was sent")
         present[sid] = None if logs is None else _Present(logs)
     return present
 
@@ -164,16 +205,18 @@ def _send(
     counts: ShipCounts,
     reporter: Reporter,
     jobs: int,
-) -> None:
+) -> str | None:
     """Append every planned entry not already present; count each outcome.
 
     Sessions are independent, so up to ``jobs`` of them are shipped at once
     (one thread each); within a session entries go strictly in file order.
+    Returns why the run stopped early (the server cannot be reached), if it did.
     """
     host = config.host()
     urls = {sid: config.session_url(sid) for sid in present}
     lock = threading.Lock()
     stop = threading.Event()
+    stopped: list[str] = []
 
     def one(item: _Planned) -> None:
         held = present[item.session_id]
@@ -190,11 +233,18 @@ def _send(
             outcome = "skipped"
         elif client.append_session_log(item.session_id, entry, urls[item.session_id]):
             outcome = "sent"
-            held.add(entry)
+            held.sent(entry)
         else:
+            down = unreachable(urls[item.session_id], config.timeout)
+            if down is not None:
+                with lock:
+                    stopped.append(down)
+                stop.set()
+                sink.pop()
+                return
             outcome, note = "failed", f"failed: {where}: {sink.pop()}"
         with lock:
-            setattr(counts, outcome, getattr(counts, outcome) + 1)
+            counts.count(item.session_id, outcome)
             if note is not None:
                 reporter.note(note)
             reporter.advance(item.line.path, counts)
@@ -210,7 +260,7 @@ def _send(
         groups.setdefault(item.session_id, []).append(item)
     if jobs == 1 or len(groups) <= 1:
         run(items)
-        return
+        return stopped[0] if stopped else None
     with ThreadPoolExecutor(min(jobs, len(groups)), thread_name_prefix="ingress-ship") as pool:
         futures = [pool.submit(run, group) for group in groups.values()]
         try:
@@ -219,6 +269,7 @@ def _send(
         except BaseException:
             stop.set()  # the others finish their current entry, then stop
             raise
+    return stopped[0] if stopped else None
 
 
 @click.command()
@@ -262,8 +313,10 @@ def ship(
     content for entries without one) are skipped, so an interrupted upload
     resumes where it stopped. Entries are sent unchanged (uuid, parentUuid and
     sessionId are kept). Bad lines are reported as FILE:LINE and skipped; the
-    rest is still sent. Exit status: 0 if every line was sent or skipped, 1 if
-    any entry failed or any line was bad, 130 if interrupted.
+    rest is still sent. A server that cannot be reached stops the run at the
+    first failure. Exit status: 0 if every line was sent or skipped, 1 if any
+    entry failed, any line was bad or the server could not be reached, 130 if
+    interrupted.
     """
     if session_id is not None:
         try:
@@ -279,17 +332,25 @@ def ship(
     sink = LastEvent(config.debug)
     use_bar = progress if progress is not None else sys.stderr.isatty()
     interrupted = False
+    stopped: str | None = None
     with config.client(diagnostics=sink) as client:
         present = _read_sessions(client, config, plan.sessions)
         per_file = collections.Counter(item.line.path for item in plan.items)
         reporter = make_progress(bar=use_bar, per_file=per_file)
         try:
-            _send(config, client, sink, plan.items, present, counts, reporter, jobs)
+            stopped = _send(config, client, sink, plan.items, present, counts, reporter, jobs)
         except KeyboardInterrupt:
             interrupted = True
         finally:
             reporter.close(counts)
     click.echo(counts.summary())
+    for line in counts.per_session():
+        click.echo(line)
+    if stopped is not None:
+        left = len(plan.items) - counts.sent - counts.skipped - counts.failed - counts.dropped
+        raise click.ClickException(
+            f"{stopped}; {left} entries not sent: run the same command again to resume"
+        )
     if interrupted:
         click.echo("interrupted: run the same command again to resume", err=True)
         raise click.exceptions.Exit(130)

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import collections
 import copy
+import os
+import signal
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -36,7 +39,10 @@ from .._session_id import validate_session_id
 from ..errors import InvalidSessionIdError
 from ._app import pass_config
 from ._config import CliConfig, LastEvent
-from ._jsonl import BadLine, Line, canonical, read_jsonl
+from ._follow import Follower, FollowOptions
+from ._follow_state import ENV_STATE_FILE, default_state_path
+from ._jsonl import BadLine, Line, read_jsonl
+from ._present import Present
 from ._progress import Reporter, make_progress
 from ._reach import unreachable
 
@@ -142,49 +148,10 @@ def plan_files(paths: Sequence[str], session_override: str | None) -> _Plan:
     return plan
 
 
-class _Present:
-    """What a session already holds: uuids, plus content of uuid-less entries."""
-
-    def __init__(self, loglines: Iterable[dict[str, Any]]) -> None:
-        self.uuids: set[str] = set()
-        self.others: collections.Counter[bytes] = collections.Counter()
-        for entry in loglines:
-            self.add(entry)
-
-    def add(self, entry: dict[str, Any]) -> None:
-        uuid = entry.get("uuid")
-        if isinstance(uuid, str) and uuid:
-            self.uuids.add(uuid)
-        else:
-            self.others[canonical(entry)] += 1
-
-    def sent(self, entry: dict[str, Any]) -> None:
-        """Account for an entry this run stored.
-
-        Only its uuid: a second identical uuid-less line is a second entry
-        (two equal summaries are two lines of the transcript), and must not
-        match the copy this run just stored.
-        """
-        uuid = entry.get("uuid")
-        if isinstance(uuid, str) and uuid:
-            self.uuids.add(uuid)
-
-    def take(self, entry: dict[str, Any]) -> bool:
-        """True if the entry is already stored (and account for it)."""
-        uuid = entry.get("uuid")
-        if isinstance(uuid, str) and uuid:
-            return uuid in self.uuids
-        key = canonical(entry)
-        if self.others[key] > 0:
-            self.others[key] -= 1
-            return True
-        return False
-
-
 def _read_sessions(
     client: SessionIngressClient, config: CliConfig, sessions: Sequence[str]
-) -> dict[str, _Present | None]:
-    present: dict[str, _Present | None] = {}
+) -> dict[str, Present | None]:
+    present: dict[str, Present | None] = {}
     for sid in sessions:
         url = config.session_url(sid)
         logs = client.get_session_logs(sid, url)
@@ -192,7 +159,7 @@ def _read_sessions(
             down = unreachable(url, config.timeout)
             if down is not None:
                 raise click.ClickException(f"{down}; nothing was sent")
-        present[sid] = None if logs is None else _Present(logs)
+        present[sid] = None if logs is None else Present(logs)
     return present
 
 
@@ -201,7 +168,7 @@ def _send(
     client: SessionIngressClient,
     sink: LastEvent,
     items: Sequence[_Planned],
-    present: dict[str, _Present | None],
+    present: dict[str, Present | None],
     counts: ShipCounts,
     reporter: Reporter,
     jobs: int,
@@ -273,9 +240,7 @@ def _send(
 
 
 @click.command()
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True)
-)
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option(
     "--session",
     "session_id",
@@ -299,6 +264,35 @@ def _send(
     show_default="a bar on a terminal, plain lines otherwise",
     help="Force the progress bar on or off.",
 )
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Keep running: ship each complete new line of the FILES (files, directories, "
+    "quoted globs) as it is written; resumable through --state-file. Stop with Ctrl-C.",
+)
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=ENV_STATE_FILE,
+    show_envvar=True,
+    default=None,
+    show_default="$XDG_STATE_HOME/ingress-logging/follow-state.json, "
+    "~/.local/state/ingress-logging/follow-state.json without it",
+    help="With --follow: where the offset confirmed stored of each file is kept.",
+)
+@click.option(
+    "--pattern",
+    default="*.jsonl",
+    show_envvar=True,
+    help="With --follow: the files taken from a directory (and its subdirectories).",
+)
+@click.option(
+    "--poll",
+    is_flag=True,
+    show_envvar=True,
+    help="With --follow: look for changes every 0.25 s instead of using file notifications.",
+)
 @pass_config
 def ship(
     config: CliConfig,
@@ -306,6 +300,10 @@ def ship(
     session_id: str | None,
     jobs: int,
     progress: bool | None,
+    follow: bool,
+    state_file: Path | None,
+    pattern: str,
+    poll: bool,
 ) -> None:
     """Append JSONL transcript FILES (one JSON entry per line) to session-ingress.
 
@@ -324,6 +322,15 @@ def ship(
         except InvalidSessionIdError as exc:
             raise click.BadParameter(str(exc), param_hint="--session") from None
     config.check()
+    if follow:
+        _follow(config, files, session_id, state_file or default_state_path(), pattern, poll)
+        return
+    for path in files:
+        if path != "-" and not os.path.isfile(path):
+            what = "is a directory" if os.path.isdir(path) else "does not exist"
+            raise click.BadParameter(
+                f"{path!r} {what} (directories and globs are for --follow)", param_hint="FILES"
+            )
     plan = plan_files(files, session_id)
     counts = ShipCounts(bad=len(plan.bad))
     for bad in plan.bad:
@@ -356,3 +363,52 @@ def ship(
         raise click.exceptions.Exit(130)
     if counts.failed or counts.bad:
         raise click.exceptions.Exit(1)
+
+
+class _Stop(BaseException):
+    """SIGTERM: stop following (raised in the main thread, like KeyboardInterrupt)."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+def _follow(
+    config: CliConfig,
+    paths: Sequence[str],
+    session_id: str | None,
+    state_file: Path,
+    pattern: str,
+    poll: bool,
+) -> None:
+    """Run the follower until Ctrl-C or SIGTERM; the state is saved either way."""
+    if "-" in paths:
+        raise click.BadParameter("--follow reads files, not standard input", param_hint="FILES")
+    options = FollowOptions(
+        paths=paths,
+        session=session_id,
+        state_file=state_file,
+        pattern=pattern,
+        notifications=not poll,
+    )
+    sink = LastEvent(config.debug)
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    code = 0
+    with config.client(diagnostics=sink) as client:
+        follower = Follower(config, client, sink, options, lambda text: click.echo(text, err=True))
+        try:
+            follower.run()
+        except KeyboardInterrupt:
+            code = 130
+        except _Stop:
+            code = 0
+        finally:
+            # A second signal must not cut the final save short.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                follower.close()
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+    raise click.exceptions.Exit(code)

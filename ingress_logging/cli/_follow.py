@@ -1,0 +1,472 @@
+"""``ship --follow``: ship each complete new line of transcript files as it is written.
+
+One loop owns everything (the files, the registry, the counts): it sleeps
+until the watcher says a file may have changed (or an interval passes),
+reads the complete new lines of every followed file, and appends them in
+file order with the blocking client. After each line is stored the file's
+offset moves past it; the registry is saved at most every
+``SAVE_INTERVAL`` seconds and at a stop.
+
+Exactly once across restarts and failures: the registry may be behind what
+is stored (a kill -9 between a store and a save, a lost reply). So the first
+line a file sends to a session after a start or a failure is preceded by a
+read of the session: the entries stored after the last one the registry
+confirms (minus the lines it confirmed since) are what may already hold the
+next lines, and each next line found there is skipped, until the first one
+that is not. Lines without a uuid are recognised by content, as in ``ship``.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import glob
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import click
+
+from .._session_id import validate_session_id
+from ..errors import IngressLoggingError, InvalidSessionIdError
+from ._config import CliConfig, LastEvent
+from ._follow_state import FileState, FollowState
+from ._present import Present
+from ._reach import unreachable
+from ._tail import Change, RawLine, Tail
+from ._watch import RESCAN_INTERVAL, Waker
+
+if TYPE_CHECKING:
+    from ..client import SessionIngressClient
+    from ..plugins import PluginHost
+
+__all__ = ["FollowOptions", "Follower"]
+
+SAVE_INTERVAL: Final = 0.2
+STATUS_INTERVAL: Final = 5.0
+#: Lines one file ships before the loop turns to the next file.
+TURN: Final = 200
+BACKOFF_FIRST: Final = 0.1
+BACKOFF_MAX: Final = 5.0
+
+
+@dataclass
+class FollowOptions:
+    paths: Sequence[str]
+    session: str | None
+    state_file: Path
+    pattern: str = "*.jsonl"
+    notifications: bool = True
+
+
+@dataclass
+class _Health:
+    """Counts and the last error: what the status lines and the summary say."""
+
+    shipped: Counter[str] = field(default_factory=Counter)  # per file
+    skipped: int = 0
+    bad: int = 0
+    dropped: int = 0
+    sessions: dict[str, Counter[str]] = field(default_factory=dict)
+    last_error: str | None = None
+
+    def count(self, session_id: str, outcome: str) -> None:
+        self.sessions.setdefault(session_id, Counter())[outcome] += 1
+
+
+def _has_magic(path: str) -> bool:
+    return glob.has_magic(path)
+
+
+def expand(args: Sequence[str], pattern: str) -> list[str]:
+    """The files the arguments name now: files, globs, files under directories."""
+    found: set[str] = set()
+    for arg in args:
+        if _has_magic(arg):
+            found.update(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
+        elif os.path.isdir(arg):
+            for root, _dirs, files in os.walk(arg):
+                found.update(os.path.join(root, f) for f in files if fnmatch.fnmatch(f, pattern))
+        elif os.path.isfile(arg):
+            found.add(arg)
+    return sorted(os.path.abspath(p) for p in found)
+
+
+def watch_dirs(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(directories watched with their subdirectories, directories watched alone)."""
+    deep: set[str] = set()
+    flat: set[str] = set()
+    for arg in args:
+        if _has_magic(arg):
+            parts = Path(arg).parts
+            first_magic = next(i for i, p in enumerate(parts) if _has_magic(p))
+            base = Path(*parts[:first_magic])
+            target = str(base or Path("."))
+            (deep if "**" in arg or len(parts) - len(base.parts) > 1 else flat).add(target)
+        elif os.path.isdir(arg):
+            deep.add(arg)
+        else:
+            flat.add(os.path.dirname(arg) or ".")
+    return sorted(d for d in deep if os.path.isdir(d)), sorted(
+        d for d in flat if os.path.isdir(d) and d not in deep
+    )
+
+
+class Follower:
+    """Follow the files named by ``options.paths`` until stopped (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: CliConfig,
+        client: SessionIngressClient,
+        sink: LastEvent,
+        options: FollowOptions,
+        echo: Callable[[str], None],
+    ) -> None:
+        self._config = config
+        self._client = client
+        self._sink = sink
+        self._options = options
+        self._echo = echo
+        self._host: PluginHost = config.host()
+        self._state = FollowState(options.state_file)
+        self._tails: dict[str, Tail] = {}
+        self._ending: dict[str, Change] = {}
+        #: (file, session) pairs whose next line needs no read of the session first.
+        self._synced: set[tuple[str, str]] = set()
+        #: (file, session) -> what the session holds that may be our next lines.
+        self._armed: dict[tuple[str, str], Present] = {}
+        self._retry_at: dict[str, float] = {}
+        self._failures: Counter[str] = Counter()
+        self._waiting_noted: set[str] = set()
+        self._urls: dict[str, str] = {}
+        self.health = _Health()
+        self._dirty = False
+        self._saved_at = 0.0
+        self._status_at = time.monotonic() + STATUS_INTERVAL
+        self._status_seen = 0
+        self._waker: Waker | None = None
+        self._started = False
+
+    # -- the loop --------------------------------------------------------------
+
+    def run(self) -> None:
+        """Follow until a signal stops it (the caller calls :meth:`close`)."""
+        self._state.open()
+        self._started = True
+        recursive, flat = watch_dirs(self._options.paths)
+        self._waker = Waker(recursive, flat, notifications=self._options.notifications)
+        self._discover()
+        how = "file notifications" if self._waker.mode == "notifications" else "polling"
+        if self._waker.problem:
+            how += f" ({self._waker.problem})"
+        self._echo(
+            f"follow: {len(self._tails)} files, watching with {how}; "
+            f"state in {self._options.state_file}"
+        )
+        next_scan = time.monotonic() + RESCAN_INTERVAL
+        while True:
+            self._pump()
+            self._save(force=False)
+            now = time.monotonic()
+            self._status(now)
+            wake = min([next_scan, self._status_at, *self._retry_at.values()])
+            self._waker.wait(wake - now)
+            self._discover()
+            if time.monotonic() >= next_scan:
+                next_scan = time.monotonic() + RESCAN_INTERVAL
+
+    def close(self) -> None:
+        """Save the registry, release everything, print what was shipped where."""
+        try:
+            self._save(force=True)
+        finally:
+            if self._waker is not None:
+                self._waker.close()
+            for tail in self._tails.values():
+                tail.close()
+            self._state.close()
+        if not self._started:
+            return
+        h = self.health
+        total = sum(h.shipped.values())
+        self._echo(
+            f"stopped: {total} lines shipped, {h.skipped} already stored, {h.bad} bad lines; "
+            f"state saved to {self._options.state_file}"
+        )
+        for sid, c in h.sessions.items():
+            click.echo(f"session {sid}: {c['sent']} sent, {c['skipped']} skipped")
+
+    # -- files -------------------------------------------------------------------
+
+    def _discover(self) -> None:
+        following = {(t.state.dev, t.state.ino) for t in self._tails.values()}
+        known = set(self._tails)
+        for path in expand(self._options.paths, self._options.pattern):
+            if path in self._tails:
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in following:
+                continue  # the same file under another name, already followed
+
+            def state_for(dev: int, ino: int, path: str = path) -> FileState:
+                return self._state.claim(path, dev, ino, known)
+
+            tail = Tail.open(path, state_for)
+            if tail is None:
+                continue
+            self._tails[path] = tail
+            known.add(path)
+            following.add((tail.state.dev, tail.state.ino))
+            self._dirty = True
+            if self._waker is not None:  # not the first scan
+                self._echo(f"follow: new file {path}")
+
+    def _end(self, path: str, change: Change) -> None:
+        tail = self._tails.pop(path)
+        tail.close()
+        self._ending.pop(path, None)
+        for key in [k for k in self._synced if k[0] == path]:
+            self._synced.discard(key)
+            self._armed.pop(key, None)
+        self._dirty = True
+        if change is Change.GONE:
+            self._state.forget(path)
+            self._echo(f"follow: {path} was removed; let go")
+            return
+        self._state.retire(path)
+        self._echo(f"follow: {path} was replaced (rotated); reading the new file from its start")
+        fresh = Tail.open(path, lambda dev, ino: self._state.claim(path, dev, ino, set()))
+        if fresh is not None:
+            self._tails[path] = fresh
+            sessions = {tail.state.session} - {None}
+            # Nothing of the new file was stored by anyone: no read needed.
+            self._synced.update((path, sid) for sid in sessions if sid is not None)
+            fresh.state.session = tail.state.session
+
+    def _pump(self) -> None:
+        """One pass over the files, oldest first: ship what is new.
+
+        A file that stops with lines left (its turn is over, or its session
+        waits to retry) holds back the later files' lines for the same
+        session in this pass, so a session's lines keep the files' order (a
+        rotated file before the one that replaced it).
+        """
+        held: set[str] = set()
+        for path in sorted(self._tails, key=lambda p: self._tails[p].mtime):
+            tail = self._tails[path]
+            turn = TURN
+            while turn > 0:
+                change = tail.poll()
+                if change is Change.TRUNCATED:
+                    self._echo(f"follow: {path} was truncated; reading it from its start")
+                    for key in [k for k in self._synced if k[0] == path]:
+                        self._synced.discard(key)
+                        self._armed.pop(key, None)
+                    self._dirty = True
+                elif change in (Change.ROTATED, Change.GONE):
+                    self._ending[path] = change
+                turn = self._ship_pending(tail, turn, held)
+                if tail.pending:
+                    head = self._target(tail, tail.pending[0])
+                    if isinstance(head, str):
+                        held.add(head)
+                    break
+                if tail.exhausted:
+                    break
+            ending = self._ending.get(path)
+            if ending is not None and not tail.pending:
+                self._end(path, ending)
+
+    # -- lines ---------------------------------------------------------------------
+
+    def _ship_pending(self, tail: Tail, turn: int, held: set[str]) -> int:
+        """Ship up to ``turn`` pending lines; returns how much of the turn is left."""
+        while tail.pending and turn:
+            line = tail.pending[0]
+            if line.entry is None:
+                if line.problem is not None:
+                    self.health.bad += 1
+                    self._echo(f"bad line: {tail.path}:{line.lineno}: {line.problem}")
+                self._confirm(tail, line, None, None)
+                continue
+            target = self._target(tail, line)
+            if isinstance(target, _Problem):
+                self.health.bad += 1
+                self._echo(f"bad line: {tail.path}:{line.lineno}: {target.reason}")
+                self._confirm(tail, line, None, None)
+                continue
+            if target is None:
+                if tail.path not in self._waiting_noted:
+                    self._waiting_noted.add(tail.path)
+                    self._echo(
+                        f"follow: {tail.path}:{line.lineno}: no sessionId yet; "
+                        "waiting for a line that names one (or pass --session)"
+                    )
+                return turn
+            if target in held or time.monotonic() < self._retry_at.get(target, 0.0):
+                return turn
+            if not self._ship(tail, line, target):
+                return turn
+            turn -= 1
+        return turn
+
+    def _target(self, tail: Tail, line: RawLine) -> str | _Problem | None:
+        if self._options.session is not None:
+            return self._options.session
+        assert line.entry is not None
+        for candidate in (line, *tail.pending):
+            own = candidate.entry.get("sessionId") if candidate.entry is not None else None
+            if isinstance(own, str) and own:
+                try:
+                    return validate_session_id(own)
+                except InvalidSessionIdError as exc:
+                    if candidate is line:
+                        return _Problem(str(exc))
+                    return None
+            if candidate is line and tail.state.session is not None:
+                return tail.state.session
+        return None
+
+    def _url(self, session_id: str) -> str:
+        url = self._urls.get(session_id)
+        if url is None:
+            url = self._urls[session_id] = self._config.session_url(session_id)
+        return url
+
+    def _ship(self, tail: Tail, line: RawLine, session_id: str) -> bool:
+        """Store one line (or find it stored); False when it must be tried again later."""
+        assert line.entry is not None
+        entry = self._host.prepare_entry(copy.deepcopy(line.entry), None)
+        if entry is None:
+            self.health.dropped += 1
+            self._confirm(tail, line, session_id, None)
+            return True
+        key = (tail.path, session_id)
+        if key not in self._synced:
+            present = self._resync(tail, session_id)
+            if present is None:
+                return False
+            self._synced.add(key)
+            self._armed[key] = present
+        armed = self._armed.get(key)
+        if armed is not None:
+            if armed.take(entry):
+                self.health.skipped += 1
+                self.health.count(session_id, "skipped")
+                self._confirm(tail, line, session_id, entry)
+                return True
+            del self._armed[key]  # stored lines are a prefix: nothing later was stored
+        if not self._client.append_session_log(session_id, entry, self._url(session_id)):
+            self._synced.discard(key)  # the reply may have been lost: look before the retry
+            self._armed.pop(key, None)
+            self._failed(session_id, self._sink.pop())
+            return False
+        self.health.shipped[tail.path] += 1
+        self.health.count(session_id, "sent")
+        self._confirm(tail, line, session_id, entry)
+        self._recovered(session_id)
+        return True
+
+    def _resync(self, tail: Tail, session_id: str) -> Present | None:
+        try:
+            logs = self._client.get_session_logs(session_id, self._url(session_id))
+        except IngressLoggingError as exc:
+            self._failed(session_id, str(exc))
+            return None
+        if logs is None:
+            self._failed(session_id, self._sink.pop(f"could not read session {session_id}"))
+            return None
+        last, after = tail.state.chains.get(session_id, (None, 0))
+        start = 0
+        if last is not None:
+            for i in range(len(logs) - 1, -1, -1):
+                if logs[i].get("uuid") == last:
+                    start = i + 1
+                    break
+        present = Present(logs[start:])
+        for entry in self._confirmed_since(tail, after, session_id):
+            present.take(entry)
+        return present
+
+    def _confirmed_since(self, tail: Tail, after: int, session_id: str) -> Iterator[dict[str, Any]]:
+        """Lines without a uuid that this file stored in ``session_id`` after ``after``."""
+        if after >= tail.state.offset:
+            return
+        for raw in tail.read_range(after, tail.state.offset):
+            own = raw.get("sessionId")
+            if raw.get("uuid") or (own and own != session_id and self._options.session is None):
+                continue
+            prepared = self._host.prepare_entry(raw, None)
+            if prepared is not None:
+                yield prepared
+
+    def _confirm(
+        self, tail: Tail, line: RawLine, session_id: str | None, entry: dict[str, Any] | None
+    ) -> None:
+        tail.confirm(line)
+        self._dirty = True
+        state = tail.state
+        if session_id is None:
+            return
+        state.session = session_id
+        uuid = entry.get("uuid") if entry is not None else None
+        if isinstance(uuid, str) and uuid:
+            state.last_uuid = uuid
+            state.chains[session_id] = (uuid, line.end)
+        else:
+            state.chains.setdefault(session_id, (None, 0))
+
+    # -- health --------------------------------------------------------------------
+
+    def _failed(self, session_id: str, reason: str) -> None:
+        down = unreachable(self._url(session_id), self._config.timeout)
+        text = down or f"session {session_id}: {reason}"
+        self._failures[session_id] += 1
+        n = self._failures[session_id]
+        delay = min(BACKOFF_FIRST * 2 ** (n - 1), BACKOFF_MAX)
+        self._retry_at[session_id] = time.monotonic() + delay
+        if text != self.health.last_error or n == 1:
+            self._echo(f"follow: {text}; retrying (lines wait, nothing is skipped)")
+        self.health.last_error = text
+
+    def _recovered(self, session_id: str) -> None:
+        if self._failures.pop(session_id, 0):
+            self._retry_at.pop(session_id, None)
+            self._echo(f"follow: session {session_id}: delivering again")
+
+    def _save(self, *, force: bool) -> None:
+        now = time.monotonic()
+        if self._dirty and (force or now - self._saved_at >= SAVE_INTERVAL):
+            self._state.save()
+            self._dirty = False
+            self._saved_at = now
+
+    def _status(self, now: float) -> None:
+        if now < self._status_at:
+            return
+        self._status_at = now + STATUS_INTERVAL
+        h = self.health
+        total = sum(h.shipped.values())
+        if total == self._status_seen and h.last_error is None:
+            return
+        self._status_seen = total
+        busiest = ", ".join(f"{Path(p).name} {n}" for p, n in h.shipped.most_common(5))
+        text = f"follow: {total} lines shipped from {len(self._tails)} files"
+        if busiest:
+            text += f" ({busiest})"
+        if h.last_error is not None:
+            text += f"; last error: {h.last_error}"
+        self._echo(text)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    reason: str

@@ -1,0 +1,184 @@
+"""The follower's registry: per followed file, what is confirmed stored.
+
+One JSON file (like Filebeat's registry or Fluent Bit's offset DB), written
+atomically (a temporary file, fsync, rename), so a kill -9 leaves either
+the previous state or the new one. Per file it keeps the file's identity
+(device and inode: a path that now names another file was rotated), the
+byte offset up to which every line is stored (or was a bad line), the line
+number there, the last ``uuid`` stored, and per target session the last
+``uuid`` stored there with the offset just after its line, which is what a
+restart checks the session's head against. A lock file next to it keeps a
+second follower off the same state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+
+import orjson
+
+from ..errors import ConfigError
+
+__all__ = ["ENV_STATE_FILE", "FileState", "FollowState", "default_state_path"]
+
+ENV_STATE_FILE: Final = "INGRESS_LOGGING_SHIP_STATE_FILE"
+_VERSION: Final = 1
+_MAX_RETIRED: Final = 100
+
+
+def default_state_path() -> Path:
+    """``$XDG_STATE_HOME/ingress-logging/follow-state.json`` (``~/.local/state`` without it)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "ingress-logging" / "follow-state.json"
+
+
+@dataclass
+class FileState:
+    """What is confirmed for one file (see the module docstring)."""
+
+    dev: int
+    ino: int
+    offset: int = 0
+    line: int = 0
+    last_uuid: str | None = None
+    #: Session of the last line: where the next line without a sessionId goes.
+    session: str | None = None
+    #: session id -> (last uuid stored there, offset just after its line).
+    chains: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dev": self.dev,
+            "ino": self.ino,
+            "offset": self.offset,
+            "line": self.line,
+            "last_uuid": self.last_uuid,
+            "session": self.session,
+            "chains": {sid: list(chain) for sid, chain in self.chains.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FileState:
+        return cls(
+            dev=int(data["dev"]),
+            ino=int(data["ino"]),
+            offset=int(data["offset"]),
+            line=int(data.get("line", 0)),
+            last_uuid=data.get("last_uuid"),
+            session=data.get("session"),
+            chains={sid: (c[0], int(c[1])) for sid, c in dict(data.get("chains", {})).items()},
+        )
+
+
+class FollowState:
+    """The registry: load, claim a file, save. One owner: the follower's loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.files: dict[str, FileState] = {}
+        #: Files replaced under their path (rotated), by identity: if the old
+        #: file shows up under a new name, it is claimed with its offset.
+        self.retired: list[FileState] = []
+        self._lock: IO[bytes] | None = None
+
+    def open(self) -> None:
+        """Take the lock and read the registry (a missing one is empty)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(self.path.with_name(self.path.name + ".lock"), "ab")  # noqa: SIM115
+        except OSError as exc:
+            raise ConfigError(f"cannot use the state file {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise ConfigError(
+                f"another 'ship --follow' is using the state file {self.path}; "
+                "stop it or pass another --state-file"
+            ) from None
+        self._lock = lock
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            data = orjson.loads(raw)
+            self.files = {p: FileState.from_json(f) for p, f in data["files"].items()}
+            self.retired = [FileState.from_json(f) for f in data.get("retired", [])]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
+            aside = self.path.with_name(self.path.name + ".damaged")
+            os.replace(self.path, aside)
+            raise ConfigError(
+                f"the state file {self.path} is damaged (moved to {aside}); "
+                "run again to start over (entries already stored are skipped)"
+            ) from None
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def claim(self, path: str, dev: int, ino: int, known: set[str]) -> FileState:
+        """The state of the file now at ``path``: its own, or that of the same
+        file under an old name (renamed by rotation), or a fresh one."""
+        own = self.files.get(path)
+        if own is not None and (own.dev, own.ino) == (dev, ino):
+            return own
+        for i, state in enumerate(self.retired):
+            if (state.dev, state.ino) == (dev, ino):
+                del self.retired[i]
+                self.files[path] = state
+                return state
+        for old_path, state in list(self.files.items()):
+            if old_path in known or (state.dev, state.ino) != (dev, ino):
+                continue
+            with contextlib.suppress(OSError):
+                st = os.stat(old_path)
+                if (st.st_dev, st.st_ino) == (dev, ino):
+                    continue  # a hard link: both names are the same followed file
+            del self.files[old_path]
+            self.files[path] = state
+            return state
+        fresh = FileState(dev=dev, ino=ino)
+        if own is not None:  # rotated while nobody followed: where its sessions stood
+            fresh.session = own.session
+        self.files[path] = fresh
+        return fresh
+
+    def forget(self, path: str) -> None:
+        self.files.pop(path, None)
+
+    def retire(self, path: str) -> None:
+        """The file at ``path`` was replaced: keep its state by identity only."""
+        state = self.files.pop(path, None)
+        if state is not None:
+            self.retired = [*self.retired, state][-_MAX_RETIRED:]
+
+    def save(self) -> None:
+        """Write the registry atomically (temporary file, fsync, rename).
+
+        Only while this process holds the lock: a follower that could not
+        take it must not overwrite the one that did.
+        """
+        if self._lock is None:
+            return
+        data = orjson.dumps(
+            {
+                "version": _VERSION,
+                "files": {p: f.to_json() for p, f in self.files.items()},
+                "retired": [f.to_json() for f in self.retired],
+            }
+        )
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)

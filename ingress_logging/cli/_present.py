@@ -1,0 +1,55 @@
+"""What a session already holds, to recognise an entry that is stored already.
+
+By ``uuid``; an entry without one (a summary, a snapshot) by its content,
+counted: each stored copy matches one line, so two identical lines need two
+stored copies to both count as stored.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+from typing import Any
+
+from ._jsonl import canonical
+
+__all__ = ["Present"]
+
+
+class Present:
+    """What a session already holds: uuids, plus content of uuid-less entries."""
+
+    def __init__(self, loglines: Iterable[dict[str, Any]]) -> None:
+        self.uuids: set[str] = set()
+        self.others: collections.Counter[bytes] = collections.Counter()
+        for entry in loglines:
+            self.add(entry)
+
+    def add(self, entry: dict[str, Any]) -> None:
+        uuid = entry.get("uuid")
+        if isinstance(uuid, str) and uuid:
+            self.uuids.add(uuid)
+        else:
+            self.others[canonical(entry)] += 1
+
+    def sent(self, entry: dict[str, Any]) -> None:
+        """Account for an entry this run stored.
+
+        Only its uuid: a second identical uuid-less line is a second entry
+        (two equal summaries are two lines of the transcript), and must not
+        match the copy this run just stored.
+        """
+        uuid = entry.get("uuid")
+        if isinstance(uuid, str) and uuid:
+            self.uuids.add(uuid)
+
+    def take(self, entry: dict[str, Any]) -> bool:
+        """True if the entry is already stored (and account for it)."""
+        uuid = entry.get("uuid")
+        if isinstance(uuid, str) and uuid:
+            return uuid in self.uuids
+        key = canonical(entry)
+        if self.others[key] > 0:
+            self.others[key] -= 1
+            return True
+        return False

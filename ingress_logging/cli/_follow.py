@@ -8,12 +8,15 @@ offset moves past it; the registry is saved at most every
 ``SAVE_INTERVAL`` seconds and at a stop.
 
 Exactly once across restarts and failures: the registry may be behind what
-is stored (a kill -9 between a store and a save, a lost reply). So the first
-line a file sends to a session after a start or a failure is preceded by a
-read of the session: the entries stored after the last one the registry
-confirms (minus the lines it confirmed since) are what may already hold the
-next lines, and each next line found there is skipped, until the first one
-that is not. Lines without a uuid are recognised by content, as in ``ship``.
+is stored (a kill -9 between a store and a save, a lost reply). So after a
+start, and after a failure, the first line for a session is preceded by a
+read of it: the entries stored after the last one the registry confirms for
+that session (less the uuid-less lines it confirmed after that one) may be
+lines of ours, stored but not confirmed. Each file's next lines found among
+them are skipped, up to the first that is not (what a file stored is a
+prefix of what it had to send). Lines without a uuid are recognised by
+content, as in ``ship``; a session the registry has never written to is
+read whole, as ``ship`` reads it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import glob
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -34,8 +37,8 @@ import click
 from .._session_id import validate_session_id
 from ..errors import IngressLoggingError, InvalidSessionIdError
 from ._config import CliConfig, LastEvent
-from ._follow_state import FileState, FollowState
-from ._present import Present
+from ._follow_state import FileState, FollowState, SessionHead
+from ._present import Present, content_key
 from ._reach import unreachable
 from ._tail import Change, RawLine, Tail
 from ._watch import RESCAN_INTERVAL, Waker
@@ -136,10 +139,10 @@ class Follower:
         self._state = FollowState(options.state_file)
         self._tails: dict[str, Tail] = {}
         self._ending: dict[str, Change] = {}
-        #: (file, session) pairs whose next line needs no read of the session first.
-        self._synced: set[tuple[str, str]] = set()
-        #: (file, session) -> what the session holds that may be our next lines.
-        self._armed: dict[tuple[str, str], Present] = {}
+        #: session -> what it holds that may be lines of ours stored but not confirmed.
+        self._unconfirmed: dict[str, Present] = {}
+        #: (file, session) pairs past that check: their next line is sent as is.
+        self._checked: set[tuple[str, str]] = set()
         self._retry_at: dict[str, float] = {}
         self._failures: Counter[str] = Counter()
         self._waiting_noted: set[str] = set()
@@ -233,9 +236,7 @@ class Follower:
         tail = self._tails.pop(path)
         tail.close()
         self._ending.pop(path, None)
-        for key in [k for k in self._synced if k[0] == path]:
-            self._synced.discard(key)
-            self._armed.pop(key, None)
+        self._checked = {k for k in self._checked if k[0] != path}
         self._dirty = True
         if change is Change.GONE:
             self._state.forget(path)
@@ -246,9 +247,6 @@ class Follower:
         fresh = Tail.open(path, lambda dev, ino: self._state.claim(path, dev, ino, set()))
         if fresh is not None:
             self._tails[path] = fresh
-            sessions = {tail.state.session} - {None}
-            # Nothing of the new file was stored by anyone: no read needed.
-            self._synced.update((path, sid) for sid in sessions if sid is not None)
             fresh.state.session = tail.state.session
 
     def _pump(self) -> None:
@@ -267,9 +265,6 @@ class Follower:
                 change = tail.poll()
                 if change is Change.TRUNCATED:
                     self._echo(f"follow: {path} was truncated; reading it from its start")
-                    for key in [k for k in self._synced if k[0] == path]:
-                        self._synced.discard(key)
-                        self._armed.pop(key, None)
                     self._dirty = True
                 elif change in (Change.ROTATED, Change.GONE):
                     self._ending[path] = change
@@ -350,23 +345,23 @@ class Follower:
             self._confirm(tail, line, session_id, None)
             return True
         key = (tail.path, session_id)
-        if key not in self._synced:
-            present = self._resync(tail, session_id)
-            if present is None:
-                return False
-            self._synced.add(key)
-            self._armed[key] = present
-        armed = self._armed.get(key)
-        if armed is not None:
-            if armed.take(entry):
+        if key not in self._checked:
+            unconfirmed = self._unconfirmed.get(session_id)
+            if unconfirmed is None:
+                unconfirmed = self._read_unconfirmed(session_id)
+                if unconfirmed is None:
+                    return False
+                self._unconfirmed[session_id] = unconfirmed
+            if unconfirmed.take(entry):
                 self.health.skipped += 1
                 self.health.count(session_id, "skipped")
                 self._confirm(tail, line, session_id, entry)
                 return True
-            del self._armed[key]  # stored lines are a prefix: nothing later was stored
+            self._checked.add(key)  # stored lines are a prefix: nothing later was stored
         if not self._client.append_session_log(session_id, entry, self._url(session_id)):
-            self._synced.discard(key)  # the reply may have been lost: look before the retry
-            self._armed.pop(key, None)
+            # The reply may have been lost: read the session before the retry.
+            self._checked = {k for k in self._checked if k[1] != session_id}
+            self._unconfirmed.pop(session_id, None)
             self._failed(session_id, self._sink.pop())
             return False
         self.health.shipped[tail.path] += 1
@@ -375,7 +370,8 @@ class Follower:
         self._recovered(session_id)
         return True
 
-    def _resync(self, tail: Tail, session_id: str) -> Present | None:
+    def _read_unconfirmed(self, session_id: str) -> Present | None:
+        """The session's entries after the last one the registry confirms."""
         try:
             logs = self._client.get_session_logs(session_id, self._url(session_id))
         except IngressLoggingError as exc:
@@ -384,29 +380,18 @@ class Follower:
         if logs is None:
             self._failed(session_id, self._sink.pop(f"could not read session {session_id}"))
             return None
-        last, after = tail.state.chains.get(session_id, (None, 0))
+        head = self._state.sessions.get(session_id)
         start = 0
-        if last is not None:
+        if head is not None and head.last_uuid is not None:
             for i in range(len(logs) - 1, -1, -1):
-                if logs[i].get("uuid") == last:
+                if logs[i].get("uuid") == head.last_uuid:
                     start = i + 1
                     break
         present = Present(logs[start:])
-        for entry in self._confirmed_since(tail, after, session_id):
-            present.take(entry)
+        if head is not None:
+            for content in head.since:
+                present.discount(content)
         return present
-
-    def _confirmed_since(self, tail: Tail, after: int, session_id: str) -> Iterator[dict[str, Any]]:
-        """Lines without a uuid that this file stored in ``session_id`` after ``after``."""
-        if after >= tail.state.offset:
-            return
-        for raw in tail.read_range(after, tail.state.offset):
-            own = raw.get("sessionId")
-            if raw.get("uuid") or (own and own != session_id and self._options.session is None):
-                continue
-            prepared = self._host.prepare_entry(raw, None)
-            if prepared is not None:
-                yield prepared
 
     def _confirm(
         self, tail: Tail, line: RawLine, session_id: str | None, entry: dict[str, Any] | None
@@ -417,12 +402,15 @@ class Follower:
         if session_id is None:
             return
         state.session = session_id
-        uuid = entry.get("uuid") if entry is not None else None
+        if entry is None:
+            return
+        uuid = entry.get("uuid")
+        head = self._state.sessions.setdefault(session_id, SessionHead())
         if isinstance(uuid, str) and uuid:
             state.last_uuid = uuid
-            state.chains[session_id] = (uuid, line.end)
+            head.stored(uuid, None)
         else:
-            state.chains.setdefault(session_id, (None, 0))
+            head.stored(None, content_key(entry))
 
     # -- health --------------------------------------------------------------------
 

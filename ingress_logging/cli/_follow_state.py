@@ -5,10 +5,10 @@ atomically (a temporary file, fsync, rename), so a kill -9 leaves either
 the previous state or the new one. Per file it keeps the file's identity
 (device and inode: a path that now names another file was rotated), the
 byte offset up to which every line is stored (or was a bad line), the line
-number there, the last ``uuid`` stored, and per target session the last
-``uuid`` stored there with the offset just after its line, which is what a
-restart checks the session's head against. A lock file next to it keeps a
-second follower off the same state.
+number there and the last ``uuid`` stored. Per target session it keeps the
+last ``uuid`` this follower stored there and the content keys of the lines
+without one stored after it: what a restart reads the session against. A
+lock file next to it keeps a second follower off the same state.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ import orjson
 
 from ..errors import ConfigError
 
-__all__ = ["ENV_STATE_FILE", "FileState", "FollowState", "default_state_path"]
+__all__ = ["ENV_STATE_FILE", "FileState", "FollowState", "SessionHead", "default_state_path"]
 
 ENV_STATE_FILE: Final = "INGRESS_LOGGING_SHIP_STATE_FILE"
 _VERSION: Final = 1
 _MAX_RETIRED: Final = 100
+#: Uuid-less lines remembered after a session's last uuid (beyond: by content only).
+_MAX_SINCE: Final = 10_000
 
 
 def default_state_path() -> Path:
@@ -50,8 +52,6 @@ class FileState:
     last_uuid: str | None = None
     #: Session of the last line: where the next line without a sessionId goes.
     session: str | None = None
-    #: session id -> (last uuid stored there, offset just after its line).
-    chains: dict[str, tuple[str | None, int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,7 +61,6 @@ class FileState:
             "line": self.line,
             "last_uuid": self.last_uuid,
             "session": self.session,
-            "chains": {sid: list(chain) for sid, chain in self.chains.items()},
         }
 
     @classmethod
@@ -73,8 +72,30 @@ class FileState:
             line=int(data.get("line", 0)),
             last_uuid=data.get("last_uuid"),
             session=data.get("session"),
-            chains={sid: (c[0], int(c[1])) for sid, c in dict(data.get("chains", {})).items()},
         )
+
+
+@dataclass
+class SessionHead:
+    """Per session: the last uuid this follower stored there, and the content
+    keys of the uuid-less lines it stored after it (in order)."""
+
+    last_uuid: str | None = None
+    since: list[str] = field(default_factory=list)
+
+    def stored(self, uuid: str | None, key: str | None) -> None:
+        if uuid:
+            self.last_uuid, self.since = uuid, []
+        elif key is not None:
+            self.since.append(key)
+            del self.since[:-_MAX_SINCE]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"last_uuid": self.last_uuid, "since": self.since}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SessionHead:
+        return cls(last_uuid=data.get("last_uuid"), since=[str(k) for k in data.get("since", [])])
 
 
 class FollowState:
@@ -86,6 +107,7 @@ class FollowState:
         #: Files replaced under their path (rotated), by identity: if the old
         #: file shows up under a new name, it is claimed with its offset.
         self.retired: list[FileState] = []
+        self.sessions: dict[str, SessionHead] = {}
         self._lock: IO[bytes] | None = None
 
     def open(self) -> None:
@@ -112,6 +134,9 @@ class FollowState:
             data = orjson.loads(raw)
             self.files = {p: FileState.from_json(f) for p, f in data["files"].items()}
             self.retired = [FileState.from_json(f) for f in data.get("retired", [])]
+            self.sessions = {
+                sid: SessionHead.from_json(h) for sid, h in data.get("sessions", {}).items()
+            }
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
             aside = self.path.with_name(self.path.name + ".damaged")
             os.replace(self.path, aside)
@@ -147,8 +172,11 @@ class FollowState:
             self.files[path] = state
             return state
         fresh = FileState(dev=dev, ino=ino)
-        if own is not None:  # rotated while nobody followed: where its sessions stood
+        if own is not None:
+            # Replaced while nobody followed it: the old file may show up under
+            # a new name; its lines without a sessionId went to this session.
             fresh.session = own.session
+            self.retired = [*self.retired, own][-_MAX_RETIRED:]
         self.files[path] = fresh
         return fresh
 
@@ -174,6 +202,7 @@ class FollowState:
                 "version": _VERSION,
                 "files": {p: f.to_json() for p, f in self.files.items()},
                 "retired": [f.to_json() for f in self.retired],
+                "sessions": {sid: h.to_json() for sid, h in self.sessions.items()},
             }
         )
         tmp = self.path.with_name(self.path.name + ".tmp")

@@ -8,12 +8,18 @@ stored copies to both count as stored.
 from __future__ import annotations
 
 import collections
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 from ._jsonl import canonical
 
-__all__ = ["Present"]
+__all__ = ["Present", "content_key"]
+
+
+def content_key(entry: dict[str, Any]) -> str:
+    """A short stable key of an entry's content (what the follower's state keeps)."""
+    return hashlib.sha256(canonical(entry)).hexdigest()[:32]
 
 
 class Present:
@@ -21,7 +27,7 @@ class Present:
 
     def __init__(self, loglines: Iterable[dict[str, Any]]) -> None:
         self.uuids: set[str] = set()
-        self.others: collections.Counter[bytes] = collections.Counter()
+        self.others: collections.Counter[str] = collections.Counter()
         for entry in loglines:
             self.add(entry)
 
@@ -30,7 +36,7 @@ class Present:
         if isinstance(uuid, str) and uuid:
             self.uuids.add(uuid)
         else:
-            self.others[canonical(entry)] += 1
+            self.others[content_key(entry)] += 1
 
     def sent(self, entry: dict[str, Any]) -> None:
         """Account for an entry this run stored.
@@ -48,7 +54,10 @@ class Present:
         uuid = entry.get("uuid")
         if isinstance(uuid, str) and uuid:
             return uuid in self.uuids
-        key = canonical(entry)
+        return self.discount(content_key(entry))
+
+    def discount(self, key: str) -> bool:
+        """One stored copy of this content is accounted for; False if none is left."""
         if self.others[key] > 0:
             self.others[key] -= 1
             return True

@@ -86,7 +86,6 @@ class Tail:
         state: FileState = state_for(st.st_dev, st.st_ino)
         if st.st_size < state.offset:  # truncated while nobody followed it
             state.offset = state.line = 0
-            state.chains = {}
         return cls(path, fd, state)
 
     def close(self) -> None:
@@ -149,16 +148,6 @@ class Tail:
             self.state.offset = self.state.line = 0
             return Change.TRUNCATED
         return Change.NONE
-
-    def read_range(self, start: int, end: int) -> list[dict[str, Any]]:
-        """The entries of the lines in ``[start, end)`` (already confirmed bytes)."""
-        data = os.pread(self._fd, end - start, start) if end > start else b""
-        entries = []
-        for raw in data.split(b"\n"):
-            line = _parse(raw, 0, 0)
-            if line is not None and line.entry is not None:
-                entries.append(line.entry)
-        return entries
 
     def confirm(self, line: RawLine) -> None:
         """``line`` is stored (or was bad, or blank): the state may move past it."""

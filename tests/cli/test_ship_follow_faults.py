@@ -61,14 +61,18 @@ def test_the_end_state_is_exactly_the_input_whatever_happens_on_the_way(
     def stored() -> int:
         return sum(len(server.entries(sid)) for sid in sids.values())
 
+    logs: list[Path] = []
+
     def follower() -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [*cli_command, "ship", "--follow", "--state-file", str(state), str(watched)],
-            env=cli_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        logs.append(tmp_path / f"follower-{len(logs)}.log")
+        with open(logs[-1], "w") as log:
+            proc = subprocess.Popen(
+                [*cli_command, "ship", "--follow", "--state-file", str(state), str(watched)],
+                env=cli_env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
         started.append(proc)
         return proc
 
@@ -85,7 +89,18 @@ def test_the_end_state_is_exactly_the_input_whatever_happens_on_the_way(
         proc.wait(timeout=30)
         proc = follower()
     assert writer.wait(timeout=60) == 0
-    assert wait_for(lambda: stored() >= total, timeout=60), (seed, stored(), total)
+    if not wait_for(lambda: stored() >= total, timeout=60):
+        missing = {
+            name: [
+                e.get("uuid") or e.get("summary")
+                for e in entries
+                if e not in server.entries(sids[name])
+            ]
+            for name, entries in sessions.items()
+        }
+        pytest.fail(
+            f"seed {seed}: {stored()} of {total} stored; missing {missing}; logs in {tmp_path}"
+        )
     proc.send_signal(signal.SIGTERM)
     _out, _ = proc.communicate(timeout=30)
 

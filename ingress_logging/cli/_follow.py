@@ -64,6 +64,7 @@ class FollowOptions:
     state_file: Path
     pattern: str = "*.jsonl"
     notifications: bool = True
+    status_every: float = STATUS_INTERVAL
 
 
 @dataclass
@@ -150,7 +151,7 @@ class Follower:
         self.health = _Health()
         self._dirty = False
         self._saved_at = 0.0
-        self._status_at = time.monotonic() + STATUS_INTERVAL
+        self._status_at = time.monotonic() + options.status_every
         self._status_seen = 0
         self._waker: Waker | None = None
         self._started = False
@@ -440,11 +441,11 @@ class Follower:
     def _status(self, now: float) -> None:
         if now < self._status_at:
             return
-        self._status_at = now + STATUS_INTERVAL
+        self._status_at = now + self._options.status_every
         h = self.health
         total = sum(h.shipped.values())
-        if total == self._status_seen and h.last_error is None:
-            return
+        if total == self._status_seen and not self._failures:
+            return  # idle and healthy: nothing to say
         self._status_seen = total
         busiest = ", ".join(f"{Path(p).name} {n}" for p, n in h.shipped.most_common(5))
         text = f"follow: {total} lines shipped from {len(self._tails)} files"
@@ -452,6 +453,8 @@ class Follower:
             text += f" ({busiest})"
         if h.last_error is not None:
             text += f"; last error: {h.last_error}"
+            if not self._failures:
+                text += " (recovered)"
         self._echo(text)
 
 

@@ -293,6 +293,15 @@ def _send(
     show_envvar=True,
     help="With --follow: look for changes every 0.25 s instead of using file notifications.",
 )
+@click.option(
+    "--status-every",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_envvar=True,
+    metavar="SECONDS",
+    help="With --follow: how often a status line (lines shipped, last error) is written "
+    "while lines flow or deliveries fail.",
+)
 @pass_config
 def ship(
     config: CliConfig,
@@ -304,6 +313,7 @@ def ship(
     state_file: Path | None,
     pattern: str,
     poll: bool,
+    status_every: float,
 ) -> None:
     """Append JSONL transcript FILES (one JSON entry per line) to session-ingress.
 
@@ -323,7 +333,15 @@ def ship(
             raise click.BadParameter(str(exc), param_hint="--session") from None
     config.check()
     if follow:
-        _follow(config, files, session_id, state_file or default_state_path(), pattern, poll)
+        options = FollowOptions(
+            paths=files,
+            session=session_id,
+            state_file=state_file or default_state_path(),
+            pattern=pattern,
+            notifications=not poll,
+            status_every=status_every,
+        )
+        _follow(config, options)
         return
     for path in files:
         if path != "-" and not os.path.isfile(path):
@@ -373,24 +391,10 @@ def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop
 
 
-def _follow(
-    config: CliConfig,
-    paths: Sequence[str],
-    session_id: str | None,
-    state_file: Path,
-    pattern: str,
-    poll: bool,
-) -> None:
+def _follow(config: CliConfig, options: FollowOptions) -> None:
     """Run the follower until Ctrl-C or SIGTERM; the state is saved either way."""
-    if "-" in paths:
+    if "-" in options.paths:
         raise click.BadParameter("--follow reads files, not standard input", param_hint="FILES")
-    options = FollowOptions(
-        paths=paths,
-        session=session_id,
-        state_file=state_file,
-        pattern=pattern,
-        notifications=not poll,
-    )
     sink = LastEvent(config.debug)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     code = 0

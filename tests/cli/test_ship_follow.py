@@ -206,11 +206,12 @@ def test_an_outage_is_reported_as_the_last_error_and_nothing_is_lost(
     path.write_bytes(b"".join(map(line, entries[:4])))
     base_url = server.base_url
     server.stop()
-    proc = follow(str(path))
+    proc = follow("--status-every", "0.2", str(path))
     log = Path(proc.log_path)
+    refused = f"cannot connect to {base_url} (connection refused)"
 
     assert wait_for(
-        lambda: f"cannot connect to {base_url} (connection refused)" in log.read_text(),
+        lambda: f"follow: 0 lines shipped from 1 files; last error: {refused}" in log.read_text(),
         timeout=30,
     )
     with open(path, "ab") as f:
@@ -218,6 +219,13 @@ def test_an_outage_is_reported_as_the_last_error_and_nothing_is_lost(
     server.start()
     assert wait_for(lambda: len(server.entries(sid)) == 8, timeout=30)
     assert wait_for(lambda: "delivering again" in log.read_text(), timeout=30)
+    assert wait_for(
+        lambda: (
+            "follow: 8 lines shipped from 1 files (t.jsonl 8); last error: "
+            f"{refused} (recovered)" in log.read_text()
+        ),
+        timeout=30,
+    )
 
     code, _out, err = stop(proc)
     assert code == 0, err
@@ -243,3 +251,18 @@ def test_one_state_file_takes_one_follower_and_help_shows_where_it_is(
     assert "INGRESS_LOGGING_SHIP_STATE_FILE" in shown.stdout
     code, _out, err = stop(first)
     assert code == 0, err
+
+
+def test_a_damaged_state_file_is_moved_aside_with_one_clear_line(run_cli, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text('{"files": {"/x": {"dev": ')
+
+    result = run_cli("ship", "--follow", "--state-file", str(state), str(tmp_path))
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: the state file {state} is damaged (moved to {state}.damaged); "
+        "run again to start over (entries already stored are skipped)"
+    ]
+    assert (tmp_path / "state.json.damaged").read_text().startswith('{"files"')
+    assert not state.exists()

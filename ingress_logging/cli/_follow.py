@@ -155,6 +155,7 @@ class Follower:
         self._status_seen = 0
         self._waker: Waker | None = None
         self._started = False
+        self._scanned = False
 
     # -- the loop --------------------------------------------------------------
 
@@ -230,8 +231,9 @@ class Follower:
             known.add(path)
             following.add((tail.state.dev, tail.state.ino))
             self._dirty = True
-            if self._waker is not None:  # not the first scan
+            if self._scanned:
                 self._echo(f"follow: new file {path}")
+        self._scanned = True
 
     def _end(self, path: str, change: Change) -> None:
         tail = self._tails.pop(path)

@@ -113,6 +113,9 @@ def test_new_files_under_a_watched_directory_and_globs_are_picked_up(
     code, _out, err = stop(proc)
     assert code == 0, err
     assert "notes.txt" not in err
+    assert "watching with file notifications" in err
+    assert f"new file {projects / 'repo-a' / 'one.jsonl'}" not in err  # there at the start
+    assert f"new file {projects / 'repo-b' / 'two.jsonl'}" in err
 
 
 def test_truncation_rotation_and_removal_are_noticed(

@@ -221,8 +221,8 @@ class Follower:
             if (st.st_dev, st.st_ino) in following:
                 continue  # the same file under another name, already followed
 
-            def state_for(dev: int, ino: int, path: str = path) -> FileState:
-                return self._state.claim(path, dev, ino, known)
+            def state_for(dev: int, ino: int, fd: int, path: str = path) -> FileState:
+                return self._state.claim(path, dev, ino, fd, known)
 
             tail = Tail.open(path, state_for)
             if tail is None:
@@ -247,7 +247,7 @@ class Follower:
             return
         self._state.retire(path)
         self._echo(f"follow: {path} was replaced (rotated); reading the new file from its start")
-        fresh = Tail.open(path, lambda dev, ino: self._state.claim(path, dev, ino, set()))
+        fresh = Tail.open(path, lambda dev, ino, fd: self._state.claim(path, dev, ino, fd, set()))
         if fresh is not None:
             self._tails[path] = fresh
             fresh.state.session = tail.state.session
@@ -319,7 +319,8 @@ class Follower:
     def _target(self, tail: Tail, line: RawLine) -> str | _Problem | None:
         if self._options.session is not None:
             return self._options.session
-        assert line.entry is not None
+        if line.entry is None:
+            return None
         for candidate in (line, *tail.pending):
             own = candidate.entry.get("sessionId") if candidate.entry is not None else None
             if isinstance(own, str) and own:

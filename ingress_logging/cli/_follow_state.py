@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,21 @@ import orjson
 
 from ..errors import ConfigError
 
-__all__ = ["ENV_STATE_FILE", "FileState", "FollowState", "SessionHead", "default_state_path"]
+__all__ = [
+    "ENV_STATE_FILE",
+    "FINGERPRINT_BYTES",
+    "FileState",
+    "FollowState",
+    "SessionHead",
+    "default_state_path",
+    "fingerprint",
+]
 
 ENV_STATE_FILE: Final = "INGRESS_LOGGING_SHIP_STATE_FILE"
 _VERSION: Final = 1
+#: Bytes at the start of a file whose hash tells it from another file that got
+#: the same inode number (inodes are reused as soon as a file is deleted).
+FINGERPRINT_BYTES: Final = 256
 _MAX_RETIRED: Final = 100
 #: Uuid-less lines remembered after a session's last uuid (beyond: by content only).
 _MAX_SINCE: Final = 10_000
@@ -41,6 +53,11 @@ def default_state_path() -> Path:
     return Path(base) / "ingress-logging" / "follow-state.json"
 
 
+def fingerprint(fd: int, length: int) -> str:
+    """Hash of the first ``length`` bytes of the open file ``fd``."""
+    return hashlib.sha256(os.pread(fd, length, 0)).hexdigest()[:32]
+
+
 @dataclass
 class FileState:
     """What is confirmed for one file (see the module docstring)."""
@@ -52,6 +69,21 @@ class FileState:
     last_uuid: str | None = None
     #: Session of the last line: where the next line without a sessionId goes.
     session: str | None = None
+    #: Hash of the first ``fingerprint_len`` bytes (at most ``FINGERPRINT_BYTES``).
+    fingerprint: str | None = None
+    fingerprint_len: int = 0
+
+    def is_file(self, fd: int) -> bool:
+        """True when the open file ``fd`` starts as the file this state is of."""
+        if self.fingerprint is None or self.fingerprint_len == 0:
+            return True
+        return fingerprint(fd, self.fingerprint_len) == self.fingerprint
+
+    def note_start(self, fd: int) -> None:
+        """Remember how the file starts, up to what is confirmed (it never changes)."""
+        length = min(self.offset, FINGERPRINT_BYTES)
+        if length > self.fingerprint_len:
+            self.fingerprint, self.fingerprint_len = fingerprint(fd, length), length
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +93,8 @@ class FileState:
             "line": self.line,
             "last_uuid": self.last_uuid,
             "session": self.session,
+            "fingerprint": self.fingerprint,
+            "fingerprint_len": self.fingerprint_len,
         }
 
     @classmethod
@@ -72,6 +106,8 @@ class FileState:
             line=int(data.get("line", 0)),
             last_uuid=data.get("last_uuid"),
             session=data.get("session"),
+            fingerprint=data.get("fingerprint"),
+            fingerprint_len=int(data.get("fingerprint_len", 0)),
         )
 
 
@@ -150,14 +186,18 @@ class FollowState:
             self._lock.close()
             self._lock = None
 
-    def claim(self, path: str, dev: int, ino: int, known: set[str]) -> FileState:
-        """The state of the file now at ``path``: its own, or that of the same
-        file under an old name (renamed by rotation), or a fresh one."""
+    def claim(self, path: str, dev: int, ino: int, fd: int, known: set[str]) -> FileState:
+        """The state of the file now at ``path`` (open as ``fd``): its own, or that
+        of the same file under an old name (renamed by rotation), or a fresh one.
+
+        The same device and inode is the same file only if it also starts with
+        the same bytes: a deleted file's inode number is soon given to a new one.
+        """
         own = self.files.get(path)
-        if own is not None and (own.dev, own.ino) == (dev, ino):
+        if own is not None and (own.dev, own.ino) == (dev, ino) and own.is_file(fd):
             return own
         for i, state in enumerate(self.retired):
-            if (state.dev, state.ino) == (dev, ino):
+            if (state.dev, state.ino) == (dev, ino) and state.is_file(fd):
                 del self.retired[i]
                 self.files[path] = state
                 return state
@@ -168,6 +208,8 @@ class FollowState:
                 st = os.stat(old_path)
                 if (st.st_dev, st.st_ino) == (dev, ino):
                     continue  # a hard link: both names are the same followed file
+            if not state.is_file(fd):
+                continue
             del self.files[old_path]
             self.files[path] = state
             return state
@@ -176,7 +218,8 @@ class FollowState:
             # Replaced while nobody followed it: the old file may show up under
             # a new name; its lines without a sessionId went to this session.
             fresh.session = own.session
-            self.retired = [*self.retired, own][-_MAX_RETIRED:]
+            if (own.dev, own.ino) != (dev, ino):
+                self.retired = [*self.retired, own][-_MAX_RETIRED:]
         self.files[path] = fresh
         return fresh
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import collections
 import enum
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
-from ._follow_state import FileState
+from ._follow_state import FINGERPRINT_BYTES, FileState
 
 __all__ = ["Change", "RawLine", "Tail"]
 
@@ -76,16 +77,17 @@ class Tail:
         self.mtime = os.fstat(fd).st_mtime
 
     @classmethod
-    def open(cls, path: str, state_for: Any) -> Tail | None:
-        """Open ``path``; ``state_for(dev, ino)`` gives its state. None if it is gone."""
+    def open(cls, path: str, state_for: Callable[[int, int, int], FileState]) -> Tail | None:
+        """Open ``path``; ``state_for(dev, ino, fd)`` gives its state. None if it is gone."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return None
         st = os.fstat(fd)
-        state: FileState = state_for(st.st_dev, st.st_ino)
+        state: FileState = state_for(st.st_dev, st.st_ino, fd)
         if st.st_size < state.offset:  # truncated while nobody followed it
             state.offset = state.line = 0
+            state.fingerprint, state.fingerprint_len = None, 0
         return cls(path, fd, state)
 
     def close(self) -> None:
@@ -146,6 +148,7 @@ class Tail:
             self._pos = self._lineno = 0
             self._partial = b""
             self.state.offset = self.state.line = 0
+            self.state.fingerprint, self.state.fingerprint_len = None, 0
             return Change.TRUNCATED
         return Change.NONE
 
@@ -153,6 +156,8 @@ class Tail:
         """``line`` is stored (or was bad, or blank): the state may move past it."""
         self.pending.popleft()
         self.state.offset, self.state.line = line.end, line.lineno
+        if self.state.fingerprint_len < FINGERPRINT_BYTES:
+            self.state.note_start(self._fd)
         while self.pending and self.pending[0].entry is None and self.pending[0].problem is None:
             blank = self.pending.popleft()
             self.state.offset, self.state.line = blank.end, blank.lineno

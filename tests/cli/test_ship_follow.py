@@ -269,3 +269,31 @@ def test_a_damaged_state_file_is_moved_aside_with_one_clear_line(run_cli, tmp_pa
     ]
     assert (tmp_path / "state.json.damaged").read_text().startswith('{"files"')
     assert not state.exists()
+
+
+def test_a_new_file_that_got_a_deleted_files_inode_is_read_from_its_start(
+    server: IngressServer, follow, transcript, tmp_path: Path, wait_for
+) -> None:
+    old, new = transcript(3), transcript(10)  # the new file is the longer one
+    path = tmp_path / "t.jsonl"
+    state = tmp_path / "state.json"
+    path.write_bytes(b"".join(map(line, old)))
+    proc = follow(str(path))
+    size = path.stat().st_size
+    assert wait_for(lambda: saved(state, path).get("offset") == size, timeout=30)
+    assert stop(proc)[0] == 0
+    path.unlink()
+    path.write_bytes(b"".join(map(line, new)))
+    # What the file system does when it reuses the inode number of the deleted file:
+    registry = json.loads(state.read_text())
+    st = path.stat()
+    registry["files"][str(path)].update(dev=st.st_dev, ino=st.st_ino)
+    state.write_text(json.dumps(registry))
+
+    proc = follow(str(path))
+    assert wait_for(lambda: saved(state, path).get("offset") == st.st_size, timeout=30)
+    code, _out, err = stop(proc)
+
+    assert code == 0, err
+    assert server.entries(old[0]["sessionId"]) == old
+    assert server.entries(new[0]["sessionId"]) == new

@@ -13,7 +13,6 @@ docs/transcripts.md.
 
 from __future__ import annotations
 
-from ._shape import Draft
 from ._writer import Transcript
 
-__all__ = ["Draft", "Transcript"]
+__all__ = ["Transcript"]

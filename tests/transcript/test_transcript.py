@@ -343,3 +343,34 @@ def test_the_sdks_are_not_imported_unless_the_application_uses_them() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_threads_recording_at_once_keep_one_chain_in_delivery_order(
+    ingress_server: IngressServer, new_transcript
+) -> None:
+    import threading
+
+    transcript = new_transcript()
+    barrier = threading.Barrier(4)
+
+    def agent(n: int) -> None:
+        barrier.wait()
+        for i in range(50):
+            transcript.user(f"thread {n} message {i}")
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    entries = delivered(transcript, ingress_server)
+
+    assert len(entries) == 200
+    assert_chained(entries)  # stored order is the chain's order
+    for n in range(4):
+        mine = [
+            e["message"]["content"]
+            for e in entries
+            if e["message"]["content"].startswith(f"thread {n} ")
+        ]
+        assert mine == [f"thread {n} message {i}" for i in range(50)]

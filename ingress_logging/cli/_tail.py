@@ -26,6 +26,8 @@ __all__ = ["Change", "RawLine", "Tail"]
 
 #: Bytes read per call: a backlog is taken in pieces, not into memory at once.
 CHUNK: Final = 1 << 20
+#: Bytes read past the confirmed offset while lines are pending.
+AHEAD: Final = 4 << 20
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 
@@ -129,8 +131,13 @@ class Tail:
         self._partial = b""
 
     def poll(self) -> Change:
-        """Read what is new (if the pending lines are done); report what happened."""
-        if self.pending:
+        """Read what is new; report what happened to the file.
+
+        With lines still pending it reads on only up to ``AHEAD`` bytes past
+        what is confirmed (a line may wait for a later one that names its
+        session), so a backlog is never all in memory.
+        """
+        if self.pending and self._pos - self.state.offset >= AHEAD:
             return Change.NONE
         self.exhausted = False
         if self._read():
@@ -145,8 +152,10 @@ class Tail:
             self._final_partial()
             return Change.ROTATED
         if st.st_size < self._pos:
+            # What was not shipped yet is gone with the old content.
             self._pos = self._lineno = 0
             self._partial = b""
+            self.pending.clear()
             self.state.offset = self.state.line = 0
             self.state.fingerprint, self.state.fingerprint_len = None, 0
             return Change.TRUNCATED

@@ -297,3 +297,28 @@ def test_a_new_file_that_got_a_deleted_files_inode_is_read_from_its_start(
     assert code == 0, err
     assert server.entries(old[0]["sessionId"]) == old
     assert server.entries(new[0]["sessionId"]) == new
+
+
+def test_lines_without_a_session_wait_for_one_or_go_to_the_given_session(
+    server: IngressServer, follow, transcript, tmp_path: Path, wait_for
+) -> None:
+    entries = transcript(7)
+    snapshot = entries[6]  # a file-history-snapshot: no sessionId
+    sid = entries[0]["sessionId"]
+    waiting = tmp_path / "waiting"
+    waiting.mkdir()
+    path = waiting / "t.jsonl"
+    path.write_bytes(line(snapshot))
+    proc = follow(str(path), state=tmp_path / "a.json")
+    log = Path(proc.log_path)
+    assert wait_for(lambda: "no sessionId yet" in log.read_text(), timeout=30)
+    with open(path, "ab") as f:
+        f.write(line(entries[0]))  # names the session: both lines go there
+    assert wait_for(lambda: server.entries(sid) == [snapshot, entries[0]], timeout=30)
+    assert stop(proc)[0] == 0
+
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(line(snapshot) + line(entries[1]))
+    proc = follow("--session", "gathered", str(other), state=tmp_path / "b.json")
+    assert wait_for(lambda: server.entries("gathered") == [snapshot, entries[1]], timeout=30)
+    assert stop(proc)[0] == 0

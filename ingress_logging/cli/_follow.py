@@ -180,6 +180,8 @@ class Follower:
             now = time.monotonic()
             self._status(now)
             wake = min([next_scan, self._status_at, *self._retry_at.values()])
+            if self._dirty:  # a save put off by SAVE_INTERVAL is due then
+                wake = min(wake, self._saved_at + SAVE_INTERVAL)
             self._waker.wait(wake - now)
             self._discover()
             if time.monotonic() >= next_scan:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -322,3 +323,29 @@ def test_lines_without_a_session_wait_for_one_or_go_to_the_given_session(
     proc = follow("--session", "gathered", str(other), state=tmp_path / "b.json")
     assert wait_for(lambda: server.entries("gathered") == [snapshot, entries[1]], timeout=30)
     assert stop(proc)[0] == 0
+
+
+def test_ctrl_c_stops_cleanly_and_saves_the_state(
+    server: IngressServer, follow, transcript, tmp_path: Path, wait_for
+) -> None:
+    entries = transcript(5)
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(map(line, entries)))
+    proc = follow(str(path))
+    assert wait_for(lambda: len(server.entries(entries[0]["sessionId"])) == 5, timeout=30)
+
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    err = Path(proc.log_path).read_text()
+
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    match = re.search(
+        r"stopped: (\d+) lines shipped, 0 already stored, 0 bad lines; state saved to (.+)", err
+    )
+    assert match is not None, err
+    assert match.group(2) == str(tmp_path / "state.json")
+    shipped = int(match.group(1))  # the reply to the last one may not have been read yet
+    assert shipped in (4, 5)
+    offset = sum(len(line(e)) for e in entries[:shipped])
+    assert saved(tmp_path / "state.json", path)["offset"] == offset  # saved at the stop

@@ -36,6 +36,7 @@ import click
 
 from .._session_id import validate_session_id
 from ..errors import IngressLoggingError, InvalidSessionIdError
+from ..protocol import Done, Wait
 from ._config import CliConfig, LastEvent
 from ._follow_state import FileState, FollowState, SessionHead
 from ._present import Present, content_key
@@ -364,7 +365,7 @@ class Follower:
                 self._confirm(tail, line, session_id, entry)
                 return True
             self._checked.add(key)  # stored lines are a prefix: nothing later was stored
-        if not self._client.append_session_log(session_id, entry, self._url(session_id)):
+        if not self._append(session_id, entry):
             # The reply may have been lost: read the session before the retry.
             self._checked = {k for k in self._checked if k[1] != session_id}
             self._unconfirmed.pop(session_id, None)
@@ -375,6 +376,27 @@ class Follower:
         self._confirm(tail, line, session_id, entry)
         self._recovered(session_id)
         return True
+
+    def _append(self, session_id: str, entry: dict[str, Any]) -> bool:
+        """Store one entry; False when it may or may not be stored.
+
+        An entry with a uuid gets the client's retries: a reply lost on the
+        way is recognised by the uuid. One without cannot be: the chain head
+        does not move when it is stored, so a retry after a lost reply would
+        store it twice. It gets one attempt (a 409 that moves the head is not
+        a failure), and a failure sends the loop to read the session first.
+        """
+        url = self._url(session_id)
+        uuid = entry.get("uuid")
+        if isinstance(uuid, str) and uuid:
+            return self._client.append_session_log(session_id, entry, url)
+        pending = self._client.begin_append(session_id, entry, url)
+        action = pending.action
+        while not isinstance(action, Done):
+            if isinstance(action, Wait):
+                return False
+            action = self._client.advance(pending)
+        return action.ok
 
     def _read_unconfirmed(self, session_id: str) -> Present | None:
         """The session's entries after the last one the registry confirms."""

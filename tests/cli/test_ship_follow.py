@@ -349,3 +349,29 @@ def test_ctrl_c_stops_cleanly_and_saves_the_state(
     assert shipped in (4, 5)
     offset = sum(len(line(e)) for e in entries[:shipped])
     assert saved(tmp_path / "state.json", path)["offset"] == offset  # saved at the stop
+
+
+@pytest.mark.parametrize("fault", ["error_after_commit_next", "drop_after_commit_next"])
+def test_a_lost_reply_to_a_line_without_uuid_does_not_store_it_twice(
+    server: IngressServer, follow, transcript, tmp_path: Path, wait_for, fault
+) -> None:
+    entries = transcript(2)
+    sid = entries[0]["sessionId"]
+    summary = {"type": "summary", "summary": "short", "leafUuid": entries[0]["uuid"]}
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(line(entries[0]))
+    proc = follow(str(path))
+    assert wait_for(lambda: len(server.entries(sid)) == 1, timeout=30)
+
+    getattr(server.faults, fault)(1)  # stored, then the reply is lost
+    with open(path, "ab") as f:
+        f.write(line(summary))
+    assert wait_for(lambda: len(server.entries(sid)) >= 2, timeout=30)
+    with open(path, "ab") as f:
+        f.write(line(entries[1]))
+    size = path.stat().st_size
+    assert wait_for(lambda: saved(tmp_path / "state.json", path).get("offset") == size, timeout=30)
+    code, _out, err = stop(proc)
+
+    assert code == 0, err
+    assert server.entries(sid) == [entries[0], summary, entries[1]]

@@ -1,4 +1,4 @@
-"""``ship --follow`` under a live writer, kill -9, a server restart and rotation.
+"""``ship --follow`` under a live writer, kill -9, a server restart, lost replies and rotation.
 
 Seeded: a failure names its seed (``FOLLOW_SEED=N`` runs that one again).
 The end state must be exactly the input: every session holds its lines once
@@ -85,6 +85,9 @@ def test_the_end_state_is_exactly_the_input_whatever_happens_on_the_way(
         if n == 1:
             server.restart()  # while the follower runs: it waits and carries on
             assert wait_for(lambda t=threshold: stored() >= t + 5, timeout=60), (seed, stored())
+        if n == 2:  # replies lost after the store, for whichever lines come next
+            server.faults.drop_after_commit_next(rng.randint(1, 3))
+            server.faults.error_after_commit_next(rng.randint(1, 3))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         proc = follower()

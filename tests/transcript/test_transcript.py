@@ -313,6 +313,13 @@ def test_settings_build_the_shared_engine_and_conflicts_are_refused(
     assert [e["message"]["content"] for e in delivered(transcript, ingress_server)] == [
         "via the shared engine"
     ]
+    from ingress_logging import IngressHandler
+
+    handler = IngressHandler(base_api_url=ingress_server.base_url, token=ingress_server.token)
+    try:
+        assert handler.engine is transcript.engine  # one engine, one chain per session
+    finally:
+        handler.close()
     with pytest.raises(TypeError, match="either engine= or"):
         Transcript(engine=transcript.engine, token="t")
     with pytest.raises(ValueError):

@@ -22,13 +22,10 @@ read whole, as ``ship`` reads it.
 from __future__ import annotations
 
 import copy
-import fnmatch
-import glob
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,6 +35,8 @@ from .._session_id import validate_session_id
 from ..errors import IngressLoggingError, InvalidSessionIdError
 from ..protocol import Done, Wait
 from ._config import CliConfig, LastEvent
+from ._follow_health import Health
+from ._follow_paths import expand, watch_dirs
 from ._follow_state import FileState, FollowState, SessionHead
 from ._present import Present, content_key
 from ._reach import unreachable
@@ -54,8 +53,6 @@ SAVE_INTERVAL: Final = 0.2
 STATUS_INTERVAL: Final = 5.0
 #: Lines one file ships before the loop turns to the next file.
 TURN: Final = 200
-BACKOFF_FIRST: Final = 0.1
-BACKOFF_MAX: Final = 5.0
 
 
 @dataclass
@@ -66,59 +63,6 @@ class FollowOptions:
     pattern: str = "*.jsonl"
     notifications: bool = True
     status_every: float = STATUS_INTERVAL
-
-
-@dataclass
-class _Health:
-    """Counts and the last error: what the status lines and the summary say."""
-
-    shipped: Counter[str] = field(default_factory=Counter)  # per file
-    skipped: int = 0
-    bad: int = 0
-    dropped: int = 0
-    sessions: dict[str, Counter[str]] = field(default_factory=dict)
-    last_error: str | None = None
-
-    def count(self, session_id: str, outcome: str) -> None:
-        self.sessions.setdefault(session_id, Counter())[outcome] += 1
-
-
-def _has_magic(path: str) -> bool:
-    return glob.has_magic(path)
-
-
-def expand(args: Sequence[str], pattern: str) -> list[str]:
-    """The files the arguments name now: files, globs, files under directories."""
-    found: set[str] = set()
-    for arg in args:
-        if _has_magic(arg):
-            found.update(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
-        elif os.path.isdir(arg):
-            for root, _dirs, files in os.walk(arg):
-                found.update(os.path.join(root, f) for f in files if fnmatch.fnmatch(f, pattern))
-        elif os.path.isfile(arg):
-            found.add(arg)
-    return sorted(os.path.abspath(p) for p in found)
-
-
-def watch_dirs(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(directories watched with their subdirectories, directories watched alone)."""
-    deep: set[str] = set()
-    flat: set[str] = set()
-    for arg in args:
-        if _has_magic(arg):
-            parts = Path(arg).parts
-            first_magic = next(i for i, p in enumerate(parts) if _has_magic(p))
-            base = Path(*parts[:first_magic])
-            target = str(base or Path("."))
-            (deep if "**" in arg or len(parts) - len(base.parts) > 1 else flat).add(target)
-        elif os.path.isdir(arg):
-            deep.add(arg)
-        else:
-            flat.add(os.path.dirname(arg) or ".")
-    return sorted(d for d in deep if os.path.isdir(d)), sorted(
-        d for d in flat if os.path.isdir(d) and d not in deep
-    )
 
 
 class Follower:
@@ -145,15 +89,11 @@ class Follower:
         self._unconfirmed: dict[str, Present] = {}
         #: (file, session) pairs past that check: their next line is sent as is.
         self._checked: set[tuple[str, str]] = set()
-        self._retry_at: dict[str, float] = {}
-        self._failures: Counter[str] = Counter()
         self._waiting_noted: set[str] = set()
         self._urls: dict[str, str] = {}
-        self.health = _Health()
+        self.health = Health(options.status_every)
         self._dirty = False
         self._saved_at = 0.0
-        self._status_at = time.monotonic() + options.status_every
-        self._status_seen = 0
         self._waker: Waker | None = None
         self._started = False
         self._scanned = False
@@ -179,8 +119,10 @@ class Follower:
             self._pump()
             self._save(force=False)
             now = time.monotonic()
-            self._status(now)
-            wake = min([next_scan, self._status_at, *self._retry_at.values()])
+            status = self.health.status(now, len(self._tails))
+            if status is not None:
+                self._echo(status)
+            wake = min(next_scan, self.health.next_wake())
             if self._dirty:  # a save put off by SAVE_INTERVAL is due then
                 wake = min(wake, self._saved_at + SAVE_INTERVAL)
             self._waker.wait(wake - now)
@@ -200,14 +142,10 @@ class Follower:
             self._state.close()
         if not self._started:
             return
-        h = self.health
-        total = sum(h.shipped.values())
-        self._echo(
-            f"stopped: {total} lines shipped, {h.skipped} already stored, {h.bad} bad lines; "
-            f"state saved to {self._options.state_file}"
-        )
-        for sid, c in h.sessions.items():
-            click.echo(f"session {sid}: {c['sent']} sent, {c['skipped']} skipped")
+        closing, per_session = self.health.summary(self._options.state_file)
+        self._echo(closing)
+        for text in per_session:
+            click.echo(text)
 
     # -- files -------------------------------------------------------------------
 
@@ -312,7 +250,7 @@ class Follower:
                         "waiting for a line that names one (or pass --session)"
                     )
                 return turn
-            if target in held or time.monotonic() < self._retry_at.get(target, 0.0):
+            if target in held or self.health.waiting(target):
                 return turn
             if not self._ship(tail, line, target):
                 return turn
@@ -360,8 +298,7 @@ class Follower:
                     return False
                 self._unconfirmed[session_id] = unconfirmed
             if unconfirmed.take(entry):
-                self.health.skipped += 1
-                self.health.count(session_id, "skipped")
+                self.health.already_stored(session_id)
                 self._confirm(tail, line, session_id, entry)
                 return True
             self._checked.add(key)  # stored lines are a prefix: nothing later was stored
@@ -371,8 +308,7 @@ class Follower:
             self._unconfirmed.pop(session_id, None)
             self._failed(session_id, self._sink.pop())
             return False
-        self.health.shipped[tail.path] += 1
-        self.health.count(session_id, "sent")
+        self.health.sent(tail.path, session_id)
         self._confirm(tail, line, session_id, entry)
         self._recovered(session_id)
         return True
@@ -445,17 +381,11 @@ class Follower:
     def _failed(self, session_id: str, reason: str) -> None:
         down = unreachable(self._url(session_id), self._config.timeout)
         text = down or f"session {session_id}: {reason}"
-        self._failures[session_id] += 1
-        n = self._failures[session_id]
-        delay = min(BACKOFF_FIRST * 2 ** (n - 1), BACKOFF_MAX)
-        self._retry_at[session_id] = time.monotonic() + delay
-        if text != self.health.last_error or n == 1:
+        if self.health.failed(session_id, text):
             self._echo(f"follow: {text}; retrying (lines wait, nothing is skipped)")
-        self.health.last_error = text
 
     def _recovered(self, session_id: str) -> None:
-        if self._failures.pop(session_id, 0):
-            self._retry_at.pop(session_id, None)
+        if self.health.recovered(session_id):
             self._echo(f"follow: session {session_id}: delivering again")
 
     def _save(self, *, force: bool) -> None:
@@ -464,25 +394,6 @@ class Follower:
             self._state.save()
             self._dirty = False
             self._saved_at = now
-
-    def _status(self, now: float) -> None:
-        if now < self._status_at:
-            return
-        self._status_at = now + self._options.status_every
-        h = self.health
-        total = sum(h.shipped.values())
-        if total == self._status_seen and not self._failures:
-            return  # idle and healthy: nothing to say
-        self._status_seen = total
-        busiest = ", ".join(f"{Path(p).name} {n}" for p, n in h.shipped.most_common(5))
-        text = f"follow: {total} lines shipped from {len(self._tails)} files"
-        if busiest:
-            text += f" ({busiest})"
-        if h.last_error is not None:
-            text += f"; last error: {h.last_error}"
-            if not self._failures:
-                text += " (recovered)"
-        self._echo(text)
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ import click
 
 from .._session_id import validate_session_id
 from ..errors import IngressLoggingError, InvalidSessionIdError
-from ..protocol import Done, Wait
 from ._config import CliConfig, LastEvent
 from ._follow_health import Health
 from ._follow_paths import expand, watch_dirs
 from ._follow_state import FileState, FollowState, SessionHead
+from ._once import append_once, has_uuid
 from ._present import Present, content_key
 from ._reach import unreachable
 from ._tail import Change, RawLine, Tail
@@ -316,23 +316,13 @@ class Follower:
     def _append(self, session_id: str, entry: dict[str, Any]) -> bool:
         """Store one entry; False when it may or may not be stored.
 
-        An entry with a uuid gets the client's retries: a reply lost on the
-        way is recognised by the uuid. One without cannot be: the chain head
-        does not move when it is stored, so a retry after a lost reply would
-        store it twice. It gets one attempt (a 409 that moves the head is not
-        a failure), and a failure sends the loop to read the session first.
+        Without a uuid: one attempt (see ``_once``); the loop reads the
+        session before the next one.
         """
         url = self._url(session_id)
-        uuid = entry.get("uuid")
-        if isinstance(uuid, str) and uuid:
+        if has_uuid(entry):
             return self._client.append_session_log(session_id, entry, url)
-        pending = self._client.begin_append(session_id, entry, url)
-        action = pending.action
-        while not isinstance(action, Done):
-            if isinstance(action, Wait):
-                return False
-            action = self._client.advance(pending)
-        return action.ok
+        return append_once(self._client, session_id, entry, url)
 
     def _read_unconfirmed(self, session_id: str) -> Present | None:
         """The session's entries after the last one the registry confirms."""

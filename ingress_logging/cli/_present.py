@@ -30,6 +30,9 @@ class Present:
         self.others: collections.Counter[str] = collections.Counter()
         for entry in loglines:
             self.add(entry)
+        #: Copies of each uuid-less content the session holds, as far as known:
+        #: those read, plus those stored since (``sent``).
+        self.copies: collections.Counter[str] = collections.Counter(self.others)
 
     def add(self, entry: dict[str, Any]) -> None:
         uuid = entry.get("uuid")
@@ -48,6 +51,8 @@ class Present:
         uuid = entry.get("uuid")
         if isinstance(uuid, str) and uuid:
             self.uuids.add(uuid)
+        else:
+            self.copies[content_key(entry)] += 1
 
     def take(self, entry: dict[str, Any]) -> bool:
         """True if the entry is already stored (and account for it)."""

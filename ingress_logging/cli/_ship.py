@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,7 +43,8 @@ from ._config import CliConfig, LastEvent
 from ._follow import Follower, FollowOptions
 from ._follow_state import ENV_STATE_FILE, default_state_path
 from ._jsonl import BadLine, Line, read_jsonl
-from ._present import Present
+from ._once import append_once, has_uuid
+from ._present import Present, content_key
 from ._progress import Reporter, make_progress
 from ._reach import unreachable
 
@@ -163,6 +165,35 @@ def _read_sessions(
     return present
 
 
+def _append(
+    client: SessionIngressClient,
+    config: CliConfig,
+    session_id: str,
+    entry: dict[str, Any],
+    url: str,
+    held: Present,
+) -> bool:
+    """Append one entry; True once it is stored.
+
+    With a uuid, the client retries (it recognises an earlier attempt's
+    entry by its uuid). Without one, each attempt is single (see ``_once``)
+    and a failed one is followed by a read: one more copy of the content
+    than the session held means the reply was lost, not the entry.
+    """
+    if has_uuid(entry):
+        return client.append_session_log(session_id, entry, url)
+    key = content_key(entry)
+    for attempt in range(1, config.max_attempts + 1):
+        if append_once(client, session_id, entry, url):
+            return True
+        logs = client.get_session_logs(session_id, url)
+        if logs is not None and Present(logs).copies[key] > held.copies[key]:
+            return True
+        if attempt < config.max_attempts:
+            time.sleep(min(config.base_delay * 2 ** (attempt - 1), max(config.base_delay, 8.0)))
+    return False
+
+
 def _send(
     config: CliConfig,
     client: SessionIngressClient,
@@ -198,7 +229,7 @@ def _send(
             outcome, note = "failed", f"failed: {where}: could not read session {item.session_id}"
         elif held.take(entry):
             outcome = "skipped"
-        elif client.append_session_log(item.session_id, entry, urls[item.session_id]):
+        elif _append(client, config, item.session_id, entry, urls[item.session_id], held):
             outcome = "sent"
             held.sent(entry)
         else:

@@ -158,3 +158,27 @@ def test_a_server_that_is_down_stops_every_job(
     assert result.returncode == 1
     assert result.stderr.count("cannot connect") == 1
     assert f"cannot connect to {base_url} (connection refused)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "error_after_commit_next",  # stored, answered 500
+        "drop_after_commit_next",  # stored, no reply at all
+        "fail_next",  # answered 503, not stored: tried again
+    ],
+)
+def test_a_lost_reply_to_a_line_without_uuid_does_not_store_it_twice(
+    server: IngressServer, run_cli, transcript, jsonl, tmp_path: Path, fault
+) -> None:
+    entries = transcript(2)
+    sid = entries[0]["sessionId"]
+    summary = {"type": "summary", "summary": "once", "leafUuid": entries[0]["uuid"]}
+    run_cli("ship", str(jsonl(tmp_path / "head.jsonl", entries[:1])))
+    getattr(server.faults, fault)(1)  # the summary is stored, its reply lost
+
+    result = run_cli("ship", str(jsonl(tmp_path / "t.jsonl", [entries[0], summary, entries[1]])))
+
+    assert result.returncode == 0, result.stderr
+    assert counts(result.stdout) == (2, 1, 0, 0)
+    assert server.entries(sid) == [entries[0], summary, entries[1]]

@@ -46,6 +46,7 @@
       const button = el("button", "unfold", `Show all (${value.length.toLocaleString()} characters)`);
       button.type = "button";
       button.addEventListener("click", () => {
+        body.classList.add("long");
         body.textContent = value;
         button.remove();
       });

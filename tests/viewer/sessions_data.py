@@ -206,6 +206,19 @@ def conversation(session_id: str) -> list[dict[str, Any]]:
             },
         }
     )
+    entries.append(
+        {
+            **common, "parentUuid": ids[10], "sessionId": session_id, "type": "user",
+            "uuid": ids[11], "timestamp": _ts(12),
+            "message": {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": tool_id, "is_error": True,
+                     "content": "permission denied: src/billing/secret.py"}
+                ],
+            },
+        }
+    )  # fmt: skip
     return entries
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -9,9 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import orjson
 import pytest
 
-from ingress_logging.server.viewer import COOKIE_NAME
+from ingress_logging.server.viewer import COOKIE_NAME, SQLiteViewerStore, TokenAuth, viewer_app
 from ingress_logging.server.viewer._cookie import CookieSigner
 from ingress_logging.server.viewer._security import safe_next
 
@@ -101,7 +103,7 @@ def test_entries_api_windows_filters_and_flags(server, viewer) -> None:
         assert [item["i"] for item in page["items"]] == [2, 3, 4]
         assert [item["entry"] for item in page["items"]] == entries[2:5]
         flagged = client.get(f"/api/sessions/{sid}/entries", params={"offset": 12}).json()
-        assert [item["chain_broken"] for item in flagged["items"]] == [True]
+        assert [item["chain_broken"] for item in flagged["items"]] == [True, False]
         errors = client.get(f"/api/sessions/{sid}/entries", params={"level": "error"}).json()
         assert [item["entry"]["logger"] for item in errors["items"]] == ["billing.worker"]
         assert errors["matched"] == 1
@@ -135,3 +137,56 @@ def test_download_is_what_export_writes(server, viewer, tmp_path) -> None:
     ).stdout
     assert reply.content == exported
     assert len(reply.content.splitlines()) == len(entries)
+
+
+def test_the_cookie_lives_12_hours_and_is_secure_over_https(server) -> None:
+    app = viewer_app(SQLiteViewerStore(server.store), TokenAuth(server.token))
+
+    async def sign_in(scheme: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=f"{scheme}://v.test") as client:
+            return await client.post("/signin", data={"token": server.token})
+
+    for scheme in ("http", "https"):
+        reply = asyncio.run(sign_in(scheme))
+        assert reply.status_code == 303
+        cookie = reply.headers["set-cookie"]
+        assert "Max-Age=43200" in cookie
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie
+        assert ("Secure" in cookie) is (scheme == "https")
+
+
+def test_live_events_are_numbered_by_position_and_resume_without_repeats(server, viewer) -> None:
+    sid = f"sse-{uuid.uuid4().hex[:8]}"
+    entries = conversation(sid)
+    store_all(server, sid, entries)
+    url = f"/api/sessions/{sid}/live"
+    resume = {"Last-Event-ID": "5"}  # what a reconnecting EventSource sends
+    with (
+        signed_in_client(viewer, server.token) as client,
+        client.stream("GET", url, params={"from": 0}, headers=resume) as reply,
+    ):
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        lines = reply.iter_lines()
+        assert next(lines) == "retry: 2000"
+        assert next(lines) == ""
+        assert next(lines) == "id: 6"
+        assert next(lines) == "event: entry"
+        first = orjson.loads(next(lines).removeprefix("data: "))
+    assert first["i"] == 5
+    assert first["entry"] == entries[5]
+    assert first["total"] == len(entries)
+
+
+def test_paging_does_not_shift_when_new_sessions_arrive(server, viewer) -> None:
+    for name in ("p-a", "p-b", "p-c", "p-d"):
+        store_all(server, name, conversation(name)[:1])
+    with signed_in_client(viewer, server.token) as client:
+        first = client.get("/api/sessions", params={"prefix": "p-", "limit": 2}).json()
+        assert [s["id"] for s in first["sessions"]] == ["p-d", "p-c"]
+        store_all(server, "p-e", conversation("p-e")[:1])
+        params = {"prefix": "p-", "limit": 2, "cursor": first["next_cursor"]}
+        second = client.get("/api/sessions", params=params).json()
+        assert [s["id"] for s in second["sessions"]] == ["p-b", "p-a"]
+        assert second["next_cursor"] is None

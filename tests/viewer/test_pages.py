@@ -100,7 +100,10 @@ def test_a_session_reads_as_a_conversation(server, viewer, page, sign_in, screen
     tool = page.locator(".tool-use")
     expect(tool.locator(".tool-name")).to_have_text("Grep")
     expect(tool.locator("pre")).to_contain_text('"path": "src/billing"')
-    expect(page.locator(".tool-result pre")).to_have_text("src/billing/totals.py:88: round(x, 2)")
+    expect(page.locator(".tool-result pre").first).to_have_text(
+        "src/billing/totals.py:88: round(x, 2)"
+    )
+    expect(page.locator(".tool-result.is-error")).to_contain_text("permission denied")
     # thinking is collapsed until opened
     thinking = page.locator("details.thinking")
     assert thinking.get_attribute("open") is None
@@ -117,11 +120,19 @@ def test_a_session_reads_as_a_conversation(server, viewer, page, sign_in, screen
     log = page.locator("article.kind-system").filter(has=page.locator(".lvl-error"))
     expect(log.locator(".logger")).to_have_text("billing.worker")
     expect(log.locator(".traceback")).to_contain_text("ValueError: disk quota exceeded")
+    expect(log.locator(".source")).to_contain_text("sessions_data.py:42 in ")
     # OpenTelemetry entries carry their trace and span ids
     expect(page.locator("article.kind-otel_log .ids")).to_contain_text(
         "trace_id 4bf92f3577b34da6a3ce929d0e0e4736 · span_id 00f067aa0ba902b7"
     )
-    expect(page.locator("article.kind-otel_span .span-name")).to_have_text("POST /charge")
+    span = page.locator("article.kind-otel_span")
+    expect(span.locator(".span-name")).to_have_text("POST /charge")
+    expect(span.locator(".duration")).to_have_text("1234.5 ms")
+    expect(span.locator(".status")).to_have_text("ERROR")
+    # every entry's JSON, on demand
+    raw = span.locator("details.raw")
+    raw.locator("summary").click()
+    expect(raw.locator("pre")).to_contain_text('"parent_span_id": "00f067aa0ba902b7"')
     # only the entry whose parentUuid does not name the one before it is flagged
     flagged = page.locator("article.chain-broken")
     expect(flagged).to_have_count(1)
@@ -187,9 +198,20 @@ def test_a_permalink_opens_the_page_holding_the_entry(
     href = highlighted.locator("a.permalink").get_attribute("href")
     assert href == f"#entry={target}"
 
-    # and "Load earlier" fills in what comes before it
+    # and "Load earlier" / "Load more" fill in what comes before and after it
     fresh.click("#load-earlier")
     expect(fresh.locator("#shown")).to_have_text("Showing 21 to 60 of 100 entries")
+    fresh.click("#load-more")
+    expect(fresh.locator("#shown")).to_have_text("Showing 21 to 80 of 100 entries")
+    # a live entry beyond the window raises the count; Load more reaches it
+    ship(server, sid, numbered(sid, 1, start=100))
+    expect(fresh.locator("#count")).to_have_text("101")
+    expect(fresh.locator("#shown")).to_have_text("Showing 21 to 80 of 101 entries")
+    fresh.click("#load-more")
+    fresh.click("#load-more")
+    expect(fresh.locator("#shown")).to_have_text("Showing 21 to 101 of 101 entries")
+    expect(fresh.locator("#entries article.entry").last).to_contain_text("message 100")
+    expect(fresh.locator("#load-more")).to_be_hidden()
 
 
 def test_new_entries_appear_live(server, viewer, page, sign_in) -> None:

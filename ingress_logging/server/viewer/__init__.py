@@ -21,6 +21,7 @@ from ._api import Api
 from ._context import ViewerContext
 from ._cookie import COOKIE_NAME, CookieSigner
 from ._pages import Pages
+from ._runner import AppServer, run_app
 from ._security import CSP, SecurityHeaders
 from ._source import ReadAuth, SessionPage, SessionSummary, ViewerStore
 from ._sqlite import SQLiteViewerStore, TokenAuth
@@ -28,12 +29,14 @@ from ._sqlite import SQLiteViewerStore, TokenAuth
 __all__ = [
     "COOKIE_NAME",
     "CSP",
+    "AppServer",
     "ReadAuth",
     "SQLiteViewerStore",
     "SessionPage",
     "SessionSummary",
     "TokenAuth",
     "ViewerStore",
+    "run_app",
     "viewer_app",
 ]
 

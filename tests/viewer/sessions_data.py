@@ -4,14 +4,13 @@ The shapes are those of ../shared/data/ (user and assistant messages with
 content blocks, tool_use and tool_result, thinking, a side chain, a
 compaction boundary and its summary, summaries and snapshots without a uuid)
 plus what this library's front doors write: a handler log entry with a
-traceback, OpenTelemetry log and span entries, and a gap marker. Ids and
-text are made up per call.
+traceback, OpenTelemetry log and span entries, and a gap marker. Text is
+made up; ids are derived from the session id.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import uuid
 from typing import Any
 
@@ -23,27 +22,28 @@ def _ts(i: int) -> str:
     return f"2026-03-04T05:{(i // 60) % 60:02d}:{i % 60:02d}.000Z"
 
 
+_TRACEBACK = """Traceback (most recent call last):
+  File "/srv/billing/worker.py", line 40, in charge
+    provider.charge(invoice)
+ValueError: disk quota exceeded for /var/data"""
+
+
 def _log_entry(session_id: str) -> dict[str, Any]:
-    try:
-        raise ValueError("disk quota exceeded for /var/data")
-    except ValueError:
-        record = logging.LogRecord(
-            "billing.worker",
-            logging.ERROR,
-            __file__,
-            42,
-            "charge %s failed",
-            ("inv-17",),
-            sys.exc_info(),
-        )
+    """A handler log entry with a traceback (fixed paths: the docs screenshot shows it)."""
+    record = logging.LogRecord(
+        "billing.worker", logging.ERROR, "/srv/billing/worker.py", 42, "charge %s failed",
+        ("inv-17",), None, func="charge",
+    )  # fmt: skip
+    record.exc_text = _TRACEBACK
     return record_to_entry(record, session_id)
 
 
 def conversation(session_id: str) -> list[dict[str, Any]]:
     """One of each kind of entry the session page renders, chained by parentUuid."""
     common = {"isSidechain": False, "userType": "external", "cwd": "/work/app", "version": "2.1.0"}
-    ids = [str(uuid.uuid4()) for _ in range(16)]
-    tool_id = f"toolu_{uuid.uuid4().hex[:20]}"
+    # ids derived from the session id: unique per session, the same on every run
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"{session_id}/{k}")) for k in range(16)]
+    tool_id = f"toolu_{uuid.uuid5(uuid.NAMESPACE_URL, session_id).hex[:20]}"
     entries: list[dict[str, Any]] = [
         {
             "type": "file-history-snapshot",

@@ -143,7 +143,8 @@
     if (typeof entry.stack === "string") body.appendChild(folded(entry.stack, "traceback"));
     const src = entry.source;
     if (src && typeof src === "object" && typeof src.pathname === "string") {
-      body.appendChild(el("div", "source", `${src.pathname}:${src.lineno} in ${src.funcName}`));
+      const where = typeof src.funcName === "string" ? ` in ${src.funcName}` : "";
+      body.appendChild(el("div", "source", `${src.pathname}:${src.lineno}${where}`));
     }
   }
   function otelLog(entry, body) {

@@ -23,6 +23,7 @@ from ._cookie import COOKIE_NAME, CookieSigner
 from ._pages import Pages
 from ._runner import AppServer, run_app
 from ._security import CSP, SecurityHeaders
+from ._server_store import StoreAuth, StoreViewer
 from ._source import ReadAuth, SessionPage, SessionSummary, ViewerStore
 from ._sqlite import SQLiteViewerStore, TokenAuth
 
@@ -34,6 +35,8 @@ __all__ = [
     "SQLiteViewerStore",
     "SessionPage",
     "SessionSummary",
+    "StoreAuth",
+    "StoreViewer",
     "TokenAuth",
     "ViewerStore",
     "run_app",

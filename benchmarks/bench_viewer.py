@@ -25,7 +25,7 @@ import httpx
 import orjson
 
 from ingress_logging.server import run_server
-from ingress_logging.server.viewer import SQLiteViewerStore, TokenAuth, run_app, viewer_app
+from ingress_logging.server.viewer import StoreAuth, StoreViewer, run_app, viewer_app
 
 
 def _entries(session_id: str, n: int) -> list[dict[str, object]]:
@@ -57,7 +57,7 @@ def main() -> None:
     with run_server(token="bench") as server:
         for entry in _entries(sid, args.entries):
             server.store.append(sid, entry, json.dumps(entry), None, check=False)
-        app = viewer_app(SQLiteViewerStore(server.store), TokenAuth(server.token))
+        app = viewer_app(StoreViewer(server.store), StoreAuth(server.store, server.token))
         with run_app(app) as viewer, httpx.Client(timeout=120) as http:
             http.post(f"{viewer.base_url}/signin", data={"token": server.token})
             window_url = f"{viewer.base_url}/api/sessions/{sid}/entries"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ingress_logging.server import IngressServer
-from ingress_logging.server.viewer import SQLiteViewerStore, TokenAuth, viewer_app
+from ingress_logging.server.viewer import StoreAuth, StoreViewer, viewer_app
 from ingress_logging.server.viewer._runner import AppServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,7 +43,8 @@ def viewer_factory(server: IngressServer) -> Iterator[Callable[..., AppServer]]:
 
     def start(**options: Any) -> AppServer:
         options.setdefault("live_interval", 0.05)
-        app = viewer_app(SQLiteViewerStore(server.store), TokenAuth(server.token), **options)
+        reads, auth = StoreViewer(server.store), StoreAuth(server.store, server.token)
+        app = viewer_app(reads, auth, **options)
         running = AppServer(app)
         started.append(running)
         return running

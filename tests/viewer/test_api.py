@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from ingress_logging.server.viewer import COOKIE_NAME, SQLiteViewerStore, TokenAuth, viewer_app
+from ingress_logging.server.viewer import COOKIE_NAME, StoreAuth, StoreViewer, viewer_app
 from ingress_logging.server.viewer._cookie import CookieSigner
 from ingress_logging.server.viewer._security import safe_next
 
@@ -140,7 +140,7 @@ def test_download_is_what_export_writes(server, viewer, tmp_path) -> None:
 
 
 def test_the_cookie_lives_12_hours_and_is_secure_over_https(server) -> None:
-    app = viewer_app(SQLiteViewerStore(server.store), TokenAuth(server.token))
+    app = viewer_app(StoreViewer(server.store), StoreAuth(server.store, server.token))
 
     async def sign_in(scheme: str) -> httpx.Response:
         transport = httpx.ASGITransport(app=app)

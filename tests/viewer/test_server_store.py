@@ -1,22 +1,15 @@
-"""The viewer over the team server's store (issue 14's ``ingress_logging.server.store``).
-
-Runs once that store is in the tree (it is being built beside the viewer);
-until then the module is skipped with that reason.
-"""
+"""The viewer's reads over the server's store (``ingress_logging.server.store``)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import pytest
-
-store_module = pytest.importorskip(
-    "ingress_logging.server.store", reason="the server's store interface (issue 14) is not here"
-)
+from ingress_logging.server.store import SQLiteStore
+from ingress_logging.server.viewer import StoreAuth, StoreViewer
 
 
-class CountingStore(store_module.SQLiteStore):  # type: ignore[misc,name-defined]
+class CountingStore(SQLiteStore):
     """The real SQLite store, counting how the viewer reads it."""
 
     def __init__(self) -> None:
@@ -38,8 +31,6 @@ def texts(entries: list[str] | None) -> list[Any]:
 
 
 def test_a_session_is_read_whole_once_then_only_what_is_new() -> None:
-    from ingress_logging.server.viewer import StoreViewer
-
     store = CountingStore()
     for i in range(5):
         put(store, "s1", {"uuid": f"u{i}", "n": i})
@@ -56,8 +47,6 @@ def test_a_session_is_read_whole_once_then_only_what_is_new() -> None:
 
 
 def test_deleted_and_rewritten_sessions_are_read_again() -> None:
-    from ingress_logging.server.viewer import StoreViewer
-
     store = CountingStore()
     put(store, "s1", {"uuid": "a", "n": 1})
     viewer = StoreViewer(store)
@@ -71,8 +60,6 @@ def test_deleted_and_rewritten_sessions_are_read_again() -> None:
 
 
 def test_copies_beyond_the_budget_are_dropped_oldest_first() -> None:
-    from ingress_logging.server.viewer import StoreViewer
-
     store = CountingStore()
     for sid in ("a", "b", "c"):
         put(store, sid, {"uuid": sid, "text": "x" * 1000})
@@ -86,8 +73,6 @@ def test_copies_beyond_the_budget_are_dropped_oldest_first() -> None:
 
 
 def test_sign_in_takes_read_or_admin_tokens_and_the_development_token() -> None:
-    from ingress_logging.server.viewer import StoreAuth
-
     store = CountingStore()
     reader = store.create_token("reader", "read")
     admin = store.create_token("ops", "admin")

@@ -25,19 +25,16 @@ from ._runner import AppServer, run_app
 from ._security import CSP, SecurityHeaders
 from ._server_store import StoreAuth, StoreViewer
 from ._source import ReadAuth, SessionPage, SessionSummary, ViewerStore
-from ._sqlite import SQLiteViewerStore, TokenAuth
 
 __all__ = [
     "COOKIE_NAME",
     "CSP",
     "AppServer",
     "ReadAuth",
-    "SQLiteViewerStore",
     "SessionPage",
     "SessionSummary",
     "StoreAuth",
     "StoreViewer",
-    "TokenAuth",
     "ViewerStore",
     "run_app",
     "viewer_app",

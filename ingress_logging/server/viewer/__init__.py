@@ -10,6 +10,7 @@ entries over server-sent events). See docs/viewer.md.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -51,13 +52,16 @@ def viewer_app(
     live_interval: float = 0.5,
     sessions_per_page: int = 50,
     entries_per_page: int = 200,
+    stopping: threading.Event | None = None,
 ) -> Starlette:
     """The viewer as an ASGI app.
 
     ``secret`` signs the sign-in cookies; None picks a random one, which
     signs everyone out when the process restarts. Several worker processes
     behind one address need one shared ``secret``. ``live_interval`` is how
-    often (seconds) a live page's stream looks for new entries.
+    often (seconds) a live page's stream looks for new entries. Setting
+    ``stopping`` ends the live streams (within ``live_interval``), so a
+    server with open pages can stop.
     """
     context = ViewerContext(
         store=store,
@@ -66,6 +70,7 @@ def viewer_app(
         live_interval=live_interval,
         sessions_per_page=sessions_per_page,
         entries_per_page=entries_per_page,
+        stopping=stopping if stopping is not None else threading.Event(),
     )
     pages = Pages(context)
     api = Api(context)

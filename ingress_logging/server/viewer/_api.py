@@ -162,7 +162,7 @@ class Api:
         heads = await run_in_threadpool(heads_before, store, session_id, position)
         yield b"retry: 2000\n\n"
         quiet = 0.0
-        while True:
+        while not self.ctx.stopping.is_set():
             summary = await run_in_threadpool(store.session, session_id)
             if summary is None:  # deleted while watched
                 yield b"event: gone\ndata: {}\n\n"

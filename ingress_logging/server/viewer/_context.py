@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from ._cookie import CookieSigner
 from ._source import ReadAuth, ViewerStore
@@ -19,3 +20,5 @@ class ViewerContext:
     live_interval: float = 0.5
     sessions_per_page: int = 50
     entries_per_page: int = 200
+    #: Set when the server stops: live streams end instead of holding it up.
+    stopping: threading.Event = field(default_factory=threading.Event)

@@ -4,22 +4,30 @@ All three use the blocking client's reads: the session-ingress read (the
 ingress token) or, with ``--teleport``, the teleport events (an OAuth token
 and organization uuid). Human output is one line per entry (time, type, a
 one-line summary); ``--json`` and ``export`` write each entry as one compact
-JSON line, exactly as ``ship`` reads it back.
+JSON line, exactly as ``ship`` reads it back. ``show`` and ``tail`` keep only
+the entries that pass ``--type``/``--level``/``--since``/``--grep``.
+
+``tail --follow`` asks only for what is new (``_tail_after.Follower``).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
+import httpx
 
+from .._entry_filter import LEVELS, EntryFilter, parse_since
 from ._app import pass_config
 from ._config import ENV_OAUTH_TOKEN, ENV_ORG_UUID, CliConfig, LastEvent
 from ._jsonl import dump_line
 from ._render import render_line
+from ._tail_after import Follower
 
 __all__ = ["export", "fetch_entries", "show", "tail"]
 
@@ -61,6 +69,75 @@ def _source_options(func: F) -> F:
     return func
 
 
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _grep(ctx: click.Context, param: click.Parameter, value: str | None) -> re.Pattern[str] | None:
+    if value is None:
+        return None
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise click.BadParameter(f"not a regular expression ({exc})") from None
+
+
+def _filter_options(func: F) -> F:
+    """``--type``, ``--level``, ``--since``, ``--grep``: which entries to print."""
+    options = [
+        click.option(
+            "--grep",
+            metavar="REGEX",
+            callback=_grep,
+            show_envvar=True,
+            help="Only entries with a string value matching REGEX (Python syntax; "
+            "(?i) for any case).",
+        ),
+        click.option(
+            "--since",
+            metavar="WHEN",
+            callback=_since,
+            show_envvar=True,
+            help="Only entries stamped at or after WHEN: an ISO date/time "
+            "(UTC unless it says) or an age such as 90s, 15m, 2h, 1d.",
+        ),
+        click.option(
+            "--level",
+            type=click.Choice(LEVELS, case_sensitive=False),
+            show_envvar=True,
+            help="Only entries with a level at least this (log entries, OTel logs, notices).",
+        ),
+        click.option(
+            "--type",
+            "types",
+            multiple=True,
+            metavar="TYPE",
+            show_envvar=True,
+            help="Only entries of this type, or type/subtype (e.g. assistant, system/log); "
+            "repeat for several.",
+        ),
+    ]
+    for option in options:
+        func = option(func)
+    return func
+
+
+def _entry_filter(
+    types: tuple[str, ...], level: str | None, since: datetime | None, grep: re.Pattern[str] | None
+) -> EntryFilter:
+    return EntryFilter(
+        types=frozenset(types),
+        min_level=level.lower() if level else None,
+        since=since,
+        grep=grep,
+    )
+
+
 def fetch_entries(
     config: CliConfig,
     session_id: str,
@@ -69,8 +146,13 @@ def fetch_entries(
     oauth_token: str | None,
     org_uuid: str | None,
     after_last_compact: bool,
+    after: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every entry of the session, or a one-line ``ClickException`` saying why not."""
+    """Every entry of the session, or a one-line ``ClickException`` saying why not.
+
+    ``after`` (a uuid) asks the session read for only the entries after it;
+    a server that ignores it returns them all (see :class:`~._tail_after.Follower`).
+    """
     if teleport and not (oauth_token and org_uuid):
         raise click.UsageError(
             f"--teleport needs --oauth-token and --org-uuid (or {ENV_OAUTH_TOKEN} and "
@@ -90,9 +172,10 @@ def fetch_entries(
                     f"{sink.pop('not found or invalid reply')}"
                 )
         else:
-            result = client.get_session_logs(
-                session_id, config.session_url(session_id), after_last_compact=after_last_compact
-            )
+            url = config.session_url(session_id)
+            if after is not None:
+                url = str(httpx.URL(url).copy_merge_params({"after": after}))
+            result = client.get_session_logs(session_id, url, after_last_compact=after_last_compact)
             if result is None:
                 raise click.ClickException(
                     f"could not read session {session_id}: {sink.pop('invalid reply')}"
@@ -121,18 +204,27 @@ _json_option = click.option(
 @click.command()
 @click.argument("session_id", metavar="SESSION")
 @_json_option
+@_filter_options
 @_source_options
 @pass_config
 def show(
     config: CliConfig,
     session_id: str,
     json: bool,
+    types: tuple[str, ...],
+    level: str | None,
+    since: datetime | None,
+    grep: re.Pattern[str] | None,
     teleport: bool,
     oauth_token: str | None,
     org_uuid: str | None,
     after_last_compact: bool,
 ) -> None:
-    """Print every entry of SESSION: time, type and a one-line summary (or --json)."""
+    """Print every entry of SESSION: time, type and a one-line summary (or --json).
+
+    --type, --level, --since and --grep keep only the entries that pass all of them.
+    """
+    keep = _entry_filter(types, level, since, grep)
     entries = fetch_entries(
         config,
         session_id,
@@ -143,7 +235,11 @@ def show(
     )
     if not entries:
         click.echo(f"session {session_id} has no entries", err=True)
-    _emit(entries, json)
+        return
+    kept = [entry for entry in entries if keep.matches(entry)]
+    if not kept:
+        click.echo(f"none of the {len(entries)} entries of {session_id} match", err=True)
+    _emit(kept, json)
 
 
 @click.command()
@@ -171,6 +267,7 @@ def show(
     help="Seconds between reads with --follow.",
 )
 @_json_option
+@_filter_options
 @_source_options
 @pass_config
 def tail(
@@ -180,14 +277,23 @@ def tail(
     follow: bool,
     interval: float,
     json: bool,
+    types: tuple[str, ...],
+    level: str | None,
+    since: datetime | None,
+    grep: re.Pattern[str] | None,
     teleport: bool,
     oauth_token: str | None,
     org_uuid: str | None,
     after_last_compact: bool,
 ) -> None:
-    """Print the last entries of SESSION; with --follow, keep printing new ones."""
+    """Print the last entries of SESSION; with --follow, keep printing new ones.
 
-    def fetch() -> list[dict[str, Any]]:
+    With --type, --level, --since or --grep: the last matching entries, and
+    only matching new ones.
+    """
+    keep = _entry_filter(types, level, since, grep)
+
+    def fetch(after: str | None = None) -> list[dict[str, Any]]:
         return fetch_entries(
             config,
             session_id,
@@ -195,13 +301,17 @@ def tail(
             oauth_token=oauth_token,
             org_uuid=org_uuid,
             after_last_compact=after_last_compact,
+            after=after,
         )
 
     entries = fetch()
-    _emit(entries[len(entries) - lines :] if lines else [], json)
+    kept = [entry for entry in entries if keep.matches(entry)]
+    _emit(kept[len(kept) - lines :] if lines else [], json)
     if not follow:
         return
-    seen = len(entries)
+    # Reads after an entry work on the session read only; --after-last-compact
+    # re-reads from the boundary, which moves.
+    follower = Follower(entries, incremental=not (teleport or after_last_compact))
     stop = threading.Event()
     failing = False
     try:
@@ -210,7 +320,7 @@ def tail(
             # --follow, which runs until Ctrl-C: say so once, keep reading.
             # A rejected token (401) still ends it, with its one-line error.
             try:
-                entries = fetch()
+                new = follower.new(fetch(follower.after))
             except click.ClickException as exc:
                 if not failing:
                     click.echo(f"tail: {exc.format_message()}; still following", err=True)
@@ -219,12 +329,7 @@ def tail(
             if failing:
                 click.echo("tail: reading the session again", err=True)
                 failing = False
-            if len(entries) < seen:
-                # The read got shorter (a compaction with --after-last-compact):
-                # start over from what it returns now.
-                seen = 0
-            _emit(entries[seen:], json)
-            seen = len(entries)
+            _emit([entry for entry in new if keep.matches(entry)], json)
     except KeyboardInterrupt:
         return
 

@@ -12,6 +12,8 @@ from typing import Any, Final
 
 import orjson
 
+from .._entry_filter import entry_kind
+
 __all__ = ["entry_kind", "entry_time", "render_line", "summarise"]
 
 SUMMARY_WIDTH: Final = 100
@@ -28,13 +30,6 @@ def entry_time(entry: dict[str, Any]) -> str:
     if not isinstance(ts, str) or len(ts) < 19:
         return " " * 19
     return ts[:10] + " " + ts[11:19]
-
-
-def entry_kind(entry: dict[str, Any]) -> str:
-    """``type`` plus ``/subtype`` when present (e.g. ``system/compact_boundary``)."""
-    kind = str(entry.get("type", "?"))
-    subtype = entry.get("subtype")
-    return f"{kind}/{subtype}" if isinstance(subtype, str) else kind
 
 
 def _blocks(content: Any) -> str:

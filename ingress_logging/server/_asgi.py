@@ -10,6 +10,7 @@ every error reply is JSON ``{"error": {"message": ..., "type": ...}}``)::
     GET    /v1/code/sessions/{sid}/teleport-events  events          (OAuth bearer)
     GET|POST|DELETE /_admin/faults                  fault switches  (admin scope)
     GET    /healthz, /metrics                       operations      (no credentials)
+    anything else                                   the web viewer, when one is mounted
 
 Every request is fully validated (auth, framing, content type, JSON shape,
 session id) before anything is stored, so bad input gets a 4xx and leaves
@@ -78,11 +79,21 @@ def _same(given: str, expected: str) -> bool:
     )
 
 
-class IngressApp:
-    """ASGI 3 application over one :class:`ServerState`."""
+def is_api_path(path: str) -> bool:
+    """A path of the protocol or of operations (never handed to the viewer)."""
+    return path.startswith("/v1/") or path in UNRECORDED
 
-    def __init__(self, state: ServerState) -> None:
+
+class IngressApp:
+    """ASGI 3 application over one :class:`ServerState`.
+
+    ``fallback`` (the web viewer, ``ingress_logging.server.viewer``) answers
+    every path that is not the protocol's or operations'.
+    """
+
+    def __init__(self, state: ServerState, *, fallback: Any = None) -> None:
         self.state = state
+        self.fallback = fallback
         self._stop_event: asyncio.Event | None = None
         self._stopping = False
 
@@ -110,6 +121,9 @@ class IngressApp:
                 if kind == "lifespan.shutdown":
                     return
         if scope["type"] != "http":
+            return
+        if self.fallback is not None and not is_api_path(scope["path"]):
+            await self.fallback(scope, receive, send)
             return
         await Exchange(self, scope, receive, send).run()
 

@@ -14,6 +14,7 @@ import errno
 import ipaddress
 import logging
 import os
+import secrets
 import signal
 import ssl
 import sys
@@ -94,6 +95,7 @@ def serve(
     keyfile: str | None = None,
     retention: float | None = None,
     access_log: bool = False,
+    viewer: bool = True,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM (or until ``stop`` is set), blocking the caller.
 
@@ -106,7 +108,8 @@ def serve(
     ``on_ready`` is called with the running server (one worker only).
     ``workers`` > 1 needs PostgreSQL; ``certfile``/``keyfile`` serve HTTPS;
     ``retention`` (seconds) removes sessions idle longer; ``access_log``
-    writes one JSON line per request to stderr.
+    writes one JSON line per request to stderr. ``viewer`` serves the web
+    viewer at ``/`` (it needs the ``server`` extra; without it, a note says so).
     """
     token = token if token is not None else os.environ.get("INGRESS_LOGGING_TOKEN") or None
     if workers < 1:
@@ -132,6 +135,15 @@ def serve(
             " unencrypted; use --certfile/--keyfile or a TLS reverse proxy (docs/server.md)",
             file=sys.stderr,
         )
+    if viewer and not _viewer_installed():
+        print(
+            "note: the web viewer needs the server extra (starlette, jinja2):"
+            " pip install 'ingress-logging[server]'",
+            file=sys.stderr,
+        )
+        viewer = False
+    # One key for every worker: a browser signed in on one is signed in on all.
+    viewer_secret = secrets.token_bytes(32)
     sock = _listen(host, port)
     scheme = "https" if context else "http"
     if access_log:
@@ -156,6 +168,8 @@ def serve(
             retention=retention,
             ssl_context=context,
             sock=sock,
+            viewer=viewer,
+            viewer_secret=viewer_secret,
         )
 
     waiter = stop if stop is not None else threading.Event()
@@ -178,6 +192,8 @@ def serve(
                 f" (db: {safe_db(db)}, {workers} worker{'s' if workers > 1 else ''})",
                 file=sys.stderr,
             )
+            if viewer:
+                print(f"  web viewer: {base}:{sock.getsockname()[1]}/", file=sys.stderr)
             org = org_uuid if org_uuid is not None else "any"
             print(f"  x-organization-uuid for OAuth reads: {org}", file=sys.stderr)
             sys.stderr.flush()
@@ -196,6 +212,15 @@ def serve(
         sock.close()
         if on_main:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _viewer_installed() -> bool:
+    try:
+        import jinja2  # noqa: F401
+        import starlette  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
 
 
 def _fork_worker(make_server: Callable[[], IngressServer]) -> int:

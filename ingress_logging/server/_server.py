@@ -45,6 +45,9 @@ class IngressServer:
     check that a client sends the right credentials (wrong token: 401, wrong
     org: 403). ``org_uuid`` always holds a value to send. ``port=0`` picks an ephemeral port, kept
     across :meth:`restart`. Tokens never appear in ``repr()``.
+    ``viewer=True`` serves the web viewer (``ingress_logging.server.viewer``,
+    the ``server`` extra) at every path that is not the protocol's, its
+    sign-in cookies signed with ``viewer_secret`` (None: a random one).
     """
 
     def __init__(
@@ -63,6 +66,8 @@ class IngressServer:
         retention: float | None = None,
         ssl_context: ssl.SSLContext | None = None,
         sock: socket.socket | None = None,
+        viewer: bool = False,
+        viewer_secret: bytes | None = None,
     ) -> None:
         self.token = token if token is not None else f"ingress-{secrets.token_urlsafe(16)}"
         self.oauth_token = oauth_token if oauth_token is not None else self.token
@@ -84,6 +89,8 @@ class IngressServer:
         self.metrics = Metrics()
         self._ssl = ssl_context
         self._sock = sock
+        self.viewer = viewer
+        self._viewer_secret = viewer_secret
         self._store: Store | None = None
         self._runner: Runner | None = None
         self._records: list[RequestRecord] = []
@@ -121,13 +128,19 @@ class IngressServer:
             metrics=self.metrics,
             access_log=self.access_log,
         )
-        app = IngressApp(state)
+        viewer_stopping = threading.Event()
+        app = IngressApp(state, fallback=self._viewer_app(viewer_stopping) if self.viewer else None)
+
+        def stopping() -> None:
+            app.stopping()
+            viewer_stopping.set()  # live pages' streams end instead of holding the stop up
+
         sock = self._sock if self._sock is not None else bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         runner = Runner(
             app,
             sock,
-            on_stopping=app.stopping,
+            on_stopping=stopping,
             ssl_context=self._ssl,
             periodic=None if self.retention is None else (self._sweep_interval(), self.sweep),
         )
@@ -138,6 +151,19 @@ class IngressServer:
             raise
         self._runner = runner
         return self
+
+    def _viewer_app(self, stopping: threading.Event) -> Any:
+        from .viewer import StoreAuth, StoreViewer, viewer_app
+
+        if self._viewer_secret is None:
+            self._viewer_secret = secrets.token_bytes(32)  # kept across restarts
+        store = self.store
+        return viewer_app(
+            StoreViewer(store),
+            StoreAuth(store, self.token),
+            secret=self._viewer_secret,
+            stopping=stopping,
+        )
 
     def stop(self) -> None:
         """Stop serving and close every connection; the port is free afterwards.

@@ -144,25 +144,34 @@ class IngressProtocol(HttpToolsProtocol):
 
 class _Corked:
     """The transport as one response cycle sees it: the status line and headers
-    wait for the body, so a reply leaves in one write (one syscall, one segment)
-    instead of two. Writes outside a response (``100 Continue``) go straight out."""
+    wait for the first body bytes, so a reply leaves in one write (one syscall,
+    one segment) instead of two. Later body chunks go straight out, so a
+    streamed reply (server-sent events) flows as it is written. Writes outside
+    a response (``100 Continue``) go straight out."""
 
     def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
         self._transport = transport
         self._cycle = cycle
-        self._held: list[bytes] = []
+        self._head: bytes | None = None
+        self._head_seen = False
 
     def write(self, data: bytes) -> None:
-        if self._cycle.response_started and not self._cycle.response_complete:
-            self._held.append(data)
-        else:
-            self.flush()
-            self._transport.write(data)
+        if self._head is not None:
+            data = self._head + data
+            self._head = None
+        elif (
+            not self._head_seen
+            and self._cycle.response_started
+            and not self._cycle.response_complete
+        ):
+            self._head = data
+            self._head_seen = True
+            return
+        self._transport.write(data)
 
     def flush(self) -> None:
-        if self._held:
-            data = b"".join(self._held)
-            self._held.clear()
+        if self._head is not None:
+            data, self._head = self._head, None
             self._transport.write(data)
 
     def close(self) -> None:

@@ -28,7 +28,6 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from email.utils import formatdate
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote
 
@@ -40,7 +39,7 @@ from . import _routes as routes
 from ._metrics import ACCESS_LOGGER, access_line
 from ._runner import DROP_EXTENSION
 from ._state import RequestRecord, ServerState
-from ._wire import ERROR_TYPES, Reply
+from ._wire import ERROR_TYPES, Reply, http_date
 from .store import Scope, UnknownEntryError
 
 __all__ = ["IngressApp"]
@@ -58,18 +57,6 @@ UNRECORDED = (ADMIN_FAULTS, "/healthz", "/metrics")
 DRAIN_LIMIT = 64 * 1024 * 1024
 #: Sent with every 401 (RFC 9110 requires the challenge).
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="session-ingress"'}
-
-
-_date_cache: tuple[int, bytes] = (0, b"")
-
-
-def _http_date() -> bytes:
-    """The ``Date`` header value, formatted once per second."""
-    global _date_cache
-    second = int(time.time())
-    if _date_cache[0] != second:
-        _date_cache = (second, formatdate(second, usegmt=True).encode())
-    return _date_cache[1]
 
 
 def _same(given: str, expected: str) -> bool:
@@ -312,7 +299,7 @@ class Exchange:
         self._record()
         self._account()
         raw = [
-            (b"date", _http_date()),
+            (b"date", http_date()),
             (b"content-type", content_type.encode()),
             (b"content-length", str(len(body)).encode()),
         ]

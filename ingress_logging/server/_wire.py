@@ -1,8 +1,11 @@
-"""What an error reply is: the ``Reply`` a route raises and the error types by status."""
+"""Reply plumbing: the ``Reply`` a route raises, error types by status, the Date header."""
 
 from __future__ import annotations
 
-__all__ = ["ERROR_TYPES", "Reply"]
+import time
+from email.utils import formatdate
+
+__all__ = ["ERROR_TYPES", "Reply", "http_date"]
 
 
 #: The ``type`` of a JSON error body, by status (anything else: ``api_error``).
@@ -29,3 +32,15 @@ class Reply(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def http_date() -> bytes:
+    """The ``Date`` header value, formatted once per second."""
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, formatdate(second, usegmt=True).encode())
+    return _date_cache[1]

@@ -8,11 +8,13 @@ Rows with ``is_entry = 0`` are teleport-only events added by tests (for
 instance with a NULL payload, for the "events whose payload is null are
 skipped" rule); they never show up in a read.
 
-The Last-Uuid check and the append run inside one ``BEGIN IMMEDIATE``
-transaction, so two writers - threads of this process or other processes
-sharing a file database - can never both extend the chain from the same head.
-A partial unique index on ``(session_id, uuid)`` makes "never stored twice"
-hold even if the check above it were wrong.
+The append runs inside one ``BEGIN IMMEDIATE`` transaction: the entry is
+inserted (a partial unique index on ``(session_id, uuid)`` refuses a uuid
+already stored, so nothing is stored twice), then the head moves by a
+conditional ``UPDATE ... WHERE head IS <Last-Uuid>``; when no row moved, the
+transaction rolls back and the reply is a 409 naming the head. Two writers -
+threads of this process or other processes sharing a file database - can
+never both extend the chain from the same head.
 
 The schema version is SQLite's ``user_version``; :data:`MIGRATIONS` upgrade
 an older database on open (version 0 with tables is the first, unversioned

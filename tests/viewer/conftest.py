@@ -59,7 +59,10 @@ def viewer(viewer_factory: Callable[..., AppServer]) -> AppServer:
     return viewer_factory()
 
 
-@pytest.fixture(scope="session")
+# Module scope: sync Playwright keeps an event loop running on the main thread
+# while it is open, and a later test module that calls asyncio.run() must
+# not run inside it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")

@@ -56,8 +56,10 @@ __all__ = ["TRANSPORT_ERRORS", "ClientBase", "Request"]
 logger = logging.getLogger("ingress_logging.client")
 
 #: What a driver maps to "no reply" at the boundary (timeouts, refused or
-#: dropped connections, protocol violations, undecodable bodies).
-TRANSPORT_ERRORS = (httpx.RequestError,)
+#: dropped connections, protocol violations, undecodable bodies, and a
+#: redirect whose ``Location`` httpx cannot parse: it raises ``InvalidURL``
+#: while noting the redirect, even with ``follow_redirects=False``).
+TRANSPORT_ERRORS = (httpx.RequestError, httpx.InvalidURL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
 from ._frontdoor import EngineLike
+from ._notices import not_a_route
 from ._session_id import validate_session_id
 from .diagnostics import DiagnosticSink, DropCounter, logger_sink
 from .entries import DEFAULT_LIMITS, SESSION_ID_VAR, Limits, RecordCapture
@@ -404,3 +405,7 @@ class IngressHandler(logging.Handler):
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
         return f"<{type(self).__name__} session_id={self._default_session_id!r} ({level})>"
+
+
+# It refuses the library's own records, so it never shows a diagnostic.
+not_a_route(IngressHandler)

@@ -46,3 +46,15 @@ def wait_for() -> Callable[..., Any]:
             time.sleep(0.005)
 
     return wait
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_exit_summary_for_the_suite() -> Any:
+    """Tests fail deliveries on purpose; the suite's own exit needs no summary line.
+
+    The notices themselves are tested in subprocesses (tests/handler/test_notices.py).
+    """
+    from ingress_logging._notices import NOTICES
+
+    yield
+    NOTICES.reset()

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from .._notices import NOTICES
 from .._session_id import validate_session_id
 from ..diagnostics import DiagnosticData, Level
 from ..errors import SessionExpiredError
@@ -43,6 +44,7 @@ from ._common import (
     append_headers,
     check_url,
     clean_token,
+    describe_transport_error,
     entry_uuid,
     oauth_headers,
     read_headers,
@@ -183,6 +185,7 @@ class ClientBase:
         return self._store(pending, action)
 
     def on_put_error(self, pending: PendingAppend, error: BaseException) -> Action:
+        NOTICES.note_transport_error(describe_transport_error(error))
         return self._store(pending, pending.exchange.on_transport_error(error))
 
     def refetch_request(self, pending: PendingAppend) -> Request | Action:
@@ -203,6 +206,7 @@ class ClientBase:
         return self._store(pending, pending.exchange.on_refetched(logs))
 
     def on_refetch_error(self, pending: PendingAppend, error: BaseException) -> Action:
+        NOTICES.note_transport_error(describe_transport_error(error))
         interpret_read_error(error, self._emit)
         return self._store(pending, pending.exchange.on_refetched(None))
 
@@ -270,6 +274,7 @@ class ClientBase:
         Raises SessionExpiredError on 401, as the seed throws.
         """
         if isinstance(reply, BaseException):
+            NOTICES.note_transport_error(describe_transport_error(reply))
             interpret_read_error(reply, self._emit)
             return None
         status, _, body = reply

@@ -42,6 +42,7 @@ __all__ = [
     "append_headers",
     "check_url",
     "clean_token",
+    "describe_transport_error",
     "entry_uuid",
     "is_loopback",
     "oauth_headers",
@@ -238,6 +239,36 @@ def session_read_url(base: str, session_id: str) -> str:
 
 def teleport_events_url(base: str, session_id: str) -> str:
     return f"{base}/v1/code/sessions/{quote_session_id(session_id)}/teleport-events"
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    """What went wrong on the wire, in a few words (``connection refused``)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect timed out"
+    if isinstance(exc, httpx.TimeoutException):
+        return "no reply in time"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        for needle, words in (
+            ("refused", "connection refused"),
+            ("name or service not known", "host name not found"),
+            ("nodename nor servname", "host name not found"),
+            ("no address associated", "host name not found"),
+            ("temporary failure in name resolution", "host name not found"),
+            ("unreachable", "network unreachable"),
+            ("certificate", "TLS certificate not accepted"),
+            ("ssl", "TLS handshake failed"),
+        ):
+            if needle in text:
+                return words
+        return "cannot connect"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the connection closed without a reply"
+    if isinstance(exc, httpx.NetworkError):
+        return "the connection failed"
+    if isinstance(exc, ResponseTooLargeError):
+        return "the reply was too large"
+    return type(exc).__name__
 
 
 # --- tokens and headers -----------------------------------------------------

@@ -60,6 +60,9 @@ from ._types import (
     OverflowPolicy,
 )
 
+#: Seconds close() may take beyond its deadline to report its last drops.
+_REPORT_FLOOR: Final = 0.25
+
 __all__ = ["DeliveryEngine", "is_worker_thread"]
 
 MiB: Final = 1024 * 1024
@@ -427,7 +430,9 @@ class DeliveryEngine:
             sched.work.notify_all()
             sched.space.notify_all()
             no_workers = sched.workers == 0
-        self._reporter.stop(max(0.0, limit - (time.monotonic() - start)))
+        # The drops just counted must reach the sinks before the process ends
+        # (the exit summary reads them): a short floor, spent only if any are queued.
+        self._reporter.stop(max(_REPORT_FLOOR, limit - (time.monotonic() - start)))
         if no_workers:
             self._pool.close_transport()
         if self._spool is not None:

@@ -51,7 +51,9 @@ def test_no_session_is_a_counted_drop(recording_engine, app_logger) -> None:
     assert recording_engine.submitted == []
     assert handler.dropped() == {"no_session_id": 5}
     # reported at the 1st, 2nd and 4th drop, not once per record
-    assert [d["count"] for _, ev, d in events if ev == DELIVERY_DROPPED] == [1, 2, 4]
+    assert [d["total"] for _, ev, d in events if ev == DELIVERY_DROPPED] == [1, 2, 4]
+    # each report counts the drops since the one before
+    assert [d["count"] for _, ev, d in events if ev == DELIVERY_DROPPED] == [1, 1, 2]
     assert {d["reason"] for _, _, d in events} == {"no_session_id"}
 
 
@@ -65,7 +67,9 @@ def test_invalid_session_id_in_extra_is_dropped_not_raised(
     app_logger.info("good")
     assert recording_engine.sessions() == ["fallback"]
     assert handler.dropped() == {"invalid_session_id": 1}
-    assert events == [("warn", DELIVERY_DROPPED, {"count": 1, "reason": "invalid_session_id"})]
+    assert events == [
+        ("warn", DELIVERY_DROPPED, {"count": 1, "reason": "invalid_session_id", "total": 1})
+    ]
 
 
 def test_invalid_default_session_id_fails_at_construction(recording_engine) -> None:

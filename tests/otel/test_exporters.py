@@ -440,8 +440,8 @@ def test_refusals_and_an_incomplete_shutdown_reach_the_diagnostics_plugins(
     drops = [data for _, event, data in sink.events if event == "delivery_dropped"]
     # Reported at the 1st and 2nd refusal (then the 4th, 8th...), not every one.
     assert drops[:2] == [
-        {"count": 1, "reason": "no_session_id"},
-        {"count": 2, "reason": "no_session_id"},
+        {"count": 1, "reason": "no_session_id", "total": 1},
+        {"count": 1, "reason": "no_session_id", "total": 2},
     ]
     (incomplete,) = [e for e in sink.events if e[1] == "otel_exporter_shutdown_incomplete"]
     assert incomplete == (

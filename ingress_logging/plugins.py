@@ -53,6 +53,7 @@ __all__ = [
     "new_plugin_manager",
     "register",
     "unregister",
+    "url_plugins",
 ]
 
 ENV_DISABLE_PLUGINS: Final = "INGRESS_LOGGING_DISABLE_PLUGINS"
@@ -231,6 +232,12 @@ def _manager_for(plugins: pluggy.PluginManager | Sequence[object] | None) -> plu
     return pm
 
 
+def url_plugins(pm: pluggy.PluginManager) -> list[str]:
+    """Names of the plugins that answer ``ingress_session_url`` (the default one aside)."""
+    caller: pluggy.HookCaller = pm.hook.ingress_session_url
+    return [impl.plugin_name for impl in caller.get_hookimpls() if impl.plugin is not _defaults]
+
+
 class PluginHost:
     """The real ``ingress_logging._host.Host``: plugins first, then settings, then defaults.
 
@@ -317,6 +324,18 @@ class PluginHost:
             )
         self._last_url = url
         return url
+
+    def require_url(self) -> None:
+        """Raise ``ConfigError`` unless a URL is configured somewhere (there is no built-in host).
+
+        A plugin answering ``ingress_session_url``, ``url_template``,
+        ``base_api_url``, ``INGRESS_LOGGING_URL`` or ``INGRESS_LOGGING_BASE_URL``.
+        """
+        if url_plugins(self.pm) or _defaults.url_configured(
+            url_template=self.url_template, base_api_url=self.base_api_url
+        ):
+            return
+        raise ConfigError(_defaults.NO_URL_MESSAGE)
 
     def request_headers(self, session_id: str) -> Mapping[str, str]:
         """Every plugin's headers merged; on a clash the plugin called first wins."""

@@ -84,8 +84,8 @@ pass_config = click.make_pass_decorator(CliConfig)
     envvar=_defaults.ENV_BASE_URL,
     show_envvar=True,
     metavar="URL",
-    help=f"Service root; sessions live under /v1/session_ingress/session/ "
-    f"[default: {_defaults.DEFAULT_BASE_API_URL}]",
+    help="Service root; sessions live under /v1/session_ingress/session/. "
+    "One of --url or --base-url is required (there is no built-in host).",
 )
 @click.option(
     "--token",

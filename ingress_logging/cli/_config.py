@@ -77,6 +77,13 @@ class CliConfig:
         for name, value in (("--url", self.url), ("--base-url", self.base_url)):
             if value is not None and not value.startswith(("http://", "https://")):
                 found.append(f"{name} must start with http:// or https://, got {value!r}")
+        if not _defaults.url_configured(
+            url_template=self.url, base_api_url=self.base_url
+        ) and not _url_plugins(self.plugin_manager()):
+            found.append(
+                f"no session-ingress URL is configured: pass --url or --base-url, or set "
+                f"{_defaults.ENV_URL} or {_defaults.ENV_BASE_URL}"
+            )
         return found
 
     def check(self) -> None:
@@ -128,8 +135,14 @@ class CliConfig:
         template = self.url or os.environ.get(_defaults.ENV_URL)
         if template and _defaults.SESSION_PATH in template:
             return template.split(_defaults.SESSION_PATH, 1)[0]
-        env_base = os.environ.get(_defaults.ENV_BASE_URL)
-        return (env_base or _defaults.DEFAULT_BASE_API_URL).rstrip("/")
+        env_base = _defaults.env_base_url()
+        if env_base is None:
+            self.check()
+            raise ConfigError(
+                f"cannot tell the service root from the URL template: pass --base-url or "
+                f"set {_defaults.ENV_BASE_URL}"
+            )
+        return env_base.rstrip("/")
 
     def url_origin(self) -> str:
         """Where the session URL comes from, in words (for ``doctor``)."""
@@ -143,7 +156,7 @@ class CliConfig:
             return _defaults.ENV_URL
         if os.environ.get(_defaults.ENV_BASE_URL):
             return _defaults.ENV_BASE_URL
-        return "the built-in default (no --url, --base-url or environment variable set)"
+        return "nowhere (no --url, --base-url or environment variable set)"
 
     def client(self, *, diagnostics: DiagnosticSink | None = None) -> SessionIngressClient:
         """A blocking client with this configuration (the caller closes it)."""
@@ -165,6 +178,12 @@ class CliConfig:
             allow_insecure_http=self.allow_insecure_http,
             diagnostics=diagnostics,
         )
+
+
+def _url_plugins(pm: pluggy.PluginManager) -> bool:
+    from ..plugins import url_plugins
+
+    return bool(url_plugins(pm))
 
 
 class LastEvent:

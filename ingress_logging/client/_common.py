@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -24,7 +23,7 @@ from .. import _defaults
 from .._host import Host
 from .._session_id import quote_session_id
 from ..diagnostics import DiagnosticSink
-from ..errors import InsecureTransportError, InvalidURLError
+from ..errors import ConfigError, InsecureTransportError, InvalidURLError
 from ..plugins import PluginHost
 from ..protocol import Action, AppendExchange, Done, RetryPolicy
 
@@ -101,12 +100,17 @@ class ClientSettings:
         )
 
     def api_base(self) -> str:
-        """Base URL for the OAuth read and teleport events (read at call time)."""
-        base = (
-            self.base_api_url
-            or os.environ.get(_defaults.ENV_BASE_URL)
-            or _defaults.DEFAULT_BASE_API_URL
-        )
+        """Base URL for the OAuth read and teleport events (read at call time).
+
+        Raises:
+            ConfigError: neither ``base_api_url`` nor ``INGRESS_LOGGING_BASE_URL``.
+        """
+        base = self.base_api_url or _defaults.env_base_url()
+        if base is None:
+            raise ConfigError(
+                f"no service root is configured for OAuth reads: set "
+                f"{_defaults.ENV_BASE_URL} or pass base_api_url="
+            )
         return base.rstrip("/")
 
 

@@ -131,8 +131,8 @@ class SessionIngressClient(ClientBase):
         token: bearer token, or a callable returning one (or None) - asked
             before every request, so rotated tokens are picked up. Plugins
             and ``INGRESS_LOGGING_TOKEN`` are consulted as ``PluginHost`` says.
-        base_api_url: where sessions live (default: the environment, then
-            ``https://api.anthropic.com``).
+        base_api_url: where sessions live (default: ``INGRESS_LOGGING_BASE_URL``;
+            with neither, a call without ``url`` raises ``ConfigError``).
         retry_policy: attempts and backoff (alias ``retry``). ``token``,
             ``base_api_url`` and ``retry_policy`` may be given positionally,
             in the order issue 3 lists them; the rest are keyword-only.

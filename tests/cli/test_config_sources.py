@@ -81,3 +81,12 @@ def test_json_flag_follows_the_documented_variable_pattern(
     assert shipped.returncode == 0, shipped.stderr
     assert [orjson.loads(line) for line in shown.stdout.split("\n")[:-1]] == entries
     assert variable in helped.stdout
+
+
+def test_no_url_anywhere_stops_with_the_variables_to_set(run_cli, bare_env) -> None:
+    # A development token is never sent to a host the user did not name.
+    result = run_cli("show", "s1", env=bare_env(INGRESS_LOGGING_TOKEN="dev-token"))
+    assert result.returncode == 1
+    assert "no session-ingress URL is configured" in result.stderr
+    assert "INGRESS_LOGGING_URL" in result.stderr and "INGRESS_LOGGING_BASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr and "dev-token" not in result.stderr

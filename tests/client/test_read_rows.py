@@ -70,6 +70,8 @@ def test_read_401_raises_session_expired(make_client, ingress_server, diagnostic
     with pytest.raises(SessionExpiredError) as info:
         client.get_session_logs("s")
     assert str(info.value) == SESSION_EXPIRED_MESSAGE
+    assert str(info.value).startswith("the server rejected the token (401)")
+    assert "/login" not in str(info.value)
     assert diagnostics.names() == [ev.SESSION_GET_FAIL_BAD_TOKEN]
 
 

@@ -17,14 +17,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-import pluggy
 
 from .. import _defaults
-from .._host import Host
 from .._session_id import quote_session_id
-from ..diagnostics import DiagnosticSink
 from ..errors import ConfigError, InsecureTransportError, InvalidURLError
-from ..plugins import PluginHost
 from ..protocol import Action, AppendExchange, Done, RetryPolicy
 
 __all__ = [
@@ -76,28 +72,15 @@ class ResponseTooLargeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
-    """The constructor's arguments after aliases and defaults are applied."""
+    """The constructor's arguments, checked and with defaults applied."""
 
-    token: TokenSource | None = field(repr=False)
+    token_set: bool
     base_api_url: str | None
     policy: RetryPolicy
     timeout: httpx.Timeout
     read_timeout: httpx.Timeout
-    diagnostics: DiagnosticSink | None
-    plugins: pluggy.PluginManager | None
     allow_insecure_http: bool
     max_response_bytes: int
-    host: Host | None = None
-
-    def build_host(self) -> Host:
-        if self.host is not None:
-            return self.host
-        return PluginHost(
-            self.plugins,
-            token=self.token,
-            base_api_url=self.base_api_url,
-            diagnostics=self.diagnostics,
-        )
 
     def api_base(self) -> str:
         """Base URL for the OAuth read and teleport events (read at call time).
@@ -127,21 +110,13 @@ def resolve_settings(
     token: TokenSource | None,
     base_api_url: str | None,
     retry_policy: RetryPolicy | None,
-    retry: RetryPolicy | None,
     timeout: float | httpx.Timeout,
     read_timeout: float | httpx.Timeout,
-    diagnostics: DiagnosticSink | None,
-    plugins: pluggy.PluginManager | None,
     allow_insecure_http: bool,
     max_response_bytes: int,
-    host: Host | None = None,
 ) -> ClientSettings:
-    """Apply the aliases (``retry=``) and check the arguments; raise on bad input."""
-    if retry_policy is not None and retry is not None and retry_policy is not retry:
-        raise TypeError("pass either retry_policy= or its alias retry=, not both")
-    policy = retry_policy if retry_policy is not None else retry
-    if policy is None:
-        policy = RetryPolicy()
+    """Check the arguments and apply the defaults; raise on bad input."""
+    policy = RetryPolicy() if retry_policy is None else retry_policy
     if not isinstance(policy, RetryPolicy):
         raise TypeError(f"retry_policy must be a RetryPolicy, not {type(policy).__name__}")
     if token is not None and not (isinstance(token, str) or callable(token)):
@@ -151,16 +126,13 @@ def resolve_settings(
     if max_response_bytes < 1:
         raise ValueError("max_response_bytes must be positive")
     return ClientSettings(
-        token=token,
+        token_set=token is not None,
         base_api_url=base_api_url,
         policy=policy,
         timeout=_timeout(timeout, "timeout"),
         read_timeout=_timeout(read_timeout, "read_timeout"),
-        diagnostics=diagnostics,
-        plugins=plugins,
         allow_insecure_http=bool(allow_insecure_http),
         max_response_bytes=int(max_response_bytes),
-        host=host,
     )
 
 
@@ -397,7 +369,7 @@ class PendingAppend:
 
     @action.setter
     def action(self, action: Action) -> None:
-        # Kept settable for callers typed against a plain ``action`` attribute.
+        # The delivery engine's Pending seam types ``action`` as settable.
         self.exchange.action = action
 
     @property

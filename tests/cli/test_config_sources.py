@@ -88,5 +88,7 @@ def test_no_url_anywhere_stops_with_the_variables_to_set(run_cli, bare_env) -> N
     result = run_cli("show", "s1", env=bare_env(INGRESS_LOGGING_TOKEN="dev-token"))
     assert result.returncode == 1
     assert "no session-ingress URL is configured" in result.stderr
-    assert "INGRESS_LOGGING_URL" in result.stderr and "INGRESS_LOGGING_BASE_URL" in result.stderr
-    assert "Traceback" not in result.stderr and "dev-token" not in result.stderr
+    assert "INGRESS_LOGGING_URL" in result.stderr
+    assert "INGRESS_LOGGING_BASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "dev-token" not in result.stderr

@@ -108,7 +108,9 @@ _SENTENCES: Final[Mapping[str, Callable[[DiagnosticData], str]]] = {
     ev.SESSION_GET_NO_LOGS_FOR_SESSION: lambda d: "the session does not exist (404)",
     ev.SESSION_GET_FAIL_BAD_TOKEN: lambda d: "the server rejected the token (401)",
     ev.SESSION_GET_FAIL_STATUS: lambda d: (
-        f"the server answered {d['status']}"
+        "403: the organization does not match, or the token may not read this session"
+        if d.get("status") == 403
+        else f"the server answered {d['status']}"
         if d.get("status") is not None
         else "no reply from the server"
     ),
@@ -116,7 +118,9 @@ _SENTENCES: Final[Mapping[str, Callable[[DiagnosticData], str]]] = {
     ev.TELEPORT_EVENTS_NOT_FOUND: lambda d: "the session's events were not found (404)",
     ev.TELEPORT_EVENTS_BAD_TOKEN: lambda d: "the server rejected the OAuth token (401)",
     ev.TELEPORT_EVENTS_BAD_STATUS: lambda d: (
-        f"fetching the session's events: the server answered an error{_status(d)}"
+        "403: the organization does not match"
+        if d.get("status") == 403
+        else f"fetching the session's events: the server answered an error{_status(d)}"
     ),
     ev.TELEPORT_EVENTS_INVALID_SHAPE: lambda d: "the events reply did not have the expected shape",
     ev.TELEPORT_EVENTS_PAGE_CAP: lambda d: "stopped after the maximum number of event pages",

@@ -14,9 +14,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+import click
+import httpx
+
 from .. import _defaults
+from .._messages import describe
 from ..diagnostics import DiagnosticData, DiagnosticSink, Level, logger_sink
-from ..errors import ConfigError
+from ..errors import ConfigError, IngressLoggingError
 
 if TYPE_CHECKING:
     import pluggy
@@ -32,6 +36,8 @@ __all__ = [
     "ENV_TIMEOUT",
     "CliConfig",
     "LastEvent",
+    "one_line",
+    "pass_config",
 ]
 
 ENV_TIMEOUT: Final = "INGRESS_LOGGING_TIMEOUT"
@@ -186,6 +192,28 @@ def _url_plugins(pm: pluggy.PluginManager) -> bool:
     return bool(url_plugins(pm))
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one readable line (no traceback, no token: see errors.py)."""
+    if isinstance(exc, httpx.TransportError):
+        from ..client import describe_transport_error
+
+        where = ""
+        try:
+            url = exc.request.url
+            where = f" to {url.scheme}://{url.netloc.decode('ascii')}"
+        except RuntimeError:  # an error raised before it had a request
+            pass
+        if isinstance(exc, httpx.ConnectError):
+            text = f"cannot connect{where} ({describe_transport_error(exc)})"
+        else:
+            text = f"no reply{where.replace(' to ', ' from ', 1)} ({describe_transport_error(exc)})"
+    elif isinstance(exc, IngressLoggingError | ValueError | OSError):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
 class LastEvent:
     """Diagnostics sink that remembers each thread's last warning: why a call failed.
 
@@ -206,11 +234,14 @@ class LastEvent:
             logger_sink(level, event, data)
 
     def pop(self, default: str = "append failed") -> str:
-        """The last warning as ``event (k=v, ...)``, then forget it."""
+        """The last warning as a sentence with its numbers, then forget it."""
         event = getattr(self._local, "event", None)
         data = getattr(self._local, "data", {})
         self._local.event = None
         if event is None:
             return default
-        extra = ", ".join(f"{k}={v}" for k, v in data.items())
-        return f"{event} ({extra})" if extra else event
+        return describe(event, data)
+
+
+#: Hands a command the group's ``CliConfig`` (``@pass_config``).
+pass_config = click.make_pass_decorator(CliConfig)

@@ -28,8 +28,7 @@ import click
 
 from .._session_id import validate_session_id
 from ..errors import InvalidSessionIdError
-from ._app import pass_config
-from ._config import CliConfig, LastEvent
+from ._config import CliConfig, LastEvent, pass_config
 from ._jsonl import BadLine, Line, canonical, read_jsonl
 from ._progress import Reporter, make_progress
 

@@ -64,6 +64,13 @@ def test_doctor_names_a_token_plugin(server: IngressServer, run_cli, bare_env) -
     assert token_line.startswith("ok")
     assert "from plugin oauth" in token_line
     assert server.oauth_token not in result.stdout + result.stderr
+    # The OAuth token reads, but an append with it is refused: ship would fail,
+    # so doctor must not say "all checks passed".
+    append_line = next(line for line in result.stdout.splitlines() if " append " in line)
+    assert append_line.startswith("FAIL")
+    assert "the token can read but not append (401)" in append_line
+    assert result.returncode == 1
+    assert "all checks passed" not in result.stdout
 
 
 @pytest.mark.parametrize("command", ["show", "tail"])

@@ -189,7 +189,7 @@ def test_failed_entries_are_counted_and_the_exit_status_says_so(
 
     assert result.returncode == 1
     assert counts(result.stdout) == (0, 0, 4, 0)
-    assert f"failed: {path}:1: session_persist_error_retries_exhausted" in result.stderr
+    assert f"failed: {path}:1: gave up on an entry after 3 attempts" in result.stderr
 
 
 def test_a_rejected_token_is_one_line_without_the_token(

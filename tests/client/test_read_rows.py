@@ -246,7 +246,7 @@ def test_events_other_non_200_is_none_reported_as_bad_status(client, ingress_ser
     ingress_server.add_event("s", entry())
     ingress_server.faults.fail_next(1, status=403, method="GET")
     assert client.get_teleport_events("s", *oauth(ingress_server)) is None
-    assert diagnostics.data(ev.TELEPORT_EVENTS_BAD_STATUS) == [{}]
+    assert diagnostics.data(ev.TELEPORT_EVENTS_BAD_STATUS) == [{"status": 403}]
 
 
 @pytest.mark.parametrize(

@@ -28,24 +28,28 @@ def ingress_server(ingress_server_factory: Callable[..., IngressServer]) -> Ingr
     )
 
 
+def poll(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """Poll ``condition`` until it returns a truthy value; that value is returned.
+
+    For state another thread or process settles (the engine's reporter
+    handing diagnostics to the sinks, a child process's progress): a
+    deadline, never a sleep standing in for synchronisation. Raises
+    ``AssertionError`` naming ``what`` when ``timeout`` passes first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(0.002)
+
+
 @pytest.fixture
 def wait_for() -> Callable[..., Any]:
-    """Poll ``condition`` until it returns a truthy value or ``timeout`` passes.
-
-    For state another thread settles, such as the engine's reporter thread
-    handing diagnostics to the sinks (``flush()`` returning does not mean
-    they have been called yet). Returns the last value, for the test to assert.
-    """
-
-    def wait(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value or time.monotonic() > deadline:
-                return value
-            time.sleep(0.005)
-
-    return wait
+    """The suite's one poll-until helper (``poll``) as a fixture."""
+    return poll
 
 
 @pytest.fixture(autouse=True, scope="session")

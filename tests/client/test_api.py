@@ -1,4 +1,4 @@
-"""The public surface of issue 3, locked: names, parameters, sync vs coroutine."""
+"""The clients' public surface, locked: names, parameters, sync vs coroutine."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_top_level_exports():
 def test_constructor_parameters(cls):
     params = inspect.signature(cls).parameters
     assert list(params)[: len(CONSTRUCTOR)] == CONSTRUCTOR
-    # Issue 3 lists token, base_api_url and the RetryPolicy first: those three may be
+    # token, base_api_url and the RetryPolicy are the obvious first three: they may be
     # given positionally, in that order; everything after them is keyword-only.
     positional = CONSTRUCTOR[:3]
     assert all(params[name].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for name in positional)

@@ -2,9 +2,9 @@
 
 One place for the facts both need, so they cannot drift apart: the loggers
 never shipped, the front-door drop reasons, the bytes charged per entry, the
-cache of session ids already checked, the default diagnostics sink, the
-engine settings a front door passes on (typed, so a misspelt one is an error
-for mypy and at run time) and how the shared engine is obtained. It lives
+default diagnostics sink, the engine settings a front door passes on (typed,
+so a misspelt one is an error for mypy and at run time) and how the shared
+engine is obtained. It lives
 outside ``delivery`` because importing that package loads httpx, and a front
 door only does that once it builds its shared engine.
 """
@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ._session_id import SessionId, validate_session_id
 from .diagnostics import DiagnosticSink, logger_sink
-from .errors import InvalidSessionIdError
 
 if TYPE_CHECKING:
     import httpx
@@ -33,7 +31,6 @@ __all__ = [
     "IGNORED_LOGGERS",
     "DeliveryOptions",
     "EngineLike",
-    "SessionIds",
     "default_diagnostics",
     "shared_engine",
     "unknown_keywords",
@@ -52,8 +49,6 @@ DROP_INVALID_SESSION: Final = "invalid_session_id"
 #: worker, so the front door estimates before it exists.
 ENTRY_OVERHEAD: Final = 512
 
-_CACHE_LIMIT: Final = 4096
-
 
 class EngineLike(Protocol):
     """The part of ``delivery.DeliveryEngine`` every front door uses."""
@@ -68,33 +63,6 @@ class EngineLike(Protocol):
     ) -> bool: ...
 
     def flush(self, timeout: float | None = None) -> Any: ...
-
-
-class SessionIds:
-    """Session ids already found valid, so each is validated once, not per record.
-
-    Bounded (cleared when full); plain dict operations are atomic under the
-    GIL, so concurrent callers need no lock.
-    """
-
-    __slots__ = ("_valid",)
-
-    def __init__(self) -> None:
-        self._valid: dict[object, SessionId] = {}
-
-    def check(self, session_id: object) -> SessionId | None:
-        """The id as a ``SessionId``, or None when it is not valid."""
-        known = self._valid.get(session_id) if type(session_id) is str else None
-        if known is not None:
-            return known
-        try:
-            valid = validate_session_id(session_id)
-        except InvalidSessionIdError:
-            return None
-        if len(self._valid) >= _CACHE_LIMIT:
-            self._valid.clear()
-        self._valid[valid] = valid
-        return valid
 
 
 def default_diagnostics(plugins: Any) -> DiagnosticSink:

@@ -43,7 +43,6 @@ from ._frontdoor import (
     IGNORED_LOGGERS,
     DeliveryOptions,
     EngineLike,
-    SessionIds,
     default_diagnostics,
     shared_engine,
     unknown_keywords,
@@ -52,6 +51,7 @@ from ._notices import not_a_route
 from ._session_id import validate_session_id
 from .diagnostics import DiagnosticSink, DropCounter
 from .entries import DEFAULT_LIMITS, SESSION_ID_VAR, Limits, RecordCapture
+from .errors import InvalidSessionIdError
 
 if TYPE_CHECKING:
     import httpx
@@ -217,7 +217,6 @@ class IngressHandler(logging.Handler):
         self.close_timeout = 5.0 if close_timeout is None else float(close_timeout)
         self._ignored_prefixes = tuple(IGNORED_LOGGERS) + tuple(ignore_loggers)
         self._ignore_cache: dict[str, bool] = {}
-        self._session_ids = SessionIds()
         self._close_lock = threading.Lock()
         self._thread_flags = threading.local()
         self._closed = False
@@ -301,8 +300,9 @@ class IngressHandler(logging.Handler):
                     if session_id is None:
                         self._drops.add(DROP_NO_SESSION)
                         return
-            valid = self._session_ids.check(session_id)
-            if valid is None:
+            try:
+                valid = validate_session_id(session_id)  # a dict lookup once seen
+            except InvalidSessionIdError:
                 self._drops.add(DROP_INVALID_SESSION)
                 return
             capture = RecordCapture(record, valid, formatter=self.formatter, limits=self._limits)

@@ -25,14 +25,14 @@ from .._frontdoor import (
     IGNORED_LOGGERS,
     DeliveryOptions,
     EngineLike,
-    SessionIds,
     default_diagnostics,
     shared_engine,
     unknown_keywords,
 )
-from .._session_id import SessionId
+from .._session_id import SessionId, validate_session_id
 from ..diagnostics import DropCounter
 from ..entries import Limits
+from ..errors import InvalidSessionIdError
 from . import _config
 
 if TYPE_CHECKING:
@@ -161,7 +161,6 @@ class ExporterCore:
         self._diagnostics = default_diagnostics(plugins)
         self._lock = threading.Lock()
         self._drops = DropCounter(self._diagnostics)
-        self._session_ids = SessionIds()
         self._sizes = SizeHints()
         self._shut_down = False
         #: The engine's ``FlushResult`` of the last ``force_flush``/``shutdown``.
@@ -193,10 +192,11 @@ class ExporterCore:
         if session_id is None:
             self._drops.add(DROP_NO_SESSION)
             return None
-        valid = self._session_ids.check(session_id)
-        if valid is None:
+        try:
+            return validate_session_id(session_id)  # a dict lookup once seen
+        except InvalidSessionIdError:
             self._drops.add(DROP_INVALID_SESSION)
-        return valid
+            return None
 
     def _submit_all(
         self,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .diagnostics import DiagnosticSink, logger_sink
+from .entries import ENTRY_OVERHEAD
 
 if TYPE_CHECKING:
     import httpx
@@ -43,11 +44,6 @@ IGNORED_LOGGERS: Final = ("httpx", "httpcore", "ingress_logging")
 # Drop reasons of a front door (the engine counts its own).
 DROP_NO_SESSION: Final = "no_session_id"
 DROP_INVALID_SESSION: Final = "invalid_session_id"
-
-#: Bytes charged against the engine's memory cap per entry besides its text
-#: (uuid, timestamps, source, thread, scope...): the entry is built on the
-#: worker, so the front door estimates before it exists.
-ENTRY_OVERHEAD: Final = 512
 
 
 class EngineLike(Protocol):

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
+from ..entries import ENTRY_OVERHEAD
 from ._seams import Pending
 
 __all__ = [
@@ -39,10 +40,6 @@ READY: Final = 1
 RUNNING: Final = 2
 WAITING: Final = 3
 
-#: Bytes charged per entry on top of its text: the envelope every entry gets
-#: (uuid, parentUuid, sessionId, timestamp, type, level, logger, source
-#: location, thread/process) serialises to roughly this much.
-ENTRY_OVERHEAD: Final = 512
 
 EntrySource = dict[str, Any] | Callable[[], dict[str, Any]]
 

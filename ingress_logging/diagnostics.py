@@ -120,9 +120,9 @@ def logger_sink(level: Level, event: str, data: DiagnosticData) -> None:
     """Default sink: one stdlib log line per event, on a logger that is never shipped.
 
     The message is a sentence with the event's numbers (``the server answered
-    503 (attempt 2)``); the event name and its data ride along as the
-    record's ``event`` and ``event_data`` attributes, for filters and
-    structured formatters.
+    503 (attempt 2)``); the event name rides along as the record's ``event``
+    attribute, for filters and structured formatters. (The numbers are not
+    kept twice: a record held by a capturing handler must stay small.)
     """
     logger = _diagnostics_logger
     levelno = _LEVELS.get(level, logging.INFO)
@@ -134,7 +134,7 @@ def logger_sink(level: Level, event: str, data: DiagnosticData) -> None:
         levelno,
         "ingress_logging: %s",
         describe(event, data),
-        extra={"event": event, "event_data": dict(data)},
+        extra={"event": event},
     )
 
 

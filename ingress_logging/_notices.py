@@ -104,6 +104,10 @@ class Notices:
         """
         self._transport_error = words
 
+    def last_transport_error(self) -> str:
+        """The words of the last request that got no reply (empty: none yet)."""
+        return self._transport_error
+
     def reset(self) -> None:
         """Forget everything reported so far, drops not yet reported included (for tests)."""
         ev.flush_drop_counters()

@@ -240,7 +240,14 @@ class LastEvent:
         self._local.event = None
         if event is None:
             return default
-        return describe(event, data)
+        sentence = describe(event, data)
+        if sentence.startswith("no reply from the server"):
+            from .._notices import NOTICES
+
+            words = NOTICES.last_transport_error()
+            if words:
+                sentence = f"{sentence} ({words})"
+        return sentence
 
 
 #: Hands a command the group's ``CliConfig`` (``@pass_config``).

@@ -302,3 +302,18 @@ def test_export_to_an_unwritable_path_names_that_path(
     assert result.returncode == 1
     assert f"cannot write {target}: No such file or directory" in result.stderr
     assert ".__atomic-write" not in result.stderr
+
+
+def test_a_read_from_a_server_that_is_down_says_why(
+    ingress_server_factory, run_cli, cli_env
+) -> None:
+    gone = ingress_server_factory()
+    url = gone.base_url
+    gone.close()
+
+    result = run_cli("show", "s1", env={**cli_env, "INGRESS_LOGGING_BASE_URL": url})
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: could not read session s1: no reply from the server (connection refused)"
+    )

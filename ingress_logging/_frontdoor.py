@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from .diagnostics import DiagnosticSink, logger_sink
 from .entries import ENTRY_OVERHEAD
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # importing delivery loads httpx: only for the type checker
     import httpx
 
+    from .delivery import FlushResult
     from .protocol import RetryPolicy
 
 __all__ = [
@@ -58,7 +59,7 @@ class EngineLike(Protocol):
         size_hint: int | None = None,
     ) -> bool: ...
 
-    def flush(self, timeout: float | None = None) -> Any: ...
+    def flush(self, timeout: float | None = None) -> FlushResult: ...
 
 
 def default_diagnostics(plugins: Any) -> DiagnosticSink:
@@ -132,8 +133,11 @@ def shared_engine(
     plugins: Any,
     options: DeliveryOptions,
     close_timeout: float | None,
+    hold: bool = False,
 ) -> Any:
     """The process-wide engine for these settings (the handler's and the exporters' alike).
+
+    ``hold=True``: the caller releases it (``release_shared_engine``) when done.
 
     Raises ``ConfigError`` when no URL is configured anywhere: there is no
     built-in host, and a token must never be sent somewhere the user did
@@ -144,6 +148,7 @@ def shared_engine(
 
     PluginHost(plugins, url_template=url, base_api_url=base_api_url).require_url()
     engine = get_shared_engine(
+        hold=hold,
         url_template=url,
         token=token,
         base_api_url=base_api_url,

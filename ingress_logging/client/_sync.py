@@ -116,6 +116,12 @@ def _read_capped(response: httpx.Response, cap: int, deadline: float | None) -> 
     return b"".join(chunks)
 
 
+def _total_seconds(timeout: httpx.Timeout) -> float | None:
+    """The request's total deadline: the largest of its timeouts."""
+    parts = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]
+    return max(parts) if parts else None
+
+
 class SessionIngressClient(ClientBase[httpx.Client]):
     """Blocking session-ingress client: the seed's operations, on ``httpx.Client``.
 
@@ -171,6 +177,11 @@ class SessionIngressClient(ClientBase[httpx.Client]):
     def _send(self, request: Request) -> Reply | BaseException:
         """Perform one request; a transport failure is returned, not raised."""
         try:
+            # One deadline for the whole exchange (connect, send, the reply and
+            # its body): the engine's transport enforces it on every socket
+            # operation; any transport at least between body chunks.
+            total = _total_seconds(request.timeout)
+            deadline = None if total is None else time.monotonic() + total
             built = self._http.build_request(
                 request.method,
                 request.url,
@@ -178,12 +189,10 @@ class SessionIngressClient(ClientBase[httpx.Client]):
                 content=request.content,
                 params=request.params,
                 timeout=request.timeout,
+                extensions={"deadline": deadline},
             )
             response = self._http.send(built, stream=True)
             try:
-                deadline = None
-                if request.timeout.read is not None:
-                    deadline = time.monotonic() + 3 * request.timeout.read
                 body = _read_capped(response, request.cap, deadline)
             finally:
                 response.close()

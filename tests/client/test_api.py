@@ -91,9 +91,6 @@ def test_shared_step_and_state_methods(cls):
     client = cls("t", base_api_url="http://127.0.0.1:9")
     assert client.clear_session("s") is None  # a plain method: nothing to await
     assert client.clear_all_sessions() is None
-    assert list(inspect.signature(cls.begin_append).parameters) == [
-        "self",
-        "session_id",
-        "entry",
-        "url",
-    ]
+    params = inspect.signature(cls.begin_append).parameters
+    assert list(params) == ["self", "session_id", "entry", "url", "chain_parent"]
+    assert params["chain_parent"].kind is inspect.Parameter.KEYWORD_ONLY

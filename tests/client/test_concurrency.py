@@ -54,7 +54,9 @@ def test_threads_append_one_at_a_time_in_call_order(ingress_server, wait_for):
                 thread.start()
                 threads.append(thread)
                 # the next call is made only once this one holds its place in line
-                wait_for(lambda n=n: client._turns.tickets("s") >= n + 2)
+                wait_for(
+                    lambda n=n: client._turns.tickets("s") >= n + 2, what="the next turn queued"
+                )
             assert not results  # all six are waiting behind the test's turn
         for thread in threads:
             thread.join(10)
@@ -176,7 +178,7 @@ def test_a_waiter_that_gives_up_does_not_stall_the_line(wait_for):
 
         waiter = threading.Thread(target=third)
         waiter.start()
-        wait_for(lambda: turns.tickets("s") == 3)
+        wait_for(lambda: turns.tickets("s") == 3, what="three tickets taken")
         assert not entered.is_set()  # still behind the holder
     assert entered.wait(5)  # ticket 1 was skipped, ticket 2 got in
     waiter.join(5)

@@ -19,6 +19,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from . import _notices  # noqa: F401 - its exit hook must be registered before any engine's
 from .errors import (
     ConfigError,
     IngressLoggingError,

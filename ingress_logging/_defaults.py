@@ -9,7 +9,9 @@ even with a bare ``pluggy.PluginManager``.
   ``INGRESS_LOGGING_TOKEN_FILE`` (stripped; re-read when its mtime, size or
   inode changes, so a rotated token is picked up on the next request).
 * URL: the ``INGRESS_LOGGING_URL`` template (with ``{session_id}``), else
-  ``{INGRESS_LOGGING_BASE_URL or https://api.anthropic.com}/v1/session_ingress/session/{id}``.
+  ``{INGRESS_LOGGING_BASE_URL}/v1/session_ingress/session/{id}``. There is no
+  built-in host: with neither set, ``ConfigError`` says what to set (a token
+  must never travel somewhere the user did not name).
 * diagnostics: the ``ingress_logging.diagnostics`` stdlib logger (never
   shipped), plus one JSON line per event in ``INGRESS_LOGGING_DIAGNOSTICS_FILE``
   when that is set (the seed's diagnostics-file format).
@@ -34,13 +36,13 @@ from .errors import ConfigError
 from .hookspecs import hookimpl
 
 __all__ = [
-    "DEFAULT_BASE_API_URL",
     "DEFAULT_PLUGIN_NAME",
     "ENV_BASE_URL",
     "ENV_DIAGNOSTICS_FILE",
     "ENV_TOKEN",
     "ENV_TOKEN_FILE",
     "ENV_URL",
+    "NO_URL_MESSAGE",
     "build_session_url",
     "env_token",
     "ingress_auth_token",
@@ -50,7 +52,6 @@ __all__ = [
 ]
 
 DEFAULT_PLUGIN_NAME: Final = "ingress_logging.defaults"
-DEFAULT_BASE_API_URL: Final = "https://api.anthropic.com"
 SESSION_PATH: Final = "/v1/session_ingress/session/"
 _MID_WRITE_SECONDS: Final = 2.0
 
@@ -59,6 +60,22 @@ ENV_TOKEN_FILE: Final = "INGRESS_LOGGING_TOKEN_FILE"
 ENV_URL: Final = "INGRESS_LOGGING_URL"
 ENV_BASE_URL: Final = "INGRESS_LOGGING_BASE_URL"
 ENV_DIAGNOSTICS_FILE: Final = "INGRESS_LOGGING_DIAGNOSTICS_FILE"
+
+#: What to do when no URL is configured anywhere.
+NO_URL_MESSAGE: Final = (
+    f"no session-ingress URL is configured: set {ENV_URL} (a template with "
+    f"'{{session_id}}') or {ENV_BASE_URL} (the service root), or pass url= / base_api_url="
+)
+
+
+def env_base_url() -> str | None:
+    """``INGRESS_LOGGING_BASE_URL``, or None when unset or empty."""
+    return os.environ.get(ENV_BASE_URL) or None
+
+
+def url_configured(*, url_template: str | None = None, base_api_url: str | None = None) -> bool:
+    """True when these settings or the environment name a URL (no built-in host)."""
+    return bool(url_template or base_api_url or os.environ.get(ENV_URL) or env_base_url())
 
 
 @dataclass(frozen=True)
@@ -137,13 +154,15 @@ def build_session_url(
     """Session URL from a template (``{session_id}``) or a base URL; validates the id.
 
     With neither given, the environment decides (``INGRESS_LOGGING_URL``, then
-    ``INGRESS_LOGGING_BASE_URL``, then ``https://api.anthropic.com``).
+    ``INGRESS_LOGGING_BASE_URL``); with nothing set, ``ConfigError`` names them.
     """
     quoted = quote_session_id(session_id)
     if url_template is None and base_api_url is None:
         url_template = os.environ.get(ENV_URL) or None
         if url_template is None:
-            base_api_url = os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_API_URL
+            base_api_url = env_base_url()
+            if base_api_url is None:
+                raise ConfigError(NO_URL_MESSAGE)
     if url_template is not None:
         if "{session_id}" not in url_template:
             raise ConfigError("url template must contain '{session_id}'")
@@ -187,7 +206,7 @@ def ingress_auth_token(session_id: str) -> str | None:
 
 @hookimpl(trylast=True)
 def ingress_session_url(session_id: str) -> str | None:
-    """URL from ``INGRESS_LOGGING_URL`` / ``INGRESS_LOGGING_BASE_URL`` / the default."""
+    """URL from ``INGRESS_LOGGING_URL`` / ``INGRESS_LOGGING_BASE_URL`` (else ConfigError)."""
     return build_session_url(session_id)
 
 

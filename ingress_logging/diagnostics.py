@@ -14,16 +14,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Final, Literal
 
 __all__ = [
     "DIAGNOSTICS_LOGGER_NAME",
     "EVENTS",
+    "PLUGIN_PREPARE_ENTRY_FAILED",
     "DiagnosticData",
     "DiagnosticSink",
     "DropCounter",
     "Level",
+    "flush_drop_counters",
     "logger_sink",
 ]
 
@@ -57,7 +60,7 @@ TELEPORT_EVENTS_BAD_STATUS: Final = "teleport_events_bad_status"
 TELEPORT_EVENTS_INVALID_SHAPE: Final = "teleport_events_invalid_shape"
 TELEPORT_EVENTS_PAGE_CAP: Final = "teleport_events_page_cap"
 
-# --- beyond the seed ---
+# --- this library's own events ---
 SESSION_PERSIST_DUPLICATE_ENTRY: Final = "session_persist_duplicate_entry"
 SESSION_PERSIST_FAIL_PERMANENT: Final = "session_persist_fail_permanent"  # {status}
 SESSION_PERSIST_RETRY_AFTER: Final = "session_persist_retry_after"  # {status, delay_ms}
@@ -70,6 +73,8 @@ DELIVERY_GAP_UNMARKED: Final = "delivery_gap_unmarked"  # {count}
 SPOOL_RESET: Final = "spool_reset"  # {path} (the file kept for inspection)
 DIAGNOSTIC_SINK_FAILED: Final = "diagnostic_sink_failed"  # {count}
 RETRY_BUDGET_EXHAUSTED: Final = "retry_budget_exhausted"
+#: An ``ingress_prepare_entry`` implementation raised; the entry was dropped.
+PLUGIN_PREPARE_ENTRY_FAILED: Final = "plugin_prepare_entry_failed"  # {plugin, count}
 
 SEED_EVENTS: Final = frozenset(
     {
@@ -104,6 +109,7 @@ EVENTS: Final = SEED_EVENTS | {
     SPOOL_RESET,
     DIAGNOSTIC_SINK_FAILED,
     RETRY_BUDGET_EXHAUSTED,
+    PLUGIN_PREPARE_ENTRY_FAILED,
 }
 
 _LEVELS: Final[Mapping[Level, int]] = {
@@ -117,9 +123,24 @@ _diagnostics_logger = logging.getLogger(DIAGNOSTICS_LOGGER_NAME)
 
 
 def logger_sink(level: Level, event: str, data: DiagnosticData) -> None:
-    """Default sink: one stdlib log line per event, on a logger that is never shipped."""
-    _diagnostics_logger.log(
-        _LEVELS.get(level, logging.INFO), "%s %s", event, dict(data), extra={"event": event}
+    """Default sink: one stdlib log line per event, on a logger that is never shipped.
+
+    The message is a sentence with the event's numbers (``the server answered
+    503 (attempt 2)``); the event name rides along as the record's ``event``
+    attribute, for filters and structured formatters. (The numbers are not
+    kept twice: a record held by a capturing handler must stay small.)
+    """
+    logger = _diagnostics_logger
+    levelno = _LEVELS.get(level, logging.INFO)
+    if not logger.isEnabledFor(levelno):
+        return
+    from ._messages import describe
+
+    logger.log(
+        levelno,
+        "ingress_logging: %s",
+        describe(event, data),
+        extra={"event": event},
     )
 
 
@@ -128,22 +149,55 @@ class DropCounter:
 
     Every drop is counted; the sink hears of each reason at its 1st, 2nd,
     4th, 8th... drop, so a flood of refusals cannot flood the diagnostics.
-    A sink that raises is ignored here: it must never break logging or export.
+    Each report's ``count`` is the drops since the previous report (as the
+    engine's ``delivery_dropped`` events count), ``total`` the running total;
+    ``flush()`` (called for every counter at interpreter exit) reports the
+    rest. A sink that raises is ignored here: it must never break logging or
+    export.
     """
 
     def __init__(self, sink: DiagnosticSink) -> None:
         self._sink = sink
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
+        self._reported: dict[str, int] = {}
+        _counters.add(self)
 
     def add(self, reason: str, count: int = 1) -> None:
         with self._lock:
             before = self._counts.get(reason, 0)
             total = self._counts[reason] = before + count
-        if total.bit_length() > before.bit_length():  # crossed a power of two
-            with contextlib.suppress(Exception):
-                self._sink("warn", DELIVERY_DROPPED, {"count": total, "reason": reason})
+            if total.bit_length() <= before.bit_length():  # no power of two crossed
+                return
+            new = total - self._reported.get(reason, 0)
+            self._reported[reason] = total
+        self._report(reason, new, total)
+
+    def flush(self) -> None:
+        """Report every drop not reported yet."""
+        with self._lock:
+            pending = [
+                (reason, total - self._reported.get(reason, 0), total)
+                for reason, total in self._counts.items()
+                if total > self._reported.get(reason, 0)
+            ]
+            self._reported.update((reason, total) for reason, _, total in pending)
+        for reason, new, total in pending:
+            self._report(reason, new, total)
+
+    def _report(self, reason: str, new: int, total: int) -> None:
+        with contextlib.suppress(Exception):
+            self._sink("warn", DELIVERY_DROPPED, {"count": new, "reason": reason, "total": total})
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
+
+
+_counters: weakref.WeakSet[DropCounter] = weakref.WeakSet()
+
+
+def flush_drop_counters() -> None:
+    """``flush()`` every live ``DropCounter`` (at exit, before the summary)."""
+    for counter in list(_counters):
+        counter.flush()

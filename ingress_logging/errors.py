@@ -29,8 +29,11 @@ __all__ = [
     "SpoolLockedError",
 ]
 
-#: The seed's wording, kept so that hosts matching on it keep working.
-SESSION_EXPIRED_MESSAGE = "Your session has expired. Please run /login to sign in again."
+#: Speaks of the token the user configured (there is no login command here).
+SESSION_EXPIRED_MESSAGE = (
+    "the server rejected the token (401): it is expired or invalid; "
+    "check INGRESS_LOGGING_TOKEN, INGRESS_LOGGING_TOKEN_FILE or token="
+)
 
 
 class IngressLoggingError(Exception):

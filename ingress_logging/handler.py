@@ -28,26 +28,38 @@ Two rules keep it from hurting the application:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Final, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Never, Protocol
 
-from ._frontdoor import EngineLike
+from ._frontdoor import (
+    DROP_INVALID_SESSION,
+    DROP_NO_SESSION,
+    ENTRY_OVERHEAD,
+    IGNORED_LOGGERS,
+    DeliveryOptions,
+    EngineLike,
+    default_diagnostics,
+    shared_engine,
+    unknown_keywords,
+)
+from ._notices import not_a_route
 from ._session_id import validate_session_id
-from .diagnostics import DiagnosticSink, DropCounter, logger_sink
+from .diagnostics import DiagnosticSink, DropCounter
 from .entries import DEFAULT_LIMITS, SESSION_ID_VAR, Limits, RecordCapture
 from .errors import InvalidSessionIdError
 
+if TYPE_CHECKING:
+    import httpx
+
+    from .protocol import RetryPolicy
+
 __all__ = ["IGNORED_LOGGERS", "IngressHandler"]
 
-#: Loggers whose records are never shipped (nor those of their children).
-IGNORED_LOGGERS: Final = ("httpx", "httpcore", "ingress_logging")
-
-# Handler-side drop reasons (the engine counts its own).
-DROP_NO_SESSION: Final = "no_session_id"
-DROP_INVALID_SESSION: Final = "invalid_session_id"
 DROP_HANDLER_ERROR: Final = "handler_error"
 
 _CACHE_LIMIT: Final = 4096
@@ -61,9 +73,8 @@ _LOCKED_SLICE: Final = 0.5
 _LOCKED_BOUND: Final = 1.0
 #: This module's own logger: its records are never shipped (see IGNORED_LOGGERS).
 _log = logging.getLogger(__name__)
-#: Bytes charged per entry besides its message/exception text (the engine's
-#: estimate for the envelope: uuid, timestamps, source, thread, ...).
-_ENTRY_OVERHEAD: Final = 512
+#: Names this handler no longer takes, and the one it does.
+_RENAMED: Final = {"policy": "overflow", "url_template": "url"}
 
 
 class _Engine(EngineLike, Protocol):
@@ -93,7 +104,9 @@ class IngressHandler(logging.Handler):
 
     Args:
         url: append URL template containing ``{session_id}``; default
-            ``{base_api_url}/v1/session_ingress/session/{session_id}``.
+            ``{base_api_url}/v1/session_ingress/session/{session_id}``, else
+            ``INGRESS_LOGGING_URL`` / ``INGRESS_LOGGING_BASE_URL``. With none
+            of them (and no URL plugin) the handler is not built: ConfigError.
         token: bearer token (or a callable returning one); default from
             plugins / ``INGRESS_LOGGING_TOKEN``. Never stored on the handler.
         session_id: session for records that name none (neither
@@ -103,10 +116,10 @@ class IngressHandler(logging.Handler):
             for ``content``; the same as ``setFormatter`` afterwards (which is
             what ``dictConfig``'s ``"formatter"`` key does).
         base_api_url: API root used by the default ``url``.
-        max_queue_entries, max_queue_bytes, overflow, block_timeout: the
-            engine's memory cap and full-queue policy (``"drop_newest"``,
-            ``"drop_oldest"`` or ``"block"``); None keeps the engine's default.
-            ``policy`` is accepted as another name for ``overflow``.
+        retry_policy, max_queue_entries, max_queue_bytes, overflow,
+            block_timeout, max_concurrency, max_idle_sessions, timeout,
+            allow_insecure_http, spool_dir, spool_max_bytes: the shared
+            engine's settings (``DeliveryEngine``); None keeps its default.
         max_message_length: characters kept of the message, exception text
             and stack (longer ones are cut and marked in ``truncated``).
         max_string_length: characters kept of any string in ``extra``.
@@ -120,10 +133,12 @@ class IngressHandler(logging.Handler):
         diagnostics: sink for the handler's own drop reports; default: the
             plugins' ``ingress_diagnostic`` sinks plus the default one.
         ignore_loggers: more logger names whose records are never shipped.
-        **engine_options: any other ``DeliveryEngine`` keyword
-            (``max_concurrency``, ``retry_policy``, ``timeout``,
-            ``allow_insecure_http``, ...), as the OpenTelemetry exporters take
-            them. (``close_timeout`` is this handler's own, above.)
+
+    Raises:
+        TypeError: an unknown keyword (naming the close match), or
+            ``engine=`` together with the engine's settings.
+        ConfigError: no URL configured anywhere.
+        InvalidSessionIdError: an unusable ``session_id``.
     """
 
     def __init__(
@@ -134,12 +149,18 @@ class IngressHandler(logging.Handler):
         level: int | str = logging.NOTSET,
         *,
         formatter: logging.Formatter | str | None = None,
-        policy: str | None = None,
         base_api_url: str | None = None,
+        retry_policy: RetryPolicy | None = None,
         max_queue_entries: int | None = None,
         max_queue_bytes: int | None = None,
         overflow: str | None = None,
         block_timeout: float | None = None,
+        max_concurrency: int | None = None,
+        max_idle_sessions: int | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        allow_insecure_http: bool | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int | None = None,
         max_message_length: int = DEFAULT_LIMITS.max_message_length,
         max_string_length: int = DEFAULT_LIMITS.max_string_length,
         flush_timeout: float = 5.0,
@@ -148,15 +169,14 @@ class IngressHandler(logging.Handler):
         plugins: Any = None,
         diagnostics: DiagnosticSink | None = None,
         ignore_loggers: tuple[str, ...] | list[str] = (),
-        **engine_options: Any,
+        **unknown: Never,
     ) -> None:
         # Everything that can fail runs before Handler.__init__ registers the
         # handler for logging.shutdown(): a half-built handler is never flushed.
+        if unknown:
+            known = [n for n in inspect.signature(IngressHandler).parameters if n != "unknown"]
+            raise unknown_keywords(type(self).__name__, unknown, known, _RENAMED)
         default_session_id = None if session_id is None else validate_session_id(session_id)
-        if policy is not None:
-            if overflow is not None and overflow != policy:
-                raise TypeError("policy is another name for overflow: pass one of them")
-            overflow = policy
         if isinstance(formatter, str):
             formatter = logging.Formatter(formatter)
         elif formatter is not None and not isinstance(formatter, logging.Formatter):
@@ -165,25 +185,33 @@ class IngressHandler(logging.Handler):
                 f"not {type(formatter).__name__}"
             )
         limits = Limits(max_message_length=max_message_length, max_string_length=max_string_length)
-        engine_options.update(
+        options = DeliveryOptions(
+            retry_policy=retry_policy,
             max_queue_entries=max_queue_entries,
             max_queue_bytes=max_queue_bytes,
             overflow=overflow,
             block_timeout=block_timeout,
+            max_concurrency=max_concurrency,
+            max_idle_sessions=max_idle_sessions,
+            timeout=timeout,
+            allow_insecure_http=allow_insecure_http,
+            spool_dir=spool_dir,
+            spool_max_bytes=spool_max_bytes,
         )
         settings: tuple[object, ...] = (url, token, base_api_url, plugins)
-        if engine is not None and any(v is not None for v in (*settings, *engine_options.values())):
+        if engine is not None and (any(v is not None for v in settings) or options.given()):
             raise TypeError("pass either engine= or the engine's settings, not both")
         #: The engine is a shared one this handler holds: its ``close()`` releases it.
         self._holds_engine = engine is None
         if engine is None:
-            engine = self._shared_engine(
+            engine = shared_engine(
                 url=url,
                 token=token,
                 base_api_url=base_api_url,
                 plugins=plugins,
-                engine_options=engine_options,
+                options=options,
                 close_timeout=close_timeout,
+                hold=True,
             )
         super().__init__(level)
         if formatter is not None:
@@ -195,54 +223,14 @@ class IngressHandler(logging.Handler):
         self.close_timeout = 5.0 if close_timeout is None else float(close_timeout)
         self._ignored_prefixes = tuple(IGNORED_LOGGERS) + tuple(ignore_loggers)
         self._ignore_cache: dict[str, bool] = {}
-        self._valid_ids: dict[str, None] = {}
         self._close_lock = threading.Lock()
         self._thread_flags = threading.local()
         self._closed = False
         self.last_flush_result: Any = None
         if diagnostics is None:
-            diagnostics = self._default_diagnostics(plugins)
+            diagnostics = default_diagnostics(plugins)
         self._diagnostics: DiagnosticSink = diagnostics
         self._drops = DropCounter(diagnostics)
-
-    @staticmethod
-    def _shared_engine(
-        *,
-        url: str | None,
-        token: str | Callable[[], str | None] | None,
-        base_api_url: str | None,
-        plugins: Any,
-        engine_options: Mapping[str, Any],
-        close_timeout: float | None,
-    ) -> _Engine:
-        from .delivery import get_shared_engine  # httpx loads only when a handler is built
-
-        # None means "the engine's default": left out, so that equal settings
-        # (here or in the OpenTelemetry exporters) give the same engine.
-        options = {key: value for key, value in engine_options.items() if value is not None}
-        engine = get_shared_engine(
-            hold=True,
-            url_template=url,
-            token=token,
-            base_api_url=base_api_url,
-            plugins=plugins,
-            **options,
-        )
-        if close_timeout is not None:
-            # The engine, not this handler, closes at exit (before
-            # logging.shutdown): it must keep the deadline the app set here.
-            engine.limit_close_timeout(close_timeout)
-        return engine
-
-    @staticmethod
-    def _default_diagnostics(plugins: Any) -> DiagnosticSink:
-        """Plugin sinks plus the default one (the diagnostics logger / file), as the engine's."""
-        try:
-            from .plugins import PluginHost
-
-            return PluginHost(plugins).diagnostic
-        except Exception:
-            return logger_sink
 
     @property
     def engine(self) -> _Engine:
@@ -318,28 +306,17 @@ class IngressHandler(logging.Handler):
                     if session_id is None:
                         self._drops.add(DROP_NO_SESSION)
                         return
-            known = type(session_id) is str and session_id in self._valid_ids
-            if not known and not self._check(session_id):
+            try:
+                valid = validate_session_id(session_id)  # a dict lookup once seen
+            except InvalidSessionIdError:
+                self._drops.add(DROP_INVALID_SESSION)
                 return
-            capture = RecordCapture(
-                record, session_id, formatter=self.formatter, limits=self._limits
-            )
-            size = _ENTRY_OVERHEAD + len(capture.message) + len(capture.exc_text or "")
-            self._engine.submit(session_id, capture, record=record, size_hint=size)
+            capture = RecordCapture(record, valid, formatter=self.formatter, limits=self._limits)
+            size = ENTRY_OVERHEAD + len(capture.message) + len(capture.exc_text or "")
+            self._engine.submit(valid, capture, record=record, size_hint=size)
         except Exception:
             _log.debug("IngressHandler.emit failed; the record is dropped", exc_info=True)
             self._drops.add(DROP_HANDLER_ERROR)
-
-    def _check(self, session_id: object) -> bool:
-        try:
-            valid = validate_session_id(session_id)
-        except InvalidSessionIdError:
-            self._drops.add(DROP_INVALID_SESSION)
-            return False
-        if len(self._valid_ids) >= _CACHE_LIMIT:
-            self._valid_ids.clear()
-        self._valid_ids[valid] = None
-        return True
 
     # -- flush / close ----------------------------------------------------
 
@@ -423,3 +400,7 @@ class IngressHandler(logging.Handler):
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
         return f"<{type(self).__name__} session_id={self._default_session_id!r} ({level})>"
+
+
+# It refuses the library's own records, so it never shows a diagnostic.
+not_a_route(IngressHandler)

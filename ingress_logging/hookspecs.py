@@ -95,8 +95,8 @@ def ingress_session_url(session_id: str) -> str | None:
     different regions. The first non-``None`` answer wins; when every plugin
     passes, the host uses its ``url_template``, then its ``base_api_url``
     (``{base_api_url}/v1/session_ingress/session/{session_id}``), then the
-    ``INGRESS_LOGGING_URL`` template, then ``INGRESS_LOGGING_BASE_URL``, then
-    ``https://api.anthropic.com``.
+    ``INGRESS_LOGGING_URL`` template, then ``INGRESS_LOGGING_BASE_URL``; with
+    none of them, ``ConfigError`` (there is no built-in host).
 
     ``session_id`` has already been validated against the allow-list in
     ``ingress_logging._session_id``; if you build the URL yourself, percent-

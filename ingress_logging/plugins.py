@@ -30,8 +30,16 @@ from typing import Any, Final
 import pluggy
 
 from . import _defaults, hookspecs
+from ._notices import NOTICES
 from ._session_id import validate_session_id
-from .diagnostics import DIAGNOSTIC_SINK_FAILED, DiagnosticData, DiagnosticSink, Level, logger_sink
+from .diagnostics import (
+    DIAGNOSTIC_SINK_FAILED,
+    PLUGIN_PREPARE_ENTRY_FAILED,
+    DiagnosticData,
+    DiagnosticSink,
+    Level,
+    logger_sink,
+)
 from .errors import ConfigError
 from .hookspecs import PROJECT_NAME, Verdict, hookimpl
 
@@ -45,6 +53,7 @@ __all__ = [
     "new_plugin_manager",
     "register",
     "unregister",
+    "url_plugins",
 ]
 
 ENV_DISABLE_PLUGINS: Final = "INGRESS_LOGGING_DISABLE_PLUGINS"
@@ -52,7 +61,7 @@ ENV_TRACE_PLUGINS: Final = "INGRESS_LOGGING_TRACE_PLUGINS"
 
 #: Diagnostics event: an ``ingress_prepare_entry`` implementation raised; the
 #: entry was dropped. Data: ``{"plugin": name, "count": 1}``.
-PLUGIN_FAILED: Final = "plugin_prepare_entry_failed"
+PLUGIN_FAILED: Final = PLUGIN_PREPARE_ENTRY_FAILED
 
 _log = logging.getLogger(__name__)
 
@@ -223,6 +232,12 @@ def _manager_for(plugins: pluggy.PluginManager | Sequence[object] | None) -> plu
     return pm
 
 
+def url_plugins(pm: pluggy.PluginManager) -> list[str]:
+    """Names of the plugins that answer ``ingress_session_url`` (the default one aside)."""
+    caller: pluggy.HookCaller = pm.hook.ingress_session_url
+    return [impl.plugin_name for impl in caller.get_hookimpls() if impl.plugin is not _defaults]
+
+
 class PluginHost:
     """The real ``ingress_logging._host.Host``: plugins first, then settings, then defaults.
 
@@ -251,6 +266,8 @@ class PluginHost:
         self.base_api_url = base_api_url
         self._diagnostics = diagnostics
         self._lock = threading.Lock()
+        # The last URL resolved: notices name its origin (never its path).
+        self._last_url: str | None = None
         #: How many times a diagnostics sink raised (each is isolated).
         self.sink_failures = 0
         #: How many entries were dropped because an ``ingress_prepare_entry`` raised.
@@ -301,10 +318,24 @@ class PluginHost:
         if url is not None:
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 raise ConfigError("ingress_session_url must return an http(s) URL string")
-            return url
-        return _defaults.build_session_url(
-            session_id, url_template=self.url_template, base_api_url=self.base_api_url
-        )
+        else:
+            url = _defaults.build_session_url(
+                session_id, url_template=self.url_template, base_api_url=self.base_api_url
+            )
+        self._last_url = url
+        return url
+
+    def require_url(self) -> None:
+        """Raise ``ConfigError`` unless a URL is configured somewhere (there is no built-in host).
+
+        A plugin answering ``ingress_session_url``, ``url_template``,
+        ``base_api_url``, ``INGRESS_LOGGING_URL`` or ``INGRESS_LOGGING_BASE_URL``.
+        """
+        if url_plugins(self.pm) or _defaults.url_configured(
+            url_template=self.url_template, base_api_url=self.base_api_url
+        ):
+            return
+        raise ConfigError(_defaults.NO_URL_MESSAGE)
 
     def request_headers(self, session_id: str) -> Mapping[str, str]:
         """Every plugin's headers merged; on a clash the plugin called first wins."""
@@ -333,12 +364,21 @@ class PluginHost:
 
         Plugin sinks observe; they do not replace the default logger output
         (installing a metrics plugin must not silence the logs). An explicit
-        ``diagnostics`` sink does replace it. Never raises.
+        ``diagnostics`` sink does replace it. When none of them (nor the
+        diagnostics file) takes the event, failures are also said once on
+        stderr (see ``_notices``). Never raises.
         """
+        self._diagnostic(level, event, data, "")
+
+    def _diagnostic(self, level: Level, event: str, data: DiagnosticData, detail: str) -> None:
         failed = 0
+        routed = self._diagnostics is not None or bool(
+            os.environ.get(_defaults.ENV_DIAGNOSTICS_FILE)
+        )
         for impl in _impls_in_call_order(self.pm.hook.ingress_diagnostic):
             if impl.plugin is _defaults:
                 continue
+            routed = True
             try:
                 _call_impl(impl, {"level": level, "event": event, "data": data})
             except Exception:
@@ -361,6 +401,8 @@ class PluginHost:
             # The logging module reports its own handler errors; never raise here.
             with contextlib.suppress(Exception):
                 logger_sink("warn", DIAGNOSTIC_SINK_FAILED, {"count": failed})
+        if not routed and level in ("warn", "error"):
+            NOTICES.observe(event, data, url=self._last_url, detail=detail)
 
     # -- entry preparation: a chain that fails closed
 
@@ -383,7 +425,11 @@ class PluginHost:
                     impl.plugin_name,
                     type(exc).__name__,
                 )
-                self.diagnostic("error", PLUGIN_FAILED, {"plugin": impl.plugin_name, "count": 1})
+                # A configuration error's text is ours and names the setting.
+                detail = str(exc) if isinstance(exc, ConfigError) else type(exc).__name__
+                self._diagnostic(
+                    "error", PLUGIN_FAILED, {"plugin": impl.plugin_name, "count": 1}, detail
+                )
                 return None
             if result is None:
                 continue

@@ -28,24 +28,44 @@ def ingress_server(ingress_server_factory: Callable[..., IngressServer]) -> Ingr
     )
 
 
-@pytest.fixture
-def wait_for() -> Callable[..., Any]:
+def poll(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
     """Poll ``condition`` until it returns a truthy value or ``timeout`` passes.
 
-    For state another thread settles, such as the engine's reporter thread
-    handing diagnostics to the sinks (``flush()`` returning does not mean
-    they have been called yet). Returns the last value, for the test to assert.
+    For state another thread or process settles (the engine's reporter
+    handing diagnostics to the sinks, a child process's progress): a
+    deadline, never a sleep standing in for synchronisation. Returns the
+    last value, for the test to assert (``assert not poll(...)`` checks that
+    something does *not* happen within the time); with ``what``, a deadline
+    that passes raises ``AssertionError`` naming it instead.
     """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            if what:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            return value
+        time.sleep(0.002)
 
-    def wait(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value or time.monotonic() > deadline:
-                return value
-            time.sleep(0.005)
 
-    return wait
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    """The suite's one poll-until helper (``poll``) as a fixture."""
+    return poll
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_exit_summary_for_the_suite() -> Any:
+    """Tests fail deliveries on purpose; the suite's own exit needs no summary line.
+
+    The notices themselves are tested in subprocesses (tests/handler/test_notices.py).
+    """
+    from ingress_logging._notices import NOTICES
+
+    yield
+    NOTICES.reset()
 
 
 # --- PostgreSQL for the conformance runs (tests/server, tests/client) ---------

@@ -13,8 +13,7 @@ from typing import Any
 import click
 import httpx
 
-from ._app import pass_config
-from ._config import CliConfig
+from ._config import CliConfig, pass_config
 
 __all__ = ["migrate", "sessions", "tokens"]
 

@@ -20,13 +20,11 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import click
-import httpx
 
 from .. import _defaults
-from ..errors import IngressLoggingError
-from ._config import ENV_DEBUG, ENV_MAX_ATTEMPTS, ENV_TIMEOUT, CliConfig
+from ._config import ENV_DEBUG, ENV_MAX_ATTEMPTS, ENV_TIMEOUT, CliConfig, one_line
 
-__all__ = ["AUTO_ENVVAR_PREFIX", "cli", "main", "pass_config"]
+__all__ = ["AUTO_ENVVAR_PREFIX", "cli", "main"]
 
 AUTO_ENVVAR_PREFIX: Final = "INGRESS_LOGGING"
 
@@ -36,19 +34,6 @@ CONTEXT_SETTINGS: Final[dict[str, Any]] = {
     "help_option_names": ["-h", "--help"],
     "max_content_width": 100,
 }
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one readable line (no traceback, no token: see errors.py)."""
-    if isinstance(exc, httpx.ConnectError):
-        text = f"cannot connect to the server ({exc})"
-    elif isinstance(exc, httpx.TimeoutException):
-        text = "the server did not answer in time"
-    elif isinstance(exc, IngressLoggingError | ValueError | OSError):
-        text = str(exc) or type(exc).__name__
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split())
 
 
 class _Group(click.Group):
@@ -68,9 +53,6 @@ class _Group(click.Group):
             raise click.ClickException(one_line(exc)) from None
 
 
-pass_config = click.make_pass_decorator(CliConfig)
-
-
 @click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--url",
@@ -84,8 +66,8 @@ pass_config = click.make_pass_decorator(CliConfig)
     envvar=_defaults.ENV_BASE_URL,
     show_envvar=True,
     metavar="URL",
-    help=f"Service root; sessions live under /v1/session_ingress/session/ "
-    f"[default: {_defaults.DEFAULT_BASE_API_URL}]",
+    help="Service root; sessions live under /v1/session_ingress/session/. "
+    "One of --url or --base-url is required (there is no built-in host).",
 )
 @click.option(
     "--token",

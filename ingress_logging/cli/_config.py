@@ -14,9 +14,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+import click
+import httpx
+
 from .. import _defaults
+from .._messages import describe
 from ..diagnostics import DiagnosticData, DiagnosticSink, Level, logger_sink
-from ..errors import ConfigError
+from ..errors import ConfigError, IngressLoggingError
 
 if TYPE_CHECKING:
     import pluggy
@@ -32,6 +36,8 @@ __all__ = [
     "ENV_TIMEOUT",
     "CliConfig",
     "LastEvent",
+    "one_line",
+    "pass_config",
 ]
 
 ENV_TIMEOUT: Final = "INGRESS_LOGGING_TIMEOUT"
@@ -77,6 +83,13 @@ class CliConfig:
         for name, value in (("--url", self.url), ("--base-url", self.base_url)):
             if value is not None and not value.startswith(("http://", "https://")):
                 found.append(f"{name} must start with http:// or https://, got {value!r}")
+        if not _defaults.url_configured(
+            url_template=self.url, base_api_url=self.base_url
+        ) and not _url_plugins(self.plugin_manager()):
+            found.append(
+                f"no session-ingress URL is configured: pass --url or --base-url, or set "
+                f"{_defaults.ENV_URL} or {_defaults.ENV_BASE_URL}"
+            )
         return found
 
     def check(self) -> None:
@@ -128,8 +141,14 @@ class CliConfig:
         template = self.url or os.environ.get(_defaults.ENV_URL)
         if template and _defaults.SESSION_PATH in template:
             return template.split(_defaults.SESSION_PATH, 1)[0]
-        env_base = os.environ.get(_defaults.ENV_BASE_URL)
-        return (env_base or _defaults.DEFAULT_BASE_API_URL).rstrip("/")
+        env_base = _defaults.env_base_url()
+        if env_base is None:
+            self.check()
+            raise ConfigError(
+                f"cannot tell the service root from the URL template: pass --base-url or "
+                f"set {_defaults.ENV_BASE_URL}"
+            )
+        return env_base.rstrip("/")
 
     def url_origin(self) -> str:
         """Where the session URL comes from, in words (for ``doctor``)."""
@@ -143,7 +162,7 @@ class CliConfig:
             return _defaults.ENV_URL
         if os.environ.get(_defaults.ENV_BASE_URL):
             return _defaults.ENV_BASE_URL
-        return "the built-in default (no --url, --base-url or environment variable set)"
+        return "nowhere (no --url, --base-url or environment variable set)"
 
     def client(self, *, diagnostics: DiagnosticSink | None = None) -> SessionIngressClient:
         """A blocking client with this configuration (the caller closes it)."""
@@ -167,6 +186,34 @@ class CliConfig:
         )
 
 
+def _url_plugins(pm: pluggy.PluginManager) -> bool:
+    from ..plugins import url_plugins
+
+    return bool(url_plugins(pm))
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one readable line (no traceback, no token: see errors.py)."""
+    if isinstance(exc, httpx.TransportError):
+        from ..client import describe_transport_error
+
+        where = ""
+        try:
+            url = exc.request.url
+            where = f" to {url.scheme}://{url.netloc.decode('ascii')}"
+        except RuntimeError:  # an error raised before it had a request
+            pass
+        if isinstance(exc, httpx.ConnectError):
+            text = f"cannot connect{where} ({describe_transport_error(exc)})"
+        else:
+            text = f"no reply{where.replace(' to ', ' from ', 1)} ({describe_transport_error(exc)})"
+    elif isinstance(exc, IngressLoggingError | ValueError | OSError):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
 class LastEvent:
     """Diagnostics sink that remembers each thread's last warning: why a call failed.
 
@@ -187,11 +234,21 @@ class LastEvent:
             logger_sink(level, event, data)
 
     def pop(self, default: str = "append failed") -> str:
-        """The last warning as ``event (k=v, ...)``, then forget it."""
+        """The last warning as a sentence with its numbers, then forget it."""
         event = getattr(self._local, "event", None)
         data = getattr(self._local, "data", {})
         self._local.event = None
         if event is None:
             return default
-        extra = ", ".join(f"{k}={v}" for k, v in data.items())
-        return f"{event} ({extra})" if extra else event
+        sentence = describe(event, data)
+        if sentence.startswith("no reply from the server"):
+            from .._notices import NOTICES
+
+            words = NOTICES.last_transport_error()
+            if words:
+                sentence = f"{sentence} ({words})"
+        return sentence
+
+
+#: Hands a command the group's ``CliConfig`` (``@pass_config``).
+pass_config = click.make_pass_decorator(CliConfig)

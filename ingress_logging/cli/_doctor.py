@@ -2,17 +2,28 @@
 
 Checks, in the order a person would debug them: the settings themselves, the
 session URL they produce, where the token comes from (never the token), the
-plugins that are installed, whether the server answers and accepts the token,
-and how far the local clock is from the server's ``Date`` header (entry
-timestamps come from the local clock). Exit status 1 if any check failed.
+plugins that are installed, whether the server answers and accepts the token
+for reading *and* for appending, and how far the local clock is from the
+server's ``Date`` header (entry timestamps come from the local clock). Exit
+status 1 if any check failed: "all checks passed" means ``ship`` with the same
+configuration reaches a route that takes appends with this token.
+
+The append check stores nothing: it sends a probe entry with a ``Last-Uuid``
+that cannot be the head, which a session-ingress server answers 409 without
+storing (PROTOCOL.md). So a 404 there is a wrong URL path (no such route),
+never "the session does not exist"; a 401/403 is a token that may read but
+not append (for example an OAuth token a plugin put in the ingress token's
+place).
 """
 
 from __future__ import annotations
 
 import datetime
 import email.utils
+import json
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -20,9 +31,9 @@ import click
 import httpx
 
 from .. import _defaults
+from ..client import check_url, describe_transport_error
 from ..errors import IngressLoggingError
-from ._app import one_line, pass_config
-from ._config import CliConfig
+from ._config import CliConfig, one_line, pass_config
 
 __all__ = ["PROBE_SESSION", "doctor"]
 
@@ -104,27 +115,36 @@ def _clock(response: httpx.Response, sent: float, received: float) -> tuple[Stat
     return status, f"local clock is {abs(skew):.0f} s {direction} the server"
 
 
-def _probe(config: CliConfig, url: str, report: _Report, have_token: bool) -> None:
-    from ..client._common import read_headers
+def _origin(url: str) -> str:
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}"
 
+
+def _probe(config: CliConfig, url: str, report: _Report, have_token: bool) -> None:
     host = config.host()
     token = host.auth_token(PROBE_SESSION) if have_token else None
-    extra = host.request_headers(PROBE_SESSION)
-    headers = read_headers(extra, token) if token else dict(extra)
+    headers = dict(host.request_headers(PROBE_SESSION))
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    origin = _origin(url)
     sent = time.time()
     try:
         with httpx.Client(timeout=config.timeout) as http:
             response = http.get(url, headers=headers)
+            received = time.time()
+            if response.status_code in (200, 404) and token:
+                _append_probe(http, url, headers, origin, report)
     except httpx.HTTPError as exc:
-        report.say("FAIL", "server", f"not reachable at {url.split('/v1/')[0]}: {one_line(exc)}")
+        report.say(
+            "FAIL", "server", f"cannot connect to {origin} ({describe_transport_error(exc)})"
+        )
         report.say("warn", "clock", "not checked (no answer from the server)")
         return
-    received = time.time()
     ms = (received - sent) * 1000
     status = response.status_code
-    origin = url.split("/v1/")[0]
     if status in (200, 404):
-        report.say("ok", "server", f"reachable at {origin}; token accepted ({ms:.0f} ms)")
+        report.say("ok", "server", f"reachable at {origin}; the token can read ({ms:.0f} ms)")
     elif status == 401 and token:
         report.say("FAIL", "server", f"reachable at {origin}, but it rejected the token (401)")
     elif status == 401:
@@ -133,6 +153,43 @@ def _probe(config: CliConfig, url: str, report: _Report, have_token: bool) -> No
         report.say("FAIL", "server", f"reachable at {origin}, but it answered HTTP {status}")
     clock_status, clock_text = _clock(response, sent, received)
     report.say(clock_status, "clock", clock_text)
+
+
+def _append_probe(
+    http: httpx.Client, url: str, headers: dict[str, str], origin: str, report: _Report
+) -> None:
+    """PUT a probe whose ``Last-Uuid`` cannot be the head: 409 means appends work."""
+    probe = {"uuid": str(uuid.uuid4()), "type": "system", "subtype": "doctor_probe"}
+    response = http.put(
+        url,
+        content=json.dumps(probe),
+        headers={
+            **headers,
+            "Content-Type": "application/json",
+            "Last-Uuid": str(uuid.uuid4()),
+        },
+    )
+    status = response.status_code
+    if status == 409:
+        report.say("ok", "append", "the server takes appends with this token (probe not stored)")
+    elif status in (200, 201):
+        report.say("warn", "append", "the server stored the probe entry without checking Last-Uuid")
+    elif status == 404:
+        report.say(
+            "FAIL",
+            "url",
+            f"{origin} has no such route (404 to an append): is the URL path right? "
+            "Sessions live at /v1/session_ingress/session/{session_id}",
+        )
+    elif status in (401, 403):
+        report.say(
+            "FAIL",
+            "append",
+            f"the token can read but not append ({status}); is a plugin supplying "
+            "another token (an OAuth token) in place of the ingress token?",
+        )
+    else:
+        report.say("FAIL", "append", f"the server answered an append with HTTP {status}")
 
 
 @click.command()
@@ -157,8 +214,6 @@ def doctor(config: CliConfig) -> None:
     url: str | None = None
     if not problems:
         try:
-            from ..client._common import check_url
-
             url = config.session_url(PROBE_SESSION)
             check_url(url, allow_insecure_http=config.allow_insecure_http)
             template = url.replace(PROBE_SESSION, "{session_id}")

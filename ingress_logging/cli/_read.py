@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -23,8 +24,7 @@ import click
 import httpx
 
 from .._entry_filter import LEVELS, EntryFilter, parse_since
-from ._app import pass_config
-from ._config import ENV_OAUTH_TOKEN, ENV_ORG_UUID, CliConfig, LastEvent
+from ._config import ENV_OAUTH_TOKEN, ENV_ORG_UUID, CliConfig, LastEvent, pass_config
 from ._jsonl import dump_line
 from ._render import render_line
 from ._tail_after import Follower
@@ -138,6 +138,14 @@ def _entry_filter(
     )
 
 
+def _is_uuid(value: str | None) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def fetch_entries(
     config: CliConfig,
     session_id: str,
@@ -158,6 +166,8 @@ def fetch_entries(
             f"--teleport needs --oauth-token and --org-uuid (or {ENV_OAUTH_TOKEN} and "
             f"{ENV_ORG_UUID})"
         )
+    if teleport and not _is_uuid(org_uuid):
+        raise click.ClickException(f"organization uuid is not a UUID (--org-uuid / {ENV_ORG_UUID})")
     if teleport and after_last_compact:
         raise click.UsageError("--after-last-compact applies to the session read, not --teleport")
     sink = LastEvent(config.debug)
@@ -359,7 +369,8 @@ def export(
 
     Each entry becomes one compact JSON line with its keys in stored order;
     shipping the file to another session and exporting that gives the same
-    bytes.
+    bytes. A session with no entries (session-ingress answers 404 whether it
+    never existed or is empty) exits 1 and writes nothing.
     """
     entries = fetch_entries(
         config,
@@ -369,7 +380,17 @@ def export(
         org_uuid=org_uuid,
         after_last_compact=after_last_compact,
     )
-    with click.open_file(output, "wb", atomic=output != "-") as stream:
-        for entry in entries:
-            stream.write(dump_line(entry))
+    if not entries:
+        raise click.ClickException(
+            f"session {session_id} has no entries (it does not exist): nothing exported"
+        )
+    try:
+        with click.open_file(output, "wb", atomic=output != "-") as stream:
+            for entry in entries:
+                stream.write(dump_line(entry))
+    except OSError as exc:
+        # Name the path the user gave, not the temporary file beside it.
+        raise click.ClickException(
+            f"cannot write {output}: {exc.strerror or type(exc).__name__}"
+        ) from None
     click.echo(f"exported {len(entries)} entries of {session_id} to {output}", err=True)

@@ -14,8 +14,7 @@ from typing import Any
 import click
 
 from .. import _defaults
-from ._app import pass_config
-from ._config import CliConfig
+from ._config import CliConfig, pass_config
 
 __all__ = ["fault_spec", "serve"]
 

@@ -38,8 +38,7 @@ import click
 
 from .._session_id import validate_session_id
 from ..errors import InvalidSessionIdError
-from ._app import pass_config
-from ._config import CliConfig, LastEvent
+from ._config import CliConfig, LastEvent, pass_config
 from ._follow import Follower, FollowOptions
 from ._follow_state import ENV_STATE_FILE, default_state_path
 from ._jsonl import BadLine, Line, read_jsonl

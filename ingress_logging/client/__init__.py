@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from ._async import AsyncSessionIngressClient
 from ._base import Request
-from ._common import PendingAppend
+from ._common import PendingAppend, check_url, describe_transport_error
 from ._sync import SessionIngressClient
 
-__all__ = ["AsyncSessionIngressClient", "PendingAppend", "Request", "SessionIngressClient"]
+__all__ = [
+    "AsyncSessionIngressClient",
+    "PendingAppend",
+    "Request",
+    "SessionIngressClient",
+    "check_url",
+    "describe_transport_error",
+]

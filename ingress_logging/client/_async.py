@@ -11,26 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
-import pluggy
 
-from .._host import Host
 from .._session_id import validate_session_id
-from ..diagnostics import DiagnosticSink
-from ..protocol import Action, Done, RetryPolicy, Wait
+from ..protocol import Action, Done, Wait
 from ._base import TRANSPORT_ERRORS, ClientBase, Request
 from ._common import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_READ_TIMEOUT,
-    DEFAULT_TIMEOUT,
     PendingAppend,
-    TokenSource,
-    resolve_settings,
 )
 
 __all__ = ["AsyncSessionIngressClient"]
@@ -70,16 +62,6 @@ class AsyncSessionTurns:
         return len(self._turns)
 
 
-class _Ready:
-    """An awaitable that is already finished, so a sync method can be awaited too."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield  # pragma: no cover - makes this a generator
-
-
 async def _read_capped(response: httpx.Response, cap: int, deadline: float | None) -> bytes | None:
     length = response.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > cap:
@@ -96,52 +78,16 @@ async def _read_capped(response: httpx.Response, cap: int, deadline: float | Non
     return b"".join(chunks)
 
 
-class AsyncSessionIngressClient(ClientBase):
-    """Asyncio session-ingress client; see ``SessionIngressClient`` for the arguments.
+class AsyncSessionIngressClient(ClientBase[httpx.AsyncClient]):
+    """Asyncio session-ingress client; the arguments are ``ClientBase``'s.
 
-    The operations are coroutines with the same names. ``clear_session`` and
-    ``clear_all_sessions`` act at once and may also be awaited.
+    The operations are coroutines with the same names; ``clear_session`` and
+    ``clear_all_sessions`` are plain methods (they do no I/O).
     """
 
-    def __init__(
-        self,
-        token: TokenSource | None = None,
-        base_api_url: str | None = None,
-        retry_policy: RetryPolicy | None = None,
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        read_timeout: float | httpx.Timeout = DEFAULT_READ_TIMEOUT,
-        http_client: httpx.AsyncClient | None = None,
-        client: httpx.AsyncClient | None = None,
-        diagnostics: DiagnosticSink | None = None,
-        plugins: pluggy.PluginManager | None = None,
-        allow_insecure_http: bool = False,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        host: Host | None = None,
-    ) -> None:
-        if http_client is not None and client is not None and http_client is not client:
-            raise TypeError("pass either http_client= or its alias client=, not both")
-        given = http_client if http_client is not None else client
-        if given is not None and not isinstance(given, httpx.AsyncClient):
-            raise TypeError(f"http_client must be an httpx.AsyncClient, not {type(given).__name__}")
-        super().__init__(
-            resolve_settings(
-                token=token,
-                base_api_url=base_api_url,
-                retry_policy=retry_policy,
-                retry=retry,
-                timeout=timeout,
-                read_timeout=read_timeout,
-                diagnostics=diagnostics,
-                plugins=plugins,
-                allow_insecure_http=allow_insecure_http,
-                max_response_bytes=max_response_bytes,
-                host=host,
-            )
-        )
-        self._owns_http = given is None
-        self._http = given if given is not None else httpx.AsyncClient(follow_redirects=False)
+    _http_type = httpx.AsyncClient
+
+    def _init_driver(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._guard: AsyncIterator[None] | None = None
         self._turns = AsyncSessionTurns()
@@ -160,7 +106,7 @@ class AsyncSessionIngressClient(ClientBase):
         if loop is not self._loop:
             if self._loop is not None and self._owns_http and not self._closed:
                 # the old loop ended without finalising its generators
-                self._http = httpx.AsyncClient(follow_redirects=False)
+                self._http = self._new_http()
             self._loop = loop
             if self._owns_http:
                 guard = self._close_with_loop(self._http)
@@ -174,7 +120,7 @@ class AsyncSessionIngressClient(ClientBase):
         finally:
             if self._http is http and not self._closed:
                 self._loop = None
-                self._http = httpx.AsyncClient(follow_redirects=False)
+                self._http = self._new_http()
             await http.aclose()
 
     # -- lifecycle ---------------------------------------------------------
@@ -199,16 +145,6 @@ class AsyncSessionIngressClient(ClientBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    def clear_session(self, session_id: str) -> _Ready:  # type: ignore[override]
-        """Forget this session's head now; the result may be awaited or ignored."""
-        super().clear_session(session_id)
-        return _Ready()
-
-    def clear_all_sessions(self) -> _Ready:  # type: ignore[override]
-        """Forget every session's head now; the result may be awaited or ignored."""
-        super().clear_all_sessions()
-        return _Ready()
 
     # -- transport -----------------------------------------------------------
 

@@ -10,15 +10,20 @@ two drivers cannot drift apart: neither of them interprets anything.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Generic, Never, TypeVar
 
 import httpx
+import pluggy
 
+from .._frontdoor import unknown_keywords
+from .._host import Host
+from .._notices import NOTICES
 from .._session_id import validate_session_id
-from ..diagnostics import DiagnosticData, Level
+from ..diagnostics import DiagnosticData, DiagnosticSink, Level
 from ..errors import SessionExpiredError
 from ..protocol import (
     Action,
@@ -36,22 +41,32 @@ from ..protocol import (
 )
 from ._common import (
     APPEND_BODY_CAP,
-    ClientSettings,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_TIMEOUT,
     HeadMap,
     PendingAppend,
     ResponseTooLargeError,
+    TokenSource,
     append_headers,
     check_url,
     clean_token,
+    describe_transport_error,
     entry_uuid,
     oauth_headers,
     read_headers,
+    resolve_settings,
     serialise_entry,
     session_read_url,
     teleport_events_url,
 )
 
 __all__ = ["TRANSPORT_ERRORS", "ClientBase", "Request"]
+
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
+
+#: Names these clients no longer take, and the one they do.
+_RENAMED: Final = {"retry": "retry_policy", "client": "http_client"}
 
 logger = logging.getLogger("ingress_logging.client")
 
@@ -78,15 +93,94 @@ class Request:
         return f"Request({self.method} {self.url}, headers=<{len(self.headers)} hidden>)"
 
 
-class ClientBase:
-    """Settings, host, heads, and the translation between requests and the protocol core."""
+class ClientBase(Generic[H]):
+    """Settings, host, heads, and the translation between requests and the protocol core.
 
-    def __init__(self, settings: ClientSettings) -> None:
+    The constructor is both drivers' (``H`` is their httpx client type):
+
+    Args:
+        token: bearer token, or a callable returning one (or None) - asked
+            before every request, so rotated tokens are picked up. Plugins
+            and ``INGRESS_LOGGING_TOKEN`` are consulted as ``PluginHost`` says.
+        base_api_url: where sessions live (default: ``INGRESS_LOGGING_BASE_URL``;
+            with neither, a call without ``url`` raises ``ConfigError``).
+        retry_policy: attempts and backoff. ``token``, ``base_api_url`` and
+            ``retry_policy`` may be given positionally; the rest are keyword-only.
+        timeout: per append request; ``read_timeout`` for reads (seed: 20 s).
+        http_client: an httpx client to reuse (``httpx.Client`` for the
+            blocking client, ``httpx.AsyncClient`` for the asyncio one); it is
+            not closed by ``close()``.
+        diagnostics: sink ``(level, event, data)`` for the seed's events.
+        plugins: a pluggy PluginManager (default: the process-wide one).
+        allow_insecure_http: permit a token over plain http to a non-loopback host.
+        max_response_bytes: largest read/page body accepted (default 64 MiB).
+        host: a ready-made ``Host`` (e.g. the delivery engine's) to use instead of
+            the ``PluginHost`` built from token/plugins/diagnostics.
+
+    Raises:
+        TypeError: an unknown keyword (naming the right one), or an argument
+            of the wrong type.
+    """
+
+    #: The httpx client class this driver runs on.
+    _http_type: type[H]
+
+    def __init__(
+        self,
+        token: TokenSource | None = None,
+        base_api_url: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        read_timeout: float | httpx.Timeout = DEFAULT_READ_TIMEOUT,
+        http_client: H | None = None,
+        diagnostics: DiagnosticSink | None = None,
+        plugins: pluggy.PluginManager | None = None,
+        allow_insecure_http: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        host: Host | None = None,
+        **unknown: Never,
+    ) -> None:
+        if unknown:
+            known = [n for n in inspect.signature(ClientBase).parameters if n != "unknown"]
+            raise unknown_keywords(type(self).__name__, unknown, known, _RENAMED)
+        if http_client is not None and not isinstance(http_client, self._http_type):
+            raise TypeError(
+                f"http_client must be an httpx.{self._http_type.__name__}, "
+                f"not {type(http_client).__name__}"
+            )
+        settings = resolve_settings(
+            token=token,
+            base_api_url=base_api_url,
+            retry_policy=retry_policy,
+            timeout=timeout,
+            read_timeout=read_timeout,
+            allow_insecure_http=allow_insecure_http,
+            max_response_bytes=max_response_bytes,
+        )
+        if host is None:
+            # The default host is built here, at the client's edge; the rest
+            # of the client knows only the Host protocol.
+            from ..plugins import PluginHost
+
+            host = PluginHost(
+                plugins, token=token, base_api_url=base_api_url, diagnostics=diagnostics
+            )
         self._settings = settings
         self._policy = settings.policy
-        self._host = settings.build_host()
+        self._host: Host = host
         self._heads = HeadMap()
         self._closed = False
+        self._owns_http = http_client is None
+        self._http: H = http_client if http_client is not None else self._new_http()
+        self._init_driver()
+
+    def _init_driver(self) -> None:
+        """The driver's own state (its session turns), set up last by the constructor."""
+
+    def _new_http(self) -> H:
+        """A connection pool of this driver's own (closed by ``close()``)."""
+        return self._http_type(follow_redirects=False)
 
     # -- small helpers ----------------------------------------------------
 
@@ -118,7 +212,7 @@ class ClientBase:
             raise RuntimeError(f"{type(self).__name__} is closed")
 
     def __repr__(self) -> str:
-        token = "unset" if self._settings.token is None else "<set>"
+        token = "<set>" if self._settings.token_set else "unset"
         return (
             f"{type(self).__name__}(base_api_url={self._settings.base_api_url!r}, "
             f"token={token}, retry_policy={self._policy!r}, "
@@ -193,6 +287,7 @@ class ClientBase:
         return self._store(pending, action)
 
     def on_put_error(self, pending: PendingAppend, error: BaseException) -> Action:
+        NOTICES.note_transport_error(describe_transport_error(error))
         return self._store(pending, pending.exchange.on_transport_error(error))
 
     def refetch_request(self, pending: PendingAppend) -> Request | Action:
@@ -213,6 +308,7 @@ class ClientBase:
         return self._store(pending, pending.exchange.on_refetched(logs))
 
     def on_refetch_error(self, pending: PendingAppend, error: BaseException) -> Action:
+        NOTICES.note_transport_error(describe_transport_error(error))
         interpret_read_error(error, self._emit)
         return self._store(pending, pending.exchange.on_refetched(None))
 
@@ -280,6 +376,7 @@ class ClientBase:
         Raises SessionExpiredError on 401, as the seed throws.
         """
         if isinstance(reply, BaseException):
+            NOTICES.note_transport_error(describe_transport_error(reply))
             interpret_read_error(reply, self._emit)
             return None
         status, _, body = reply

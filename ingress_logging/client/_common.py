@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -18,14 +17,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-import pluggy
 
 from .. import _defaults
-from .._host import Host
 from .._session_id import quote_session_id
-from ..diagnostics import DiagnosticSink
-from ..errors import InsecureTransportError, InvalidURLError
-from ..plugins import PluginHost
+from ..errors import ConfigError, InsecureTransportError, InvalidURLError
 from ..protocol import Action, AppendExchange, Done, RetryPolicy
 
 __all__ = [
@@ -42,6 +37,7 @@ __all__ = [
     "append_headers",
     "check_url",
     "clean_token",
+    "describe_transport_error",
     "entry_uuid",
     "is_loopback",
     "oauth_headers",
@@ -76,36 +72,28 @@ class ResponseTooLargeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
-    """The constructor's arguments after aliases and defaults are applied."""
+    """The constructor's arguments, checked and with defaults applied."""
 
-    token: TokenSource | None = field(repr=False)
+    token_set: bool
     base_api_url: str | None
     policy: RetryPolicy
     timeout: httpx.Timeout
     read_timeout: httpx.Timeout
-    diagnostics: DiagnosticSink | None
-    plugins: pluggy.PluginManager | None
     allow_insecure_http: bool
     max_response_bytes: int
-    host: Host | None = None
-
-    def build_host(self) -> Host:
-        if self.host is not None:
-            return self.host
-        return PluginHost(
-            self.plugins,
-            token=self.token,
-            base_api_url=self.base_api_url,
-            diagnostics=self.diagnostics,
-        )
 
     def api_base(self) -> str:
-        """Base URL for the OAuth read and teleport events (read at call time)."""
-        base = (
-            self.base_api_url
-            or os.environ.get(_defaults.ENV_BASE_URL)
-            or _defaults.DEFAULT_BASE_API_URL
-        )
+        """Base URL for the OAuth read and teleport events (read at call time).
+
+        Raises:
+            ConfigError: neither ``base_api_url`` nor ``INGRESS_LOGGING_BASE_URL``.
+        """
+        base = self.base_api_url or _defaults.env_base_url()
+        if base is None:
+            raise ConfigError(
+                f"no service root is configured for OAuth reads: set "
+                f"{_defaults.ENV_BASE_URL} or pass base_api_url="
+            )
         return base.rstrip("/")
 
 
@@ -122,21 +110,13 @@ def resolve_settings(
     token: TokenSource | None,
     base_api_url: str | None,
     retry_policy: RetryPolicy | None,
-    retry: RetryPolicy | None,
     timeout: float | httpx.Timeout,
     read_timeout: float | httpx.Timeout,
-    diagnostics: DiagnosticSink | None,
-    plugins: pluggy.PluginManager | None,
     allow_insecure_http: bool,
     max_response_bytes: int,
-    host: Host | None = None,
 ) -> ClientSettings:
-    """Apply the aliases (``retry=``) and check the arguments; raise on bad input."""
-    if retry_policy is not None and retry is not None and retry_policy is not retry:
-        raise TypeError("pass either retry_policy= or its alias retry=, not both")
-    policy = retry_policy if retry_policy is not None else retry
-    if policy is None:
-        policy = RetryPolicy()
+    """Check the arguments and apply the defaults; raise on bad input."""
+    policy = RetryPolicy() if retry_policy is None else retry_policy
     if not isinstance(policy, RetryPolicy):
         raise TypeError(f"retry_policy must be a RetryPolicy, not {type(policy).__name__}")
     if token is not None and not (isinstance(token, str) or callable(token)):
@@ -146,16 +126,13 @@ def resolve_settings(
     if max_response_bytes < 1:
         raise ValueError("max_response_bytes must be positive")
     return ClientSettings(
-        token=token,
+        token_set=token is not None,
         base_api_url=base_api_url,
         policy=policy,
         timeout=_timeout(timeout, "timeout"),
         read_timeout=_timeout(read_timeout, "read_timeout"),
-        diagnostics=diagnostics,
-        plugins=plugins,
         allow_insecure_http=bool(allow_insecure_http),
         max_response_bytes=int(max_response_bytes),
-        host=host,
     )
 
 
@@ -238,6 +215,36 @@ def session_read_url(base: str, session_id: str) -> str:
 
 def teleport_events_url(base: str, session_id: str) -> str:
     return f"{base}/v1/code/sessions/{quote_session_id(session_id)}/teleport-events"
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    """What went wrong on the wire, in a few words (``connection refused``)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect timed out"
+    if isinstance(exc, httpx.TimeoutException):
+        return "no reply in time"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        for needle, words in (
+            ("refused", "connection refused"),
+            ("name or service not known", "host name not found"),
+            ("nodename nor servname", "host name not found"),
+            ("no address associated", "host name not found"),
+            ("temporary failure in name resolution", "host name not found"),
+            ("unreachable", "network unreachable"),
+            ("certificate", "TLS certificate not accepted"),
+            ("ssl", "TLS handshake failed"),
+        ):
+            if needle in text:
+                return words
+        return "cannot connect"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the connection closed without a reply"
+    if isinstance(exc, httpx.NetworkError):
+        return "the connection failed"
+    if isinstance(exc, ResponseTooLargeError):
+        return "the reply was too large"
+    return type(exc).__name__
 
 
 # --- tokens and headers -----------------------------------------------------

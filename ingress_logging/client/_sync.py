@@ -15,20 +15,12 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
-import pluggy
 
-from .._host import Host
 from .._session_id import validate_session_id
-from ..diagnostics import DiagnosticSink
-from ..protocol import Action, Done, RetryPolicy, Wait
+from ..protocol import Action, Done, Wait
 from ._base import TRANSPORT_ERRORS, ClientBase, Request
 from ._common import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_READ_TIMEOUT,
-    DEFAULT_TIMEOUT,
     PendingAppend,
-    TokenSource,
-    resolve_settings,
 )
 
 __all__ = ["SessionIngressClient"]
@@ -130,20 +122,21 @@ def _total_seconds(timeout: httpx.Timeout) -> float | None:
     return max(parts) if parts else None
 
 
-class SessionIngressClient(ClientBase):
+class SessionIngressClient(ClientBase[httpx.Client]):
     """Blocking session-ingress client: the seed's operations, on ``httpx.Client``.
+
+    The arguments are ``ClientBase``'s:
 
     Args:
         token: bearer token, or a callable returning one (or None) - asked
             before every request, so rotated tokens are picked up. Plugins
             and ``INGRESS_LOGGING_TOKEN`` are consulted as ``PluginHost`` says.
-        base_api_url: where sessions live (default: the environment, then
-            ``https://api.anthropic.com``).
-        retry_policy: attempts and backoff (alias ``retry``). ``token``,
-            ``base_api_url`` and ``retry_policy`` may be given positionally,
-            in the order issue 3 lists them; the rest are keyword-only.
+        base_api_url: where sessions live (default: ``INGRESS_LOGGING_BASE_URL``;
+            with neither, a call without ``url`` raises ``ConfigError``).
+        retry_policy: attempts and backoff. ``token``, ``base_api_url`` and
+            ``retry_policy`` may be given positionally; the rest are keyword-only.
         timeout: per append request; ``read_timeout`` for reads (seed: 20 s).
-        http_client: an ``httpx.Client`` to reuse (alias ``client``); it is
+        http_client: an ``httpx.Client`` to reuse; it is
             not closed by ``close()``.
         diagnostics: sink ``(level, event, data)`` for the seed's events.
         plugins: a pluggy PluginManager (default: the process-wide one).
@@ -153,45 +146,9 @@ class SessionIngressClient(ClientBase):
             building a ``PluginHost`` from token/plugins/diagnostics.
     """
 
-    def __init__(
-        self,
-        token: TokenSource | None = None,
-        base_api_url: str | None = None,
-        retry_policy: RetryPolicy | None = None,
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        read_timeout: float | httpx.Timeout = DEFAULT_READ_TIMEOUT,
-        http_client: httpx.Client | None = None,
-        client: httpx.Client | None = None,
-        diagnostics: DiagnosticSink | None = None,
-        plugins: pluggy.PluginManager | None = None,
-        allow_insecure_http: bool = False,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        host: Host | None = None,
-    ) -> None:
-        if http_client is not None and client is not None and http_client is not client:
-            raise TypeError("pass either http_client= or its alias client=, not both")
-        given = http_client if http_client is not None else client
-        if given is not None and not isinstance(given, httpx.Client):
-            raise TypeError(f"http_client must be an httpx.Client, not {type(given).__name__}")
-        super().__init__(
-            resolve_settings(
-                token=token,
-                base_api_url=base_api_url,
-                retry_policy=retry_policy,
-                retry=retry,
-                timeout=timeout,
-                read_timeout=read_timeout,
-                diagnostics=diagnostics,
-                plugins=plugins,
-                allow_insecure_http=allow_insecure_http,
-                max_response_bytes=max_response_bytes,
-                host=host,
-            )
-        )
-        self._owns_http = given is None
-        self._http = given if given is not None else httpx.Client(follow_redirects=False)
+    _http_type = httpx.Client
+
+    def _init_driver(self) -> None:
         self._turns = SessionTurns()
 
     # -- lifecycle ---------------------------------------------------------

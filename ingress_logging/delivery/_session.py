@@ -20,8 +20,9 @@ import enum
 import uuid as uuid_mod
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
+from ..entries import ENTRY_OVERHEAD
 from ._seams import Pending
 
 __all__ = [
@@ -61,11 +62,6 @@ class ItemState(enum.Enum):
     TAKEN = "taken"  # a worker took it (or an eviction is finishing it)
     DONE = "done"  # counted delivered, failed or dropped
 
-
-#: Bytes charged per entry on top of its text: the envelope every entry gets
-#: (uuid, parentUuid, sessionId, timestamp, type, level, logger, source
-#: location, thread/process) serialises to roughly this much.
-ENTRY_OVERHEAD: Final = 512
 
 EntrySource = dict[str, Any] | Callable[[], dict[str, Any]]
 

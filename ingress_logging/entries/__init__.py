@@ -13,7 +13,14 @@ Public API::
 from __future__ import annotations
 
 from ._context import SESSION_ID_VAR, current_session_id, session
-from ._record import ENTRY_SUBTYPE, ENTRY_TYPE, STANDARD_ATTRS, RecordCapture, record_to_entry
+from ._record import (
+    ENTRY_OVERHEAD,
+    ENTRY_SUBTYPE,
+    ENTRY_TYPE,
+    STANDARD_ATTRS,
+    RecordCapture,
+    record_to_entry,
+)
 from ._serialize import (
     DEFAULT_LIMITS,
     ISSUES_KEY,
@@ -26,6 +33,7 @@ from ._serialize import (
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "ENTRY_OVERHEAD",
     "ENTRY_SUBTYPE",
     "ENTRY_TYPE",
     "ISSUES_KEY",

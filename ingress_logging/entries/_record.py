@@ -37,6 +37,7 @@ from opentelemetry import trace as otel_trace
 from ._serialize import DEFAULT_LIMITS, Limits, Sanitizer, safe_repr
 
 __all__ = [
+    "ENTRY_OVERHEAD",
     "ENTRY_SUBTYPE",
     "ENTRY_TYPE",
     "STANDARD_ATTRS",
@@ -46,6 +47,11 @@ __all__ = [
 
 ENTRY_TYPE: Final = "system"
 ENTRY_SUBTYPE: Final = "log"
+#: Bytes charged per entry on top of its text, before it is serialised: the
+#: envelope every entry gets (uuid, parentUuid, sessionId, timestamp, type,
+#: level, logger, source location, thread/process, scope) is roughly this much.
+#: The front doors' size hints and the engine's estimate both use it.
+ENTRY_OVERHEAD: Final = 512
 
 #: LogRecord attributes that are not ``extra`` fields. ``message`` and
 #: ``asctime`` are set by formatters, ``taskName`` by Python 3.12+, and

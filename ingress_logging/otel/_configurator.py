@@ -5,8 +5,8 @@ package registers a configurator. The usual one comes with
 opentelemetry-distro, whose distro also makes ``otlp`` the default exporter
 of every signal not named: with the otlp exporter not installed, startup
 fails and nothing is shipped. This one builds the SDK from the same
-``OTEL_*`` variables (a signal that is not named is off), so the command
-of issue 6 works as written::
+``OTEL_*`` variables (a signal that is not named is off), so the documented
+command works with nothing else installed::
 
     OTEL_LOGS_EXPORTER=ingress opentelemetry-instrument python app.py
 

@@ -11,18 +11,34 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import inspect
+import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Never
 
-from .._frontdoor import EngineLike
-from .._session_id import validate_session_id
-from ..diagnostics import DiagnosticSink, DropCounter, logger_sink
+from .._frontdoor import (
+    DROP_INVALID_SESSION,
+    DROP_NO_SESSION,
+    ENTRY_OVERHEAD,
+    IGNORED_LOGGERS,
+    DeliveryOptions,
+    EngineLike,
+    default_diagnostics,
+    shared_engine,
+    unknown_keywords,
+)
+from .._session_id import SessionId, validate_session_id
+from ..diagnostics import DropCounter
 from ..entries import Limits
 from ..errors import InvalidSessionIdError
-from ..handler import IGNORED_LOGGERS
 from . import _config
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ..protocol import RetryPolicy
 
 __all__ = [
     "DROP_EXPORTER_ERROR",
@@ -31,15 +47,12 @@ __all__ = [
     "DROP_NO_SESSION",
     "DROP_SHUT_DOWN",
     "SHUTDOWN_INCOMPLETE",
-    "Engine",
     "ExporterCore",
     "SizeHints",
     "ignored_scope",
 ]
 
-# Exporter-side drop reasons (the engine counts its own).
-DROP_NO_SESSION: Final = "no_session_id"
-DROP_INVALID_SESSION: Final = "invalid_session_id"
+# Exporter-side drop reasons besides the front doors' (the engine counts its own).
 DROP_SHUT_DOWN: Final = "exporter_shut_down"
 DROP_EXPORTER_ERROR: Final = "exporter_error"
 #: Records whose instrumentation scope is an ignored logger (see below).
@@ -50,57 +63,104 @@ DROP_IGNORED_SCOPE: Final = "ignored_scope"
 SHUTDOWN_INCOMPLETE: Final = "otel_exporter_shutdown_incomplete"
 
 
-#: The part of ``delivery.DeliveryEngine`` the exporters use.
-Engine = EngineLike
-
-
 class ExporterCore:
-    """What both exporters share: engine, default session, drop counts, flush."""
+    """What both exporters share: the constructor, engine, default session, drop counts, flush.
+
+    Zero-argument construction works (that is how ``OTEL_LOGS_EXPORTER=ingress``
+    builds an exporter): everything then comes from plugins and
+    ``INGRESS_LOGGING_*`` environment variables.
+
+    Args:
+        url: append URL template containing ``{session_id}``; default
+            ``INGRESS_LOGGING_URL``, else ``{base_api_url}/v1/session_ingress/session/{id}``.
+        token: bearer token, or a callable returning one (asked per request);
+            default from plugins, ``INGRESS_LOGGING_TOKEN`` or
+            ``INGRESS_LOGGING_TOKEN_FILE``. Never shown in a repr or message.
+        session_id: session for items without a ``session.id`` attribute
+            (on the item or the resource); default ``INGRESS_LOGGING_SESSION_ID``.
+        base_api_url: API root used by the default URL.
+        engine: an explicit ``DeliveryEngine`` (its owner closes it); default:
+            the process-wide engine for this configuration.
+        shutdown_timeout: longest wait of ``shutdown()`` in seconds; default
+            ``INGRESS_LOGGING_SHUTDOWN_TIMEOUT``, else 5.
+        limits: string/list/depth limits for entries (``entries.Limits``).
+        plugins: a pluggy ``PluginManager`` for the engine (default: global).
+        retry_policy, max_queue_entries, max_queue_bytes, overflow,
+            block_timeout, max_concurrency, max_idle_sessions, timeout,
+            allow_insecure_http, spool_dir, spool_max_bytes: the shared
+            engine's settings, as ``IngressHandler`` takes them.
+
+    Raises:
+        ConfigError: an unusable ``session_id`` or ``shutdown_timeout``, or no
+            URL configured anywhere.
+        TypeError: an unknown keyword (naming the close match), or
+            ``engine=`` together with the engine's settings.
+    """
 
     def __init__(
         self,
-        url: str | None,
-        token: str | Callable[[], str | None] | None,
-        session_id: str | None,
-        base_api_url: str | None,
-        engine: Engine | None,
-        shutdown_timeout: float | None,
-        limits: Limits,
-        engine_options: dict[str, Any],
+        url: str | None = None,
+        token: str | Callable[[], str | None] | None = None,
+        session_id: str | None = None,
+        base_api_url: str | None = None,
+        *,
+        engine: EngineLike | None = None,
+        shutdown_timeout: float | None = None,
+        limits: Limits | None = None,
+        plugins: Any = None,
+        retry_policy: RetryPolicy | None = None,
+        max_queue_entries: int | None = None,
+        max_queue_bytes: int | None = None,
+        overflow: str | None = None,
+        block_timeout: float | None = None,
+        max_concurrency: int | None = None,
+        max_idle_sessions: int | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        allow_insecure_http: bool | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int | None = None,
+        **unknown: Never,
     ) -> None:
+        if unknown:
+            known = [n for n in inspect.signature(ExporterCore).parameters if n != "unknown"]
+            raise unknown_keywords(type(self).__name__, unknown, known, {"policy": "overflow"})
         self._default_session_id = _config.default_session_id(session_id)
+        self._shutdown_timeout = _config.shutdown_timeout(shutdown_timeout)
+        self._limits = limits or Limits()
+        options = DeliveryOptions(
+            retry_policy=retry_policy,
+            max_queue_entries=max_queue_entries,
+            max_queue_bytes=max_queue_bytes,
+            overflow=overflow,
+            block_timeout=block_timeout,
+            max_concurrency=max_concurrency,
+            max_idle_sessions=max_idle_sessions,
+            timeout=timeout,
+            allow_insecure_http=allow_insecure_http,
+            spool_dir=spool_dir,
+            spool_max_bytes=spool_max_bytes,
+        )
+        self._reacquire: Callable[[], EngineLike] | None = None
         if engine is None:
             _config.check_url_variable(url, base_api_url)
-        self._shutdown_timeout = _config.shutdown_timeout(shutdown_timeout)
-        self._limits = limits
-        if engine is None:
-            from ..delivery import get_shared_engine
-
-            # The same keyword set as IngressHandler passes (plugins included,
-            # None options left out), so equal settings give the same engine.
-            options = {k: v for k, v in engine_options.items() if v is not None}
-            self._engine_config: dict[str, Any] | None = {
-                "url_template": url,
-                "token": token,
-                "base_api_url": base_api_url,
-                "plugins": options.pop("plugins", None),
-                **options,
-            }
-            engine = get_shared_engine(**self._engine_config)
-            # The engine closes at exit on its own: keep this exporter's deadline
-            # there too (the shortest any front door asked for wins).
-            engine.limit_close_timeout(self._shutdown_timeout)
-        elif url is not None or token is not None or base_api_url is not None or engine_options:
+            # The same settings as IngressHandler passes, so equal settings
+            # give the same engine (one queue, one chain per session).
+            self._reacquire = functools.partial(
+                shared_engine,
+                url=url,
+                token=token,
+                base_api_url=base_api_url,
+                plugins=plugins,
+                options=options,
+                close_timeout=self._shutdown_timeout,
+            )
+            engine = self._reacquire()
+        elif any(v is not None for v in (url, token, base_api_url, plugins)) or options.given():
             raise TypeError("pass either engine= or the engine's settings, not both")
-        else:
-            self._engine_config = None
-        self._engine: Engine = engine
-        self._diagnostics = _default_diagnostics(
-            None if self._engine_config is None else self._engine_config["plugins"]
-        )
+        self._engine: EngineLike = engine
+        self._diagnostics = default_diagnostics(plugins)
         self._lock = threading.Lock()
         self._drops = DropCounter(self._diagnostics)
-        self._valid_ids: set[str] = set()
         self._sizes = SizeHints()
         self._shut_down = False
         #: The engine's ``FlushResult`` of the last ``force_flush``/``shutdown``.
@@ -115,7 +175,7 @@ class ExporterCore:
         raise NotImplementedError
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> EngineLike:
         """The delivery engine (``stats()``, ``flush(timeout)``)."""
         return self._engine
 
@@ -128,22 +188,15 @@ class ExporterCore:
         """Items this exporter refused before the engine, by reason."""
         return self._drops.snapshot()
 
-    def _valid(self, session_id: str | None) -> bool:
+    def _valid(self, session_id: str | None) -> SessionId | None:
         if session_id is None:
             self._drops.add(DROP_NO_SESSION)
-            return False
-        if session_id in self._valid_ids:
-            return True
+            return None
         try:
-            validate_session_id(session_id)
+            return validate_session_id(session_id)  # a dict lookup once seen
         except InvalidSessionIdError:
             self._drops.add(DROP_INVALID_SESSION)
-            return False
-        with self._lock:
-            if len(self._valid_ids) >= 4096:
-                self._valid_ids.clear()
-            self._valid_ids.add(session_id)
-        return True
+            return None
 
     def _submit_all(
         self,
@@ -163,11 +216,10 @@ class ExporterCore:
                 if ignore is not None and ignore(item):
                     self._drops.add(DROP_IGNORED_SCOPE)
                     continue
-                session_id = session_of(item, self._default_session_id)
-                if not self._valid(session_id):
+                session_id = self._valid(session_of(item, self._default_session_id))
+                if session_id is None:
                     ok = False
                     continue
-                assert session_id is not None
                 builder = functools.partial(convert, item, self._limits)
                 engine = self._live_engine()
                 if not engine.submit(
@@ -179,7 +231,7 @@ class ExporterCore:
                 ok = False
         return ok
 
-    def _live_engine(self) -> Engine:
+    def _live_engine(self) -> EngineLike:
         """The shared engine, re-acquired if it was closed (at interpreter exit).
 
         The engine closes itself in an ``atexit`` hook, and a provider built
@@ -188,10 +240,8 @@ class ExporterCore:
         explicit ``engine=`` is the caller's: it is used as it is.)
         """
         engine = self._engine
-        if self._engine_config is not None and getattr(engine, "closed", False):
-            from ..delivery import get_shared_engine
-
-            engine = self._engine = get_shared_engine(**self._engine_config)
+        if self._reacquire is not None and getattr(engine, "closed", False):
+            engine = self._engine = self._reacquire()
         return engine
 
     def _flush(self, timeout: float) -> bool:
@@ -229,19 +279,6 @@ class ExporterCore:
         return False
 
 
-def _default_diagnostics(plugins: Any) -> DiagnosticSink:
-    """Plugin sinks plus the default one, like the engine's and the handler's."""
-    try:
-        from ..plugins import PluginHost
-
-        return PluginHost(plugins).diagnostic
-    except Exception:
-        return logger_sink
-
-
-_ENTRY_OVERHEAD: Final = 1024  # envelope, ids, scope
-
-
 def _attributes_size(attributes: Any) -> int:
     size = 0
     if attributes:
@@ -277,7 +314,7 @@ class SizeHints:
         return size
 
     def _hint(self, record: Any, resource: Any) -> int:
-        size = _ENTRY_OVERHEAD + self._resource(resource)
+        size = ENTRY_OVERHEAD + self._resource(resource)
         body = getattr(record, "body", None)
         if isinstance(body, str | bytes):
             size += len(body)

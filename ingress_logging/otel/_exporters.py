@@ -19,7 +19,7 @@ by itself at interpreter exit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,9 +32,8 @@ else:
         from opentelemetry.sdk._logs.export import LogExportResult as LogRecordExportResult
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ..entries import Limits
 from ._convert import log_record_session_id, log_to_entry, span_session_id, span_to_entry
-from ._core import Engine, ExporterCore, SizeHints, ignored_scope
+from ._core import ExporterCore, SizeHints, ignored_scope
 
 __all__ = ["IngressLogExporter", "IngressSpanExporter"]
 
@@ -44,7 +43,8 @@ class IngressLogExporter(LogRecordExporter, ExporterCore):
 
     Zero-argument construction works (that is how ``OTEL_LOGS_EXPORTER=ingress``
     builds it): everything then comes from plugins and ``INGRESS_LOGGING_*``
-    environment variables.
+    environment variables. The constructor is ``ExporterCore``'s (the span
+    exporter's too); its arguments:
 
     Args:
         url: append URL template containing ``{session_id}``; default
@@ -60,36 +60,14 @@ class IngressLogExporter(LogRecordExporter, ExporterCore):
         shutdown_timeout: longest wait of ``shutdown()`` in seconds; default
             ``INGRESS_LOGGING_SHUTDOWN_TIMEOUT``, else 5.
         limits: string/list/depth limits for entries (``entries.Limits``).
-        **engine_options: passed to ``get_shared_engine`` (queue limits, policy,
-            plugins, ...).
+        plugins, retry_policy, max_queue_entries, ...: the shared engine's
+            settings, as ``IngressHandler`` takes them (see ``ExporterCore``).
 
     Raises:
-        ConfigError: an unusable ``session_id`` or ``shutdown_timeout``.
+        ConfigError: an unusable ``session_id`` or ``shutdown_timeout``, or no
+            URL configured anywhere.
+        TypeError: an unknown keyword (naming the close match).
     """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        token: str | Callable[[], str | None] | None = None,
-        session_id: str | None = None,
-        base_api_url: str | None = None,
-        engine: Engine | None = None,
-        *,
-        shutdown_timeout: float | None = None,
-        limits: Limits | None = None,
-        **engine_options: Any,
-    ) -> None:
-        ExporterCore.__init__(
-            self,
-            url,
-            token,
-            session_id,
-            base_api_url,
-            engine,
-            shutdown_timeout,
-            limits or Limits(),
-            engine_options,
-        )
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         """Queue every record (``ReadableLogRecord`` or ``LogData``); no network I/O.
@@ -133,30 +111,6 @@ class IngressSpanExporter(SpanExporter, ExporterCore):
     the session comes from the span's ``session.id`` attribute, the resource's,
     then the default.
     """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        token: str | Callable[[], str | None] | None = None,
-        session_id: str | None = None,
-        base_api_url: str | None = None,
-        engine: Engine | None = None,
-        *,
-        shutdown_timeout: float | None = None,
-        limits: Limits | None = None,
-        **engine_options: Any,
-    ) -> None:
-        ExporterCore.__init__(
-            self,
-            url,
-            token,
-            session_id,
-            base_api_url,
-            engine,
-            shutdown_timeout,
-            limits or Limits(),
-            engine_options,
-        )
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         """Queue every span; ``FAILURE`` if any was refused (see the log exporter)."""

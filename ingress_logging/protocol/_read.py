@@ -145,7 +145,7 @@ class TeleportPager:
             return
         if status != 200:
             logger.debug("Teleport events returned %d", status)
-            self._emit("error", ev.TELEPORT_EVENTS_BAD_STATUS, {})
+            self._emit("error", ev.TELEPORT_EVENTS_BAD_STATUS, {"status": status})
             self._finish(None)
             return
         page = _loads(body)

@@ -15,7 +15,7 @@ import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-from .._frontdoor import EngineLike
+from .._frontdoor import DeliveryOptions, EngineLike, shared_engine
 from .._session_id import validate_session_id
 from ._agent_sdk import Skip, block_of, draft_of
 from ._blocks import ModelDump, content_of, draft_of_mapping, dump_model
@@ -87,11 +87,15 @@ class Transcript:
     ) -> None:
         sid = validate_session_id(session_id) if session_id is not None else str(uuidlib.uuid4())
         if engine is None:
-            from ..delivery import get_shared_engine  # httpx loads only when one is built
-
-            # The handler's keyword set with its defaults: equal settings, one engine.
-            engine = get_shared_engine(
-                url_template=url, token=token, base_api_url=base_api_url, plugins=plugins
+            # The handler's way to its engine: equal settings, one engine; no
+            # URL configured anywhere is a ConfigError (no built-in host).
+            engine = shared_engine(
+                url=url,
+                token=token,
+                base_api_url=base_api_url,
+                plugins=plugins,
+                options=DeliveryOptions(),
+                close_timeout=None,
             )
         elif any(v is not None for v in (url, token, base_api_url, plugins)):
             raise TypeError("pass either engine= or the engine's settings, not both")

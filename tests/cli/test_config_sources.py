@@ -64,6 +64,13 @@ def test_doctor_names_a_token_plugin(server: IngressServer, run_cli, bare_env) -
     assert token_line.startswith("ok")
     assert "from plugin oauth" in token_line
     assert server.oauth_token not in result.stdout + result.stderr
+    # The OAuth token reads, but an append with it is refused: ship would fail,
+    # so doctor must not say "all checks passed".
+    append_line = next(line for line in result.stdout.splitlines() if " append " in line)
+    assert append_line.startswith("FAIL")
+    assert "the token can read but not append (401)" in append_line
+    assert result.returncode == 1
+    assert "all checks passed" not in result.stdout
 
 
 @pytest.mark.parametrize("command", ["show", "tail"])
@@ -81,3 +88,14 @@ def test_json_flag_follows_the_documented_variable_pattern(
     assert shipped.returncode == 0, shipped.stderr
     assert [orjson.loads(line) for line in shown.stdout.split("\n")[:-1]] == entries
     assert variable in helped.stdout
+
+
+def test_no_url_anywhere_stops_with_the_variables_to_set(run_cli, bare_env) -> None:
+    # A development token is never sent to a host the user did not name.
+    result = run_cli("show", "s1", env=bare_env(INGRESS_LOGGING_TOKEN="dev-token"))
+    assert result.returncode == 1
+    assert "no session-ingress URL is configured" in result.stderr
+    assert "INGRESS_LOGGING_URL" in result.stderr
+    assert "INGRESS_LOGGING_BASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "dev-token" not in result.stderr

@@ -26,7 +26,9 @@ def test_doctor_passes_against_a_running_server(server: IngressServer, run_cli) 
     assert _line(result.stdout, "url").startswith("ok")
     assert server.base_url in _line(result.stdout, "url")
     assert _line(result.stdout, "token").endswith("set, from INGRESS_LOGGING_TOKEN")
-    assert "token accepted" in _line(result.stdout, "server")
+    assert "the token can read" in _line(result.stdout, "server")
+    assert _line(result.stdout, "append").startswith("ok")
+    assert server.entries("ingress-logging-doctor-probe") == []  # the probe stores nothing
     assert _line(result.stdout, "clock").startswith("ok")
     assert server.token not in result.stdout + result.stderr
     assert "all checks passed" in result.stdout
@@ -86,8 +88,22 @@ def test_doctor_reports_an_unreachable_server(ingress_server_factory, run_cli, c
     result = run_cli("doctor", env={**cli_env, "INGRESS_LOGGING_BASE_URL": url})
 
     assert result.returncode == 1
-    assert "not reachable" in _line(result.stdout, "server")
+    assert f"cannot connect to {url} (connection refused)" in _line(result.stdout, "server")
     assert "Traceback" not in result.stderr
+
+
+def test_doctor_fails_on_a_wrong_url_path(server: IngressServer, run_cli, cli_env) -> None:
+    # A 404 to the read is "no such session" as far as the protocol goes; the
+    # append probe tells a wrong route apart, so doctor does not pass what ship would fail.
+    env = {**cli_env, "INGRESS_LOGGING_URL": server.base_url + "/v1/wrong/{session_id}"}
+
+    result = run_cli("doctor", env=env)
+
+    assert result.returncode == 1, result.stdout
+    url_lines = [line for line in result.stdout.splitlines() if line.split()[1:2] == ["url"]]
+    assert url_lines[-1].startswith("FAIL")
+    assert "no such route (404 to an append): is the URL path right?" in url_lines[-1]
+    assert "all checks passed" not in result.stdout
 
 
 def test_doctor_refuses_plain_http_to_a_remote_host(run_cli, cli_env) -> None:

@@ -94,6 +94,24 @@ def test_show_teleport_reads_the_events(
     assert [orjson.loads(line) for line in result.stdout.splitlines()] == entries
 
 
+def test_teleport_errors_are_words(server: IngressServer, run_cli, cli_env, transcript) -> None:
+    sid = _store(server, transcript(2))
+    base = {**cli_env, "INGRESS_LOGGING_OAUTH_TOKEN": server.oauth_token}
+
+    not_uuid = run_cli(
+        "show", "--teleport", sid, env={**base, "INGRESS_LOGGING_OAUTH_ORG_UUID": "nope"}
+    )
+    assert not_uuid.returncode == 1
+    assert "organization uuid is not a UUID" in not_uuid.stderr
+
+    other_org = {**base, "INGRESS_LOGGING_OAUTH_ORG_UUID": "00000000-0000-4000-8000-000000000000"}
+    wrong_org = run_cli("show", "--teleport", sid, env=other_org)
+    assert wrong_org.returncode == 1
+    assert "403: the organization does not match" in wrong_org.stderr
+    assert "teleport_events" not in wrong_org.stderr
+    assert server.oauth_token not in wrong_org.stderr
+
+
 def test_teleport_without_oauth_settings_is_a_usage_error(run_cli) -> None:
     result = run_cli("show", "--teleport", "some-session")
 
@@ -187,7 +205,8 @@ def test_reads_fail_in_one_line_when_the_server_errs(
     result = run_cli("show", sid)
 
     assert result.returncode == 1
-    assert result.stderr.startswith(f"Error: could not read session {sid}: session_get_fail")
+    assert result.stderr.startswith(f"Error: could not read session {sid}: the server answered 5")
+    assert "session_get_fail" not in result.stderr  # words, not an event name
     assert time.monotonic() - started_at < 30
 
 
@@ -261,3 +280,40 @@ def test_tail_follow_keeps_following_through_a_server_outage(
 
     assert [orjson.loads(out.get(timeout=30)) for _ in entries[1:]] == entries[1:]
     assert proc.poll() is None
+
+
+def test_export_of_a_missing_session_fails_with_a_message(
+    server: IngressServer, run_cli, tmp_path: Path
+) -> None:
+    out = tmp_path / "copy.jsonl"
+    result = run_cli("export", "no-such-session", "-o", str(out))
+    assert result.returncode == 1
+    assert "session no-such-session has no entries (it does not exist)" in result.stderr
+    assert not out.exists()
+
+
+def test_export_to_an_unwritable_path_names_that_path(
+    server: IngressServer, run_cli, transcript, jsonl, tmp_path: Path
+) -> None:
+    entries = transcript(2)
+    assert run_cli("ship", str(jsonl(tmp_path / "t.jsonl", entries))).returncode == 0
+    target = tmp_path / "missing-dir" / "copy.jsonl"
+    result = run_cli("export", entries[0]["sessionId"], "-o", str(target))
+    assert result.returncode == 1
+    assert f"cannot write {target}: No such file or directory" in result.stderr
+    assert ".__atomic-write" not in result.stderr
+
+
+def test_a_read_from_a_server_that_is_down_says_why(
+    ingress_server_factory, run_cli, cli_env
+) -> None:
+    gone = ingress_server_factory()
+    url = gone.base_url
+    gone.close()
+
+    result = run_cli("show", "s1", env={**cli_env, "INGRESS_LOGGING_BASE_URL": url})
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: could not read session s1: no reply from the server (connection refused)"
+    )

@@ -1,4 +1,4 @@
-"""The public surface of issue 3, locked: names, parameters, sync vs coroutine."""
+"""The clients' public surface, locked: names, parameters, sync vs coroutine."""
 
 from __future__ import annotations
 
@@ -15,11 +15,9 @@ CONSTRUCTOR = [
     "token",
     "base_api_url",
     "retry_policy",
-    "retry",
     "timeout",
     "read_timeout",
     "http_client",
-    "client",
     "diagnostics",
     "plugins",
     "allow_insecure_http",
@@ -44,7 +42,7 @@ def test_top_level_exports():
 def test_constructor_parameters(cls):
     params = inspect.signature(cls).parameters
     assert list(params)[: len(CONSTRUCTOR)] == CONSTRUCTOR
-    # Issue 3 lists token, base_api_url and the RetryPolicy first: those three may be
+    # token, base_api_url and the RetryPolicy are the obvious first three: they may be
     # given positionally, in that order; everything after them is keyword-only.
     positional = CONSTRUCTOR[:3]
     assert all(params[name].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for name in positional)
@@ -90,6 +88,9 @@ def test_operations_have_the_same_shape_in_both_clients(name):
 def test_shared_step_and_state_methods(cls):
     for name in ("begin_append", "resume", "clear_session", "clear_all_sessions"):
         assert not inspect.iscoroutinefunction(getattr(cls, name)), name
+    client = cls("t", base_api_url="http://127.0.0.1:9")
+    assert client.clear_session("s") is None  # a plain method: nothing to await
+    assert client.clear_all_sessions() is None
     params = inspect.signature(cls.begin_append).parameters
     assert list(params) == ["self", "session_id", "entry", "url", "chain_parent"]
     assert params["chain_parent"].kind is inspect.Parameter.KEYWORD_ONLY

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,13 +20,6 @@ from ingress_logging.plugins import new_plugin_manager
 
 def entry(n: int) -> dict[str, Any]:
     return {"type": "user", "uuid": str(uuid.uuid4()), "n": n}
-
-
-def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.001)
 
 
 def kwargs(srv: Any, **extra: Any) -> dict[str, Any]:
@@ -44,7 +35,7 @@ def kwargs(srv: Any, **extra: Any) -> dict[str, Any]:
 LATENCY = 0.08
 
 
-def test_threads_append_one_at_a_time_in_call_order(ingress_server):
+def test_threads_append_one_at_a_time_in_call_order(ingress_server, wait_for):
     ingress_server.faults.latency = LATENCY
     entries = [entry(n) for n in range(6)]
     results: dict[int, bool] = {}
@@ -63,7 +54,9 @@ def test_threads_append_one_at_a_time_in_call_order(ingress_server):
                 thread.start()
                 threads.append(thread)
                 # the next call is made only once this one holds its place in line
-                until(lambda n=n: client._turns.tickets("s") >= n + 2)
+                wait_for(
+                    lambda n=n: client._turns.tickets("s") >= n + 2, what="the next turn queued"
+                )
             assert not results  # all six are waiting behind the test's turn
         for thread in threads:
             thread.join(10)
@@ -166,7 +159,7 @@ def test_async_client_survives_several_asyncio_runs(ingress_server):
     assert ingress_server.wait_for_requests(3)[1].last_uuid == first["uuid"]
 
 
-def test_a_waiter_that_gives_up_does_not_stall_the_line():
+def test_a_waiter_that_gives_up_does_not_stall_the_line(wait_for):
     from ingress_logging.client._sync import SessionTurns
 
     turns = SessionTurns()
@@ -185,7 +178,7 @@ def test_a_waiter_that_gives_up_does_not_stall_the_line():
 
         waiter = threading.Thread(target=third)
         waiter.start()
-        until(lambda: turns.tickets("s") == 3)
+        wait_for(lambda: turns.tickets("s") == 3, what="three tickets taken")
         assert not entered.is_set()  # still behind the holder
     assert entered.wait(5)  # ticket 1 was skipped, ticket 2 got in
     waiter.join(5)

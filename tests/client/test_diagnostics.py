@@ -114,7 +114,7 @@ ROWS: list[tuple[str, str, set[str], Callable[[Any, Any], None]]] = [
     (
         ev.TELEPORT_EVENTS_BAD_STATUS,
         "error",
-        set(),
+        {"status"},
         _events(setup=lambda srv: srv.faults.fail_next(1, status=403, method="GET")),
     ),
     (

@@ -197,9 +197,6 @@ def test_context_manager_closes_only_what_it_opened(ingress_server):
     with SessionIngressClient("t", http_client=shared, plugins=pm):
         pass
     assert not shared.is_closed
-    with SessionIngressClient("t", client=shared, plugins=pm) as aliased:
-        assert aliased._http is shared
-    assert not shared.is_closed
     shared.close()
 
 
@@ -213,7 +210,7 @@ def test_async_context_manager_closes_only_what_it_opened(ingress_server):
             http = owned._http
         assert http.is_closed
         shared = httpx.AsyncClient()
-        async with AsyncSessionIngressClient("t", client=shared, plugins=pm):
+        async with AsyncSessionIngressClient("t", http_client=shared, plugins=pm):
             pass
         assert not shared.is_closed
         c = AsyncSessionIngressClient("t", http_client=shared, plugins=pm)
@@ -233,14 +230,22 @@ def test_closed_client_refuses_work(client):
         client.append_session_log("s", entry())
 
 
-def test_constructor_aliases_and_conflicts(ingress_server):
+@pytest.mark.parametrize("cls", [SessionIngressClient, AsyncSessionIngressClient])
+def test_one_name_per_argument_the_old_aliases_name_the_right_one(cls):
     pm = new_plugin_manager(load_entrypoints=False)
     policy = RetryPolicy(max_attempts=3)
-    assert SessionIngressClient("t", retry=policy, plugins=pm).retry_policy is policy
-    with pytest.raises(TypeError):
-        SessionIngressClient("t", retry=policy, retry_policy=RetryPolicy(), plugins=pm)
-    with httpx.Client() as one, httpx.Client() as two, pytest.raises(TypeError):
-        SessionIngressClient("t", http_client=one, client=two, plugins=pm)
+    assert cls("t", retry_policy=policy, plugins=pm).retry_policy is policy
+    name = cls.__name__
+    with pytest.raises(TypeError, match=rf"{name}\(\) .*'retry' \(did you mean 'retry_policy'\?\)"):
+        cls("t", retry=policy, plugins=pm)
+    with pytest.raises(TypeError, match=r"'client' \(did you mean 'http_client'\?\)"):
+        cls("t", client=None, plugins=pm)
+    with pytest.raises(TypeError, match=r"'read_timout' \(did you mean 'read_timeout'\?\)"):
+        cls("t", read_timout=3, plugins=pm)
+
+
+def test_constructor_argument_types(ingress_server):
+    pm = new_plugin_manager(load_entrypoints=False)
     with pytest.raises(TypeError):
         SessionIngressClient("t", http_client=object(), plugins=pm)  # type: ignore[arg-type]
     with pytest.raises(TypeError):

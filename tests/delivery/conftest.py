@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,20 +43,6 @@ def make_engine(ingress_server: Any) -> Iterator[Callable[..., DeliveryEngine]]:
     yield factory
     for engine in engines:
         engine.close(1.0)
-
-
-@pytest.fixture
-def wait_until() -> Callable[..., None]:
-    """Poll a condition with a deadline (for state another thread settles)."""
-
-    def wait(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what or condition}")
-            time.sleep(0.002)
-
-    return wait
 
 
 class RequestGate:

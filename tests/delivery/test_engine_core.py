@@ -38,7 +38,7 @@ def _chained(entries: list[dict[str, Any]]) -> bool:
 
 
 def test_a_burst_after_the_engine_idled_gets_a_worker_per_ready_session(
-    ingress_server, make_engine, wait_until
+    ingress_server, make_engine, wait_for
 ):
     """Every request is held until the burst is in: with one worker only one
     request can be outstanding; with a worker per session, eight are."""
@@ -59,7 +59,7 @@ def test_a_burst_after_the_engine_idled_gets_a_worker_per_ready_session(
     for k in range(16):
         assert engine.submit(f"b{k}", {"type": "system", "content": "burst"})
     try:
-        wait_until(lambda: len(held) == 8, what="eight requests in flight at once")
+        wait_for(lambda: len(held) == 8, what="eight requests in flight at once")
         assert engine.stats().workers == 8
     finally:
         gate.set()
@@ -73,7 +73,7 @@ def test_a_burst_after_the_engine_idled_gets_a_worker_per_ready_session(
 
 
 def test_a_blocked_submit_never_lands_in_a_session_state_eviction_forgot(
-    ingress_server, make_engine, wait_until
+    ingress_server, make_engine, wait_for
 ):
     release_a, release_x1, x1_sent = threading.Event(), threading.Event(), threading.Event()
 
@@ -101,9 +101,9 @@ def test_a_blocked_submit_never_lands_in_a_session_state_eviction_forgot(
         target=engine.submit, args=("X", {"type": "system", "content": "x1" + "y" * 6000})
     )
     blocked.start()
-    wait_until(lambda: engine._sched._space_waiters == 1, what="the x1 submit waits for room")
+    wait_for(lambda: engine._sched._space_waiters == 1, what="the x1 submit waits for room")
     assert engine.submit("B", {"type": "system", "content": "b"})
-    wait_until(lambda: _contents(ingress_server, "B") == ["b"], what="B delivered (X evictable)")
+    wait_for(lambda: _contents(ingress_server, "B") == ["b"], what="B delivered (X evictable)")
     release_a.set()
     blocked.join(10)
     assert x1_sent.wait(10)

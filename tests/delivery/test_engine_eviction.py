@@ -134,7 +134,7 @@ def test_sessions_owing_gaps_beyond_the_cap_are_forgotten_and_counted(
 
 
 def test_a_session_in_backoff_with_queued_entries_is_never_evicted(
-    ingress_server, make_engine, wait_until
+    ingress_server, make_engine, wait_for
 ):
     slow_retry = RetryPolicy(max_attempts=5, base_delay=0.15, max_delay=0.3)
     engine = make_engine(max_idle_sessions=0, max_concurrency=2, retry_policy=slow_retry)
@@ -146,7 +146,7 @@ def test_a_session_in_backoff_with_queued_entries_is_never_evicted(
     for sid in others:
         assert engine.submit(sid, {"type": "user", "message": sid})
     sched = engine._sched
-    wait_until(
+    wait_for(
         lambda: all(sid not in sched._sessions for sid in others),  # cap 0: idle ones go
         what="the other sessions delivered and evicted",
     )

@@ -47,12 +47,12 @@ def test_flush_and_close_keep_their_deadlines_with_the_server_down(make_engine, 
     assert engine.close(1.0) == type(result)()  # idempotent: nothing left to say
 
 
-def test_flush_reports_what_finished_before_it_was_called(ingress_server, make_engine, wait_until):
+def test_flush_reports_what_finished_before_it_was_called(ingress_server, make_engine, wait_for):
     """A failure that beats the caller's flush() still makes that flush fail;
     the next flush starts from a clean slate."""
     engine = make_engine(token="not-the-servers-token", max_queue_entries=1)
     assert engine.submit("early", {"type": "user", "n": 0})
-    wait_until(lambda: engine.stats().failed == 1, what="the 401 to be booked")
+    wait_for(lambda: engine.stats().failed == 1, what="the 401 to be booked")
     result = engine.flush(5)
     assert (result.delivered, result.failed, result.pending) == (0, 1, 0)
     assert not result
@@ -148,12 +148,12 @@ def test_exit_never_hangs_when_the_server_is_down(down_url):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
-def test_fork_child_delivers_its_own_and_never_the_parents(ingress_server, make_engine, wait_until):
+def test_fork_child_delivers_its_own_and_never_the_parents(ingress_server, make_engine, wait_for):
     engine = make_engine()
     ingress_server.faults.latency = 0.3
     for i in range(10):
         engine.submit("parent", {"type": "user", "message": f"p{i}"})
-    wait_until(lambda: engine.stats().in_flight == 1, what="parent entry in flight")
+    wait_for(lambda: engine.stats().in_flight == 1, what="parent entry in flight")
     pid = os.fork()
     if pid == 0:  # the child: no pytest from here on, only an exit code
         code = 1

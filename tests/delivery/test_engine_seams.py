@@ -67,7 +67,7 @@ def test_budget_is_consulted_before_every_retry_and_told_every_result(ingress_se
     assert health.retry_budget == {"acquires": 6}
 
 
-def test_budget_wakeup_releases_held_back_sessions_at_once(ingress_server, make_engine, wait_until):
+def test_budget_wakeup_releases_held_back_sessions_at_once(ingress_server, make_engine, wait_for):
     class Closed(CountingBudget):
         def acquire(self) -> float:
             with self.lock:
@@ -78,7 +78,7 @@ def test_budget_wakeup_releases_held_back_sessions_at_once(ingress_server, make_
     engine = make_engine(retry_budget=budget)
     ingress_server.faults.fail_next(1, status=503, session_id="w")
     engine.submit("w", {"type": "user", "message": "x"})
-    wait_until(lambda: budget.acquires == 1, what="retry held back")
+    wait_for(lambda: budget.acquires == 1, what="retry held back")
     assert budget.wakeup is not None
     budget.wakeup()
     assert engine.flush(5)  # would take a minute without the wakeup

@@ -51,7 +51,9 @@ def test_no_session_is_a_counted_drop(recording_engine, app_logger) -> None:
     assert recording_engine.submitted == []
     assert handler.dropped() == {"no_session_id": 5}
     # reported at the 1st, 2nd and 4th drop, not once per record
-    assert [d["count"] for _, ev, d in events if ev == DELIVERY_DROPPED] == [1, 2, 4]
+    assert [d["total"] for _, ev, d in events if ev == DELIVERY_DROPPED] == [1, 2, 4]
+    # each report counts the drops since the one before
+    assert [d["count"] for _, ev, d in events if ev == DELIVERY_DROPPED] == [1, 1, 2]
     assert {d["reason"] for _, _, d in events} == {"no_session_id"}
 
 
@@ -65,7 +67,9 @@ def test_invalid_session_id_in_extra_is_dropped_not_raised(
     app_logger.info("good")
     assert recording_engine.sessions() == ["fallback"]
     assert handler.dropped() == {"invalid_session_id": 1}
-    assert events == [("warn", DELIVERY_DROPPED, {"count": 1, "reason": "invalid_session_id"})]
+    assert events == [
+        ("warn", DELIVERY_DROPPED, {"count": 1, "reason": "invalid_session_id", "total": 1})
+    ]
 
 
 def test_invalid_default_session_id_fails_at_construction(recording_engine) -> None:
@@ -288,15 +292,52 @@ def test_formatter_of_the_wrong_type_is_a_clear_error(recording_engine) -> None:
         IngressHandler(engine=recording_engine, formatter=42)  # type: ignore[arg-type]
 
 
-def test_policy_is_another_name_for_overflow() -> None:
+def test_one_name_per_setting_the_old_alias_names_the_right_one() -> None:
     handler = IngressHandler(
-        base_api_url="http://127.0.0.1:9", token="t", session_id="s", policy="drop_oldest"
+        base_api_url="http://127.0.0.1:9", token="t", session_id="s", overflow="drop_oldest"
     )
     try:
         assert "overflow='drop_oldest'" in repr(handler.engine)
     finally:
         handler.close()
-    with pytest.raises(TypeError, match="another name for overflow"):
-        IngressHandler(
-            base_api_url="http://127.0.0.1:9", token="t", policy="block", overflow="drop_oldest"
-        )
+    with pytest.raises(
+        TypeError,
+        match=r"IngressHandler\(\) got an unexpected keyword argument "
+        r"'policy' \(did you mean 'overflow'\?\)",
+    ):
+        IngressHandler(base_api_url="http://127.0.0.1:9", token="t", policy="block")  # type: ignore[arg-type]
+
+
+def test_a_misspelt_keyword_suggests_the_close_match() -> None:
+    with pytest.raises(TypeError, match=r"'sesion_id' \(did you mean 'session_id'\?\)"):
+        IngressHandler(base_api_url="http://127.0.0.1:9", sesion_id="s")  # type: ignore[arg-type]
+
+
+def test_a_misspelt_dictconfig_keyword_names_the_handler_and_the_close_match() -> None:
+    import logging.config
+
+    config = {
+        "version": 1,
+        "handlers": {
+            "ingress": {
+                "()": "ingress_logging.IngressHandler",
+                "base_api_url": "http://127.0.0.1:9",
+                "sesion_id": "s",
+            }
+        },
+    }
+    with pytest.raises(ValueError, match="Unable to configure handler 'ingress'") as info:
+        logging.config.dictConfig(config)
+    cause = info.value.__cause__
+    assert isinstance(cause, TypeError)
+    assert "IngressHandler() got an unexpected keyword argument 'sesion_id'" in str(cause)
+    assert "did you mean 'session_id'?" in str(cause)
+
+
+def test_no_url_anywhere_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingress_logging.errors import ConfigError
+
+    monkeypatch.delenv("INGRESS_LOGGING_URL", raising=False)
+    monkeypatch.delenv("INGRESS_LOGGING_BASE_URL", raising=False)
+    with pytest.raises(ConfigError, match=r"INGRESS_LOGGING_URL.*INGRESS_LOGGING_BASE_URL"):
+        IngressHandler(token="dev-token", session_id="s")

@@ -353,7 +353,24 @@ def test_bad_session_id_setting_is_a_clear_config_error(bad, monkeypatch):
         with pytest.raises(ConfigError, match="INGRESS_LOGGING_SESSION_ID"):
             IngressSpanExporter()
     else:  # blank means unset
+        monkeypatch.setenv("INGRESS_LOGGING_BASE_URL", "http://127.0.0.1:9")
         assert IngressSpanExporter().session_id is None
+
+
+def test_no_url_anywhere_is_a_clear_config_error(monkeypatch):
+    monkeypatch.delenv("INGRESS_LOGGING_URL", raising=False)
+    monkeypatch.delenv("INGRESS_LOGGING_BASE_URL", raising=False)
+    with pytest.raises(ConfigError, match=r"INGRESS_LOGGING_URL.*INGRESS_LOGGING_BASE_URL"):
+        IngressLogExporter(session_id="s")
+
+
+def test_a_misspelt_keyword_suggests_the_close_match():
+    with pytest.raises(
+        TypeError,
+        match=r"IngressSpanExporter\(\) .*'max_concurency' "
+        r"\(did you mean 'max_concurrency'\?\)",
+    ):
+        IngressSpanExporter(base_api_url="http://127.0.0.1:9", max_concurency=2)
 
 
 def test_bad_shutdown_timeout_is_a_clear_config_error(monkeypatch):
@@ -440,8 +457,8 @@ def test_refusals_and_an_incomplete_shutdown_reach_the_diagnostics_plugins(
     drops = [data for _, event, data in sink.events if event == "delivery_dropped"]
     # Reported at the 1st and 2nd refusal (then the 4th, 8th...), not every one.
     assert drops[:2] == [
-        {"count": 1, "reason": "no_session_id"},
-        {"count": 2, "reason": "no_session_id"},
+        {"count": 1, "reason": "no_session_id", "total": 1},
+        {"count": 1, "reason": "no_session_id", "total": 2},
     ]
     (incomplete,) = [e for e in sink.events if e[1] == "otel_exporter_shutdown_incomplete"]
     assert incomplete == (

@@ -84,9 +84,11 @@ def test_default_logger_output_unless_an_explicit_sink_replaces_it(
     pm.register(Sink())  # a plugin sink observes; it does not silence the default
     PluginHost(pm).diagnostic("warn", "delivery_dropped", {"count": 3, "reason": "queue_full"})
     logged = [r for r in caplog.records if r.name == DIAGNOSTICS_LOGGER_NAME]
+    # a sentence with the numbers for people; the event name for machines
     assert [(r.levelno, r.getMessage()) for r in logged] == [
-        (logging.WARNING, "delivery_dropped {'count': 3, 'reason': 'queue_full'}")
+        (logging.WARNING, "ingress_logging: 3 entries dropped: the queue was full")
     ]
+    assert logged[0].event == "delivery_dropped"
     caplog.clear()
     PluginHost(pm, diagnostics=lambda *a: None).diagnostic("warn", "delivery_dropped", {})
     assert [r for r in caplog.records if r.name == DIAGNOSTICS_LOGGER_NAME] == []

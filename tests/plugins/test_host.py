@@ -237,10 +237,13 @@ def test_bad_constructor_arguments_are_clear_errors(pm: pluggy.PluginManager) ->
 
 
 def test_url_precedence(pm: pluggy.PluginManager, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert (
+    # No built-in host: nothing configured is an error that says what to set.
+    monkeypatch.delenv("INGRESS_LOGGING_URL", raising=False)
+    monkeypatch.delenv("INGRESS_LOGGING_BASE_URL", raising=False)
+    with pytest.raises(ConfigError, match=r"INGRESS_LOGGING_URL.*INGRESS_LOGGING_BASE_URL"):
         PluginHost(pm).session_url("s:1")
-        == "https://api.anthropic.com/v1/session_ingress/session/s%3A1"
-    )
+    with pytest.raises(ConfigError, match="INGRESS_LOGGING_URL"):
+        PluginHost(pm).require_url()
     monkeypatch.setenv("INGRESS_LOGGING_BASE_URL", "http://127.0.0.1:9/")
     assert PluginHost(pm).session_url(SID) == f"http://127.0.0.1:9/v1/session_ingress/session/{SID}"
     monkeypatch.setenv("INGRESS_LOGGING_URL", "https://env.example/s/{session_id}/log")

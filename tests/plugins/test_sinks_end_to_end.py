@@ -87,9 +87,9 @@ def test_engine_events_reach_plugin_sinks(
         records = list(caplog.records)
         return [r for r in records if getattr(r, "event", None) == DIAGNOSTIC_SINK_FAILED]
 
-    wait_for(lambda: len(failures()) >= 2)
+    wait_for(lambda: len(failures()) >= 2, what="two sink failures")
     assert [data.get("status") for _lvl, _ev, data in failures()] == [503, 503]
     # Each event the broken sink choked on was isolated and reported, never lost.
     if with_broken_sink:
-        wait_for(lambda: len(reported()) >= len(sink.events))
+        wait_for(lambda: len(reported()) >= len(sink.events), what="every event reported")
     assert len(reported()) == (len(sink.events) if with_broken_sink else 0)

@@ -44,7 +44,7 @@ def test_404_is_an_empty_session() -> None:
 
 def test_401_raises_session_expired() -> None:
     rec = Recorder()
-    with pytest.raises(SessionExpiredError, match="session has expired"):
+    with pytest.raises(SessionExpiredError, match=r"the server rejected the token \(401\)"):
         interpret_read(401, b"", rec)
     assert rec.names == [ev.SESSION_GET_FAIL_BAD_TOKEN]
 

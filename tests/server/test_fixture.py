@@ -79,7 +79,11 @@ def test_public_names_of_the_server_package():
         "serve",
     }
     assert all(hasattr(server, name) for name in server.__all__)
-    assert set(testing.__all__) == {"ingress_server", "ingress_server_factory"}
+    assert set(testing.__all__) == {
+        "delay_proxy_factory",
+        "ingress_server",
+        "ingress_server_factory",
+    }
 
 
 def test_plugin_is_registered_and_serves_a_users_own_test_suite(tmp_path):

@@ -163,31 +163,37 @@ class DelayProxy:
         self._tasks.add(task)
         self.connections += 1
         self._writers.add(client_w)
-        loop = asyncio.get_running_loop()
-        handshake_done = loop.time() + self.rtt
         try:
-            try:
-                server_r, server_w = await asyncio.open_connection(
-                    self.target_host, self.target_port
-                )
-            except OSError:
-                # The target refuses: the client sees its connection closed,
-                # a round trip after it opened it.
-                await asyncio.sleep(self.rtt)
-                return
-            self._writers.add(server_w)
-            try:
-                await asyncio.gather(
-                    self._pump(client_r, server_w, not_before=handshake_done),
-                    self._pump(server_r, client_w, not_before=0.0),
-                )
-            finally:
-                self._writers.discard(server_w)
-                server_w.transport.abort()
+            await self._forward(client_r, client_w)
+        except asyncio.CancelledError:
+            # close(): end quietly (asyncio's stream callback would report a
+            # cancelled connection task as an error).
+            pass
         finally:
             self._writers.discard(client_w)
             client_w.transport.abort()
             self._tasks.discard(task)
+
+    async def _forward(
+        self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
+    ) -> None:
+        handshake_done = asyncio.get_running_loop().time() + self.rtt
+        try:
+            server_r, server_w = await asyncio.open_connection(self.target_host, self.target_port)
+        except OSError:
+            # The target refuses: the client sees its connection closed, a
+            # round trip after it opened it.
+            await asyncio.sleep(self.rtt)
+            return
+        self._writers.add(server_w)
+        try:
+            await asyncio.gather(
+                self._pump(client_r, server_w, not_before=handshake_done),
+                self._pump(server_r, client_w, not_before=0.0),
+            )
+        finally:
+            self._writers.discard(server_w)
+            server_w.transport.abort()
 
     async def _pump(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, not_before: float

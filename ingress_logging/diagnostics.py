@@ -66,6 +66,8 @@ DELIVERY_FAILED: Final = "delivery_failed"  # {count, reason}
 DELIVERY_GAP_WRITTEN: Final = "delivery_gap_written"  # {count}
 DIAGNOSTIC_SINK_FAILED: Final = "diagnostic_sink_failed"  # {count}
 RETRY_BUDGET_EXHAUSTED: Final = "retry_budget_exhausted"
+#: Pipelined appends met a path that does not keep order; one at a time from then on.
+PIPELINE_REORDERED: Final = "pipeline_reordered"  # {origin_reorders}
 
 SEED_EVENTS: Final = frozenset(
     {
@@ -98,6 +100,7 @@ EVENTS: Final = SEED_EVENTS | {
     DELIVERY_GAP_WRITTEN,
     DIAGNOSTIC_SINK_FAILED,
     RETRY_BUDGET_EXHAUSTED,
+    PIPELINE_REORDERED,
 }
 
 _LEVELS: Final[Mapping[Level, int]] = {

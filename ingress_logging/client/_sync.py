@@ -7,9 +7,10 @@ per call); different sessions never wait for each other.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
@@ -17,21 +18,38 @@ from typing import Any, Self
 import httpx
 import pluggy
 
+from .. import diagnostics as ev
 from .._host import Host
 from .._session_id import validate_session_id
 from ..diagnostics import DiagnosticSink
-from ..protocol import Action, Done, RetryPolicy, Wait
+from ..protocol import DEFAULT_WINDOW, Action, AppendWindow, Done, RetryPolicy, Wait
 from ._base import TRANSPORT_ERRORS, ClientBase, Request
 from ._common import (
+    APPEND_BODY_CAP,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_TIMEOUT,
     PendingAppend,
     TokenSource,
+    append_headers,
+    entry_uuid,
     resolve_settings,
+    serialise_entry,
 )
+from ._pipeline import ConnectionLost, PipelinedConnection, Pipelines, encode_request
 
 __all__ = ["SessionIngressClient"]
+
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def _proxy_configured() -> bool:
+    return any(os.environ.get(name) for name in _PROXY_VARS)
+
+
+def _deadline(seconds: float | None) -> float | None:
+    return None if seconds is None else time.monotonic() + seconds
+
 
 Reply = tuple[int, httpx.Headers, bytes | None]
 
@@ -145,6 +163,11 @@ class SessionIngressClient(ClientBase):
         max_response_bytes: largest read/page body accepted (default 64 MiB).
         host: a ready-made ``Host`` (e.g. the delivery engine's) to use instead of
             building a ``PluginHost`` from token/plugins/diagnostics.
+        pipeline: whether ``append_many`` may keep several appends in flight on
+            its own keep-alive connections. None (default): when the client
+            made its own ``httpx.Client`` and no proxy variable is set, since
+            a given ``http_client`` may carry a transport, proxy or hooks the
+            pipelined connection would bypass.
     """
 
     def __init__(
@@ -163,6 +186,7 @@ class SessionIngressClient(ClientBase):
         allow_insecure_http: bool = False,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         host: Host | None = None,
+        pipeline: bool | None = None,
     ) -> None:
         if http_client is not None and client is not None and http_client is not client:
             raise TypeError("pass either http_client= or its alias client=, not both")
@@ -187,6 +211,13 @@ class SessionIngressClient(ClientBase):
         self._owns_http = given is None
         self._http = given if given is not None else httpx.Client(follow_redirects=False)
         self._turns = SessionTurns()
+        if pipeline is None:
+            pipeline = self._owns_http and not _proxy_configured()
+        timeout = self._settings.timeout
+        self._pipelines = Pipelines(connect_timeout=timeout.connect) if pipeline else None
+        self._unordered: set[tuple[str, str, int]] = set()
+        #: Origins where pipelining was switched off because the path reordered appends.
+        self.pipeline_fallbacks = 0
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -195,6 +226,8 @@ class SessionIngressClient(ClientBase):
         if self._closed:
             return
         self._closed = True
+        if self._pipelines is not None:
+            self._pipelines.close()
         if self._owns_http:
             self._http.close()
 
@@ -268,6 +301,143 @@ class SessionIngressClient(ClientBase):
                 else:
                     action = self.advance(pending)
         return self._outcome(pending)
+
+    def append_many(
+        self,
+        session_id: str,
+        entries: Sequence[Mapping[str, Any]],
+        url: str | None = None,
+        *,
+        window: int = DEFAULT_WINDOW,
+    ) -> list[Done]:
+        """Append ``entries`` to the session in order; one ``Done`` per entry, in order.
+
+        Up to ``window`` appends are in flight at once on one keep-alive
+        connection (``protocol.AppendWindow``): entry k+1 is sent with
+        ``Last-Uuid: uuid(k)`` before k is acknowledged. Order and exactly
+        once hold with any failure at any position; ``window=1``, a client
+        built with ``pipeline=False``, or an origin seen to reorder appends
+        sends one at a time. Shares the session's turn with ``append_session_log``.
+        Bad input raises before any request.
+        """
+        self._check_open()
+        session_id = validate_session_id(session_id)
+        target = self._url(session_id, url)
+        bodies = [serialise_entry(entry) for entry in entries]
+        uuids = [entry_uuid(entry) for entry in entries]
+        with self._turns.turn(session_id):
+            if (
+                self._pipelines is None
+                or window == 1
+                or Pipelines.origin(target) in self._unordered
+            ):
+                return [self._append_alone(session_id, target, entry) for entry in entries]
+            return self._pipelined(session_id, target, bodies, uuids, window)
+
+    def _append_alone(self, session_id: str, target: str, entry: Mapping[str, Any]) -> Done:
+        return self._drive(self.begin_append(session_id, entry, target))
+
+    def _drive(self, pending: PendingAppend) -> Done:
+        action = pending.action
+        while not isinstance(action, Done):
+            if isinstance(action, Wait):
+                time.sleep(action.delay)
+                action = self.resume(pending)
+            else:
+                action = self.advance(pending)
+        return action
+
+    def _pipelined(
+        self,
+        session_id: str,
+        target: str,
+        bodies: list[bytes],
+        uuids: list[str | None],
+        window: int,
+    ) -> list[Done]:
+        assert self._pipelines is not None
+        pipes = self._pipelines
+        results: list[Done | None] = [None] * len(bodies)
+        win = AppendWindow(
+            self._heads.get(session_id), window=window, policy=self._policy, emit=self._emit
+        )
+        for uuid in uuids:
+            win.add(uuid)
+        conn: PipelinedConnection | None = None
+        read_timeout = self._settings.timeout.read
+        try:
+            while not win.idle:
+                if win.recovery is not None:
+                    seq = win.recovering_seq
+                    assert seq is not None
+                    pending = PendingAppend(session_id, target, bodies[seq], win.recovery)
+                    win.on_recovered(self._drive(pending))
+                else:
+                    conn = self._exchange(conn, win, session_id, target, bodies, read_timeout)
+                self._heads.set(session_id, win.head)
+                for seq, done in win.take_outcomes():
+                    results[seq] = done
+        finally:
+            if conn is not None and win.in_flight:
+                pipes.discard(conn)  # replies still owed: the stream is out of step
+        origin = Pipelines.origin(target)
+        if win.reordered and origin not in self._unordered:
+            self._unordered.add(origin)
+            self.pipeline_fallbacks += 1
+            self._emit("warn", ev.PIPELINE_REORDERED, {"origin_reorders": self.pipeline_fallbacks})
+        return [done for done in results if done is not None]
+
+    def _exchange(
+        self,
+        conn: PipelinedConnection | None,
+        win: AppendWindow,
+        session_id: str,
+        target: str,
+        bodies: list[bytes],
+        read_timeout: float | None,
+    ) -> PipelinedConnection | None:
+        """Write what the window allows, then read one reply; the connection to keep."""
+        assert self._pipelines is not None
+        token = self._token(session_id)
+        if token is None and not win.in_flight:
+            win.on_no_token()
+            return conn
+        if token is not None:
+            if conn is None or conn.closed:
+                try:
+                    conn = self._pipelines.get(target)
+                except ConnectionLost:
+                    win.to_send()
+                    win.on_lost()
+                    return None
+            sends = win.to_send()
+            if sends:
+                extra = self._host.request_headers(session_id)
+                data = b"".join(
+                    encode_request(
+                        "PUT", target, append_headers(extra, token, s.last_uuid), bodies[s.seq]
+                    )
+                    for s in sends
+                )
+                try:
+                    conn.write(data, _deadline(read_timeout))
+                except ConnectionLost:
+                    self._pipelines.discard(conn)
+                    win.on_lost()
+                    return None
+        assert conn is not None
+        try:
+            status, headers, will_close = conn.read_reply(_deadline(read_timeout), APPEND_BODY_CAP)
+        except ConnectionLost:
+            self._pipelines.discard(conn)
+            win.on_lost()
+            return None
+        win.on_reply(status, headers.get("x-last-uuid"), headers.get("retry-after"))
+        if will_close:
+            self._pipelines.discard(conn)
+            win.on_lost()
+            return None
+        return conn
 
     @staticmethod
     def _outcome(pending: PendingAppend) -> bool:

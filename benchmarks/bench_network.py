@@ -17,6 +17,10 @@ so this process's CPU clock counts the client alone.
    (target <= 1.0x at both); raw ``http.client`` printed beside as the floor.
 4. handler: caller-thread cost of ``logger.info`` against the stdlib
    ``QueueHandler`` (target <= 1.2x; ``bench_handler.run``).
+5. window: the client alone, ``SessionIngressClient.append_many`` of one
+   session at several window sizes across the 50 ms round trip (entries per
+   RTT), and its CPU per entry on loopback - what the default window is
+   chosen from.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from collections.abc import Iterator
 
 from bench_delivery import TOKEN, alt_http_client, bare_httpx_loop, cpu, entry
 
+from ingress_logging import SessionIngressClient
 from ingress_logging.delivery import DeliveryEngine
 
 RTT = 0.05
@@ -147,11 +152,38 @@ def bench_cpu(n: int, rounds: int = 3) -> None:
         )
 
 
+def _client_batch(client: SessionIngressClient, sid: str, n: int, window: int) -> None:
+    batch = [dict(entry(i), uuid=str(uuid.uuid4())) for i in range(n)]
+    results = client.append_many(sid, batch, window=window)
+    assert all(r.ok for r in results), results
+
+
+def bench_window(n: int, windows: tuple[int, ...] = (1, 2, 4, 5, 8, 16, 32)) -> None:
+    print(f"\n== append_many, one session, {n} entries, by window size")
+    with server(RTT) as (direct, delayed):
+        with SessionIngressClient(TOKEN, delayed) as client:
+            _client_batch(client, "warm", 5, 1)
+            for window in windows:
+                count = n if window > 1 else max(20, n // 10)
+                _, wall = cpu(lambda w=window, c=count: _client_batch(client, f"w{w}", c, w))
+                per_rtt = count / wall * RTT
+                print(f"  window {window:2d}: {per_rtt:6.1f} entries per {RTT * 1000:g} ms RTT")
+        with SessionIngressClient(TOKEN, direct) as client:
+            _client_batch(client, "warm", 50, 8)
+            bare_c, _ = cpu(lambda: bare_httpx_loop(direct, n))
+            for window in (1, 8):
+                c, wall = cpu(lambda w=window: _client_batch(client, f"l{w}", n, w))
+                print(
+                    f"  loopback, window {window}: {c / n * 1e6:4.0f} us CPU/entry"
+                    f" = {c / bare_c:4.2f}x bare httpx ({bare_c / n * 1e6:.0f} us)"
+                )
+
+
 def main() -> None:
     logging.getLogger("ingress_logging").addHandler(logging.NullHandler())
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller counts")
-    p.add_argument("--only", default="one,burst,cpu,handler")
+    p.add_argument("--only", default="one,burst,cpu,handler,window")
     args = p.parse_args()
     only = set(args.only.split(","))
     q = args.quick
@@ -161,6 +193,8 @@ def main() -> None:
         bench_burst(5 if q else 20)
     if "cpu" in only:
         bench_cpu(500 if q else 2000)
+    if "window" in only:
+        bench_window(200 if q else 1000)
     if "handler" in only:
         from bench_handler import run
 

@@ -239,3 +239,55 @@ def test_server_down_fails_each_entry_after_its_attempts(
     )
     results = client.append_many("d", entries("d", 3), window=3)
     assert [r.outcome for r in results] == [AppendOutcome.RETRIES_EXHAUSTED] * 3
+
+
+def test_a_proxy_variable_turns_pipelining_off(
+    scripted: ScriptedServer,
+    make: Callable[..., SessionIngressClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # not used for this http URL
+    client = make(scripted.base_url, "tok")
+    scripted.default = (200, {}, b"{}")
+    assert all(r.ok for r in client.append_many("s", entries("s", 2), window=4))
+    assert [s.headers.get("User-Agent", "")[:12] for s in scripted.seen] == ["python-httpx"] * 2
+
+
+def test_a_trickling_reply_ends_at_the_deadline(make: Callable[..., SessionIngressClient]) -> None:
+    import socket
+    import threading
+    import time
+
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.wait(0.2):  # one header line every 0.2 s, forever
+                try:
+                    conn.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        client = make(
+            f"http://127.0.0.1:{listener.getsockname()[1]}",
+            "tok",
+            timeout=1.0,
+            retry_policy=RetryPolicy(max_attempts=1),
+        )
+        started = time.monotonic()
+        results = client.append_many("s", entries("s", 2), window=2)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+        thread.join()
+    assert [r.outcome for r in results] == [AppendOutcome.RETRIES_EXHAUSTED] * 2
+    # Each 0.2 s line would reset a per-read timeout forever; the deadline is total.
+    assert elapsed < 10

@@ -7,7 +7,6 @@ per call); different sessions never wait for each other.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,38 +17,24 @@ from typing import Any, Self
 import httpx
 import pluggy
 
-from .. import diagnostics as ev
 from .._host import Host
 from .._session_id import validate_session_id
 from ..diagnostics import DiagnosticSink
-from ..protocol import DEFAULT_WINDOW, Action, AppendWindow, Done, RetryPolicy, Wait
-from ._base import TRANSPORT_ERRORS, ClientBase, Request
+from ..protocol import DEFAULT_WINDOW, Action, Done, RetryPolicy, Wait
+from ._base import TRANSPORT_ERRORS, Request
 from ._common import (
-    APPEND_BODY_CAP,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_TIMEOUT,
     PendingAppend,
     TokenSource,
-    append_headers,
-    entry_uuid,
     resolve_settings,
     serialise_entry,
 )
-from ._pipeline import ConnectionLost, PipelinedConnection, Pipelines, encode_request
+from ._pipeline import Pipelines
+from ._windowed import WindowedClient, WindowResult, proxy_configured
 
 __all__ = ["SessionIngressClient"]
-
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-
-
-def _proxy_configured() -> bool:
-    return any(os.environ.get(name) for name in _PROXY_VARS)
-
-
-def _deadline(seconds: float | None) -> float | None:
-    return None if seconds is None else time.monotonic() + seconds
-
 
 Reply = tuple[int, httpx.Headers, bytes | None]
 
@@ -142,7 +127,7 @@ def _read_capped(response: httpx.Response, cap: int, deadline: float | None) -> 
     return b"".join(chunks)
 
 
-class SessionIngressClient(ClientBase):
+class SessionIngressClient(WindowedClient):
     """Blocking session-ingress client: the seed's operations, on ``httpx.Client``.
 
     Args:
@@ -212,11 +197,10 @@ class SessionIngressClient(ClientBase):
         self._http = given if given is not None else httpx.Client(follow_redirects=False)
         self._turns = SessionTurns()
         if pipeline is None:
-            pipeline = self._owns_http and not _proxy_configured()
+            pipeline = self._owns_http and not proxy_configured()
         timeout = self._settings.timeout
         self._pipelines = Pipelines(connect_timeout=timeout.connect) if pipeline else None
-        self._unordered: set[tuple[str, str, int]] = set()
-        #: Origins where pipelining was switched off because the path reordered appends.
+        self._unordered = set()
         self.pipeline_fallbacks = 0
 
     # -- lifecycle ---------------------------------------------------------
@@ -320,22 +304,51 @@ class SessionIngressClient(ClientBase):
         sends one at a time. Shares the session's turn with ``append_session_log``.
         Bad input raises before any request.
         """
+        results: list[Done] = []
+        while len(results) < len(entries):
+            batch = self.append_window(session_id, entries[len(results) :], url, window=window)
+            results += batch.done
+            if batch.pending is not None:
+                with self._turns.turn(session_id):
+                    results.append(self._drive(batch.pending))
+        return results
+
+    def append_window(
+        self,
+        session_id: str,
+        entries: Sequence[Mapping[str, Any]],
+        url: str | None = None,
+        *,
+        window: int = DEFAULT_WINDOW,
+        chain_parent: bool = False,
+    ) -> WindowResult:
+        """Pipeline ``entries`` until done or until one needs recovering (step API).
+
+        Returns the outcomes of the first ``len(done)`` entries and, when an
+        entry was not proven stored, its exchange as a ``PendingAppend`` to
+        drive with ``advance``/``resume`` (a driver with its own timers, like
+        the delivery engine, waits there instead of in a sleep). The entries
+        after it were not proven stored: append them again afterwards (a
+        resend of one that was stored is recognised as already stored).
+        ``chain_parent``: each entry's ``parentUuid`` is the caller's filling,
+        rewritten to the ``Last-Uuid`` it is sent with.
+        """
         self._check_open()
         session_id = validate_session_id(session_id)
         target = self._url(session_id, url)
         bodies = [serialise_entry(entry) for entry in entries]
-        uuids = [entry_uuid(entry) for entry in entries]
+        chained = [dict(entry) for entry in entries] if chain_parent else None
         with self._turns.turn(session_id):
             if (
                 self._pipelines is None
                 or window == 1
                 or Pipelines.origin(target) in self._unordered
             ):
-                return [self._append_alone(session_id, target, entry) for entry in entries]
-            return self._pipelined(session_id, target, bodies, uuids, window)
-
-    def _append_alone(self, session_id: str, target: str, entry: Mapping[str, Any]) -> Done:
-        return self._drive(self.begin_append(session_id, entry, target))
+                # One at a time, through httpx: the first entry as an ordinary append.
+                if not entries:
+                    return WindowResult([], None)
+                return WindowResult([], self.begin_append(session_id, entries[0], target))
+            return self._pipelined(session_id, target, bodies, chained, entries, window)
 
     def _drive(self, pending: PendingAppend) -> Done:
         action = pending.action
@@ -346,98 +359,6 @@ class SessionIngressClient(ClientBase):
             else:
                 action = self.advance(pending)
         return action
-
-    def _pipelined(
-        self,
-        session_id: str,
-        target: str,
-        bodies: list[bytes],
-        uuids: list[str | None],
-        window: int,
-    ) -> list[Done]:
-        assert self._pipelines is not None
-        pipes = self._pipelines
-        results: list[Done | None] = [None] * len(bodies)
-        win = AppendWindow(
-            self._heads.get(session_id), window=window, policy=self._policy, emit=self._emit
-        )
-        for uuid in uuids:
-            win.add(uuid)
-        conn: PipelinedConnection | None = None
-        read_timeout = self._settings.timeout.read
-        try:
-            while not win.idle:
-                if win.recovery is not None:
-                    seq = win.recovering_seq
-                    assert seq is not None
-                    pending = PendingAppend(session_id, target, bodies[seq], win.recovery)
-                    win.on_recovered(self._drive(pending))
-                else:
-                    conn = self._exchange(conn, win, session_id, target, bodies, read_timeout)
-                self._heads.set(session_id, win.head)
-                for seq, done in win.take_outcomes():
-                    results[seq] = done
-        finally:
-            if conn is not None and win.in_flight:
-                pipes.discard(conn)  # replies still owed: the stream is out of step
-        origin = Pipelines.origin(target)
-        if win.reordered and origin not in self._unordered:
-            self._unordered.add(origin)
-            self.pipeline_fallbacks += 1
-            self._emit("warn", ev.PIPELINE_REORDERED, {"origin_reorders": self.pipeline_fallbacks})
-        return [done for done in results if done is not None]
-
-    def _exchange(
-        self,
-        conn: PipelinedConnection | None,
-        win: AppendWindow,
-        session_id: str,
-        target: str,
-        bodies: list[bytes],
-        read_timeout: float | None,
-    ) -> PipelinedConnection | None:
-        """Write what the window allows, then read one reply; the connection to keep."""
-        assert self._pipelines is not None
-        token = self._token(session_id)
-        if token is None and not win.in_flight:
-            win.on_no_token()
-            return conn
-        if token is not None:
-            if conn is None or conn.closed:
-                try:
-                    conn = self._pipelines.get(target)
-                except ConnectionLost:
-                    win.to_send()
-                    win.on_lost()
-                    return None
-            sends = win.to_send()
-            if sends:
-                extra = self._host.request_headers(session_id)
-                data = b"".join(
-                    encode_request(
-                        "PUT", target, append_headers(extra, token, s.last_uuid), bodies[s.seq]
-                    )
-                    for s in sends
-                )
-                try:
-                    conn.write(data, _deadline(read_timeout))
-                except ConnectionLost:
-                    self._pipelines.discard(conn)
-                    win.on_lost()
-                    return None
-        assert conn is not None
-        try:
-            status, headers, will_close = conn.read_reply(_deadline(read_timeout), APPEND_BODY_CAP)
-        except ConnectionLost:
-            self._pipelines.discard(conn)
-            win.on_lost()
-            return None
-        win.on_reply(status, headers.get("x-last-uuid"), headers.get("retry-after"))
-        if will_close:
-            self._pipelines.discard(conn)
-            win.on_lost()
-            return None
-        return conn
 
     @staticmethod
     def _outcome(pending: PendingAppend) -> bool:

@@ -291,3 +291,42 @@ def test_a_trickling_reply_ends_at_the_deadline(make: Callable[..., SessionIngre
     assert [r.outcome for r in results] == [AppendOutcome.RETRIES_EXHAUSTED] * 2
     # Each 0.2 s line would reset a per-read timeout forever; the deadline is total.
     assert elapsed < 10
+
+
+def test_append_window_hands_a_recovery_back_for_the_step_api(
+    ingress_server: IngressServer, make: Callable[..., SessionIngressClient]
+) -> None:
+    from ingress_logging.protocol import Done, Wait
+
+    client = make(ingress_server.base_url, ingress_server.token)
+    ingress_server.faults.script([None, 503], session_id="r")
+    batch = entries("r", 5)
+
+    first = client.append_window("r", batch, window=5)
+
+    assert [d.outcome for d in first.done] == [AppendOutcome.STORED]
+    pending = first.pending
+    assert pending is not None
+    assert isinstance(pending.action, Wait)  # the 503's backoff: the caller's to wait out
+    action = client.resume(pending)
+    while not isinstance(action, Done):
+        action = client.advance(pending)
+    assert action.ok
+    rest = client.append_window("r", batch[2:], window=5)
+    assert rest.pending is None
+    assert [d.ok for d in rest.done] == [True] * 3
+    assert [e["uuid"] for e in ingress_server.entries("r")] == [e["uuid"] for e in batch]
+
+
+def test_chain_parent_makes_each_parent_the_last_uuid_sent(
+    ingress_server: IngressServer, make: Callable[..., SessionIngressClient]
+) -> None:
+    client = make(ingress_server.base_url, ingress_server.token)
+    batch = [dict(e, parentUuid="stale") for e in entries("c", 4)]
+
+    result = client.append_window("c", batch, window=4, chain_parent=True)
+
+    assert result.pending is None
+    stored = ingress_server.entries("c")
+    assert [e["parentUuid"] for e in stored] == [None, "c-0", "c-1", "c-2"]
+    assert batch[0]["parentUuid"] == "stale"  # the caller's dicts are not changed

@@ -320,7 +320,7 @@ class SessionIngressClient(WindowedClient):
         url: str | None = None,
         *,
         window: int = DEFAULT_WINDOW,
-        chain_parent: bool = False,
+        chain_parent: bool | Sequence[bool] = False,
     ) -> WindowResult:
         """Pipeline ``entries`` until done or until one needs recovering (step API).
 
@@ -330,14 +330,17 @@ class SessionIngressClient(WindowedClient):
         the delivery engine, waits there instead of in a sleep). The entries
         after it were not proven stored: append them again afterwards (a
         resend of one that was stored is recognised as already stored).
-        ``chain_parent``: each entry's ``parentUuid`` is the caller's filling,
-        rewritten to the ``Last-Uuid`` it is sent with.
+        ``chain_parent`` (one flag, or one per entry): the entry's ``parentUuid``
+        is the caller's filling, rewritten to the ``Last-Uuid`` it is sent with.
         """
         self._check_open()
         session_id = validate_session_id(session_id)
         target = self._url(session_id, url)
         bodies = [serialise_entry(entry) for entry in entries]
-        chained = [dict(entry) for entry in entries] if chain_parent else None
+        flags = [chain_parent] * len(entries) if isinstance(chain_parent, bool) else chain_parent
+        if len(flags) != len(entries):
+            raise ValueError("chain_parent needs one flag per entry")
+        chained = [dict(e) if flag else None for e, flag in zip(entries, flags, strict=True)]
         with self._turns.turn(session_id):
             if (
                 self._pipelines is None

@@ -45,16 +45,15 @@ class _Sender:
 
     __slots__ = ("bodies", "chained")
 
-    def __init__(self, bodies: list[bytes], chained: list[dict[str, Any]] | None) -> None:
+    def __init__(self, bodies: list[bytes], chained: list[dict[str, Any] | None]) -> None:
         self.bodies = bodies
         self.chained = chained
 
     def body(self, seq: int, last_uuid: str | None) -> bytes:
-        if self.chained is not None:
-            entry = self.chained[seq]
-            if entry.get("parentUuid") != last_uuid:
-                entry["parentUuid"] = last_uuid
-                self.bodies[seq] = serialise_entry(entry)
+        entry = self.chained[seq]
+        if entry is not None and entry.get("uuid") and entry.get("parentUuid") != last_uuid:
+            entry["parentUuid"] = last_uuid
+            self.bodies[seq] = serialise_entry(entry)
         return self.bodies[seq]
 
 
@@ -75,7 +74,7 @@ class WindowedClient(ClientBase):
         session_id: str,
         target: str,
         bodies: list[bytes],
-        chained: list[dict[str, Any]] | None,
+        chained: list[dict[str, Any] | None],
         entries: Sequence[Mapping[str, Any]],
         window: int,
     ) -> WindowResult:

@@ -201,6 +201,7 @@ class SessionIngressClient(WindowedClient):
         timeout = self._settings.timeout
         self._pipelines = Pipelines(connect_timeout=timeout.connect) if pipeline else None
         self._unordered = set()
+        self._windows = {}  # per origin: the window the last one ended with
         self.pipeline_fallbacks = 0
 
     # -- lifecycle ---------------------------------------------------------

@@ -62,10 +62,11 @@ def _deadline(seconds: float | None) -> float | None:
 
 
 class WindowedClient(ClientBase):
-    """``ClientBase`` plus pipelined appends (the subclass sets the three attributes)."""
+    """``ClientBase`` plus pipelined appends (the subclass sets the attributes)."""
 
     _pipelines: Pipelines | None
     _unordered: set[tuple[str, str, int]]
+    _windows: dict[tuple[str, str, int], int]
     #: Origins where pipelining was switched off because the path reordered appends.
     pipeline_fallbacks: int
 
@@ -79,8 +80,13 @@ class WindowedClient(ClientBase):
         window: int,
     ) -> WindowResult:
         results: list[Done] = []
+        origin = Pipelines.origin(target)
         win = AppendWindow(
-            self._heads.get(session_id), window=window, policy=self._policy, emit=self._emit
+            self._heads.get(session_id),
+            window=window,
+            policy=self._policy,
+            emit=self._emit,
+            start=self._windows.get(origin),
         )
         for entry in entries:
             win.add(entry_uuid(entry))
@@ -103,7 +109,7 @@ class WindowedClient(ClientBase):
                 self._pipes().discard(conn)  # replies still owed: the stream is out of step
         self._heads.set(session_id, win.head)
         results += (done for _, done in win.take_outcomes())
-        origin = Pipelines.origin(target)
+        self._windows[origin] = win.window  # where the next window to this origin starts
         if win.reordered and origin not in self._unordered:
             self._unordered.add(origin)
             self.pipeline_fallbacks += 1

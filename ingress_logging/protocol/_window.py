@@ -89,18 +89,36 @@ _SUPERSEDED: Final = 64
 class AppendWindow:
     """One session's appends, pipelined on the chain (see the module docstring).
 
+    The window adapts, as TCP's congestion window does: any failure drops it
+    to 1 (so an outage costs no more requests than one append at a time, and
+    the retry budget keeps governing them), and each append acknowledged
+    with a 2xx widens it by one (doubling per round trip) up to ``window``.
+
     Args:
         head: the driver's belief of the session's chain head.
         window: appends in flight at most (1: one at a time, like the seed).
         policy: attempts and backoff, per entry.
         emit: diagnostics sink (level, event, data).
+        start: the window to begin with (default ``window``); a driver passes
+            what the previous window of the same origin ended with.
     """
 
-    def __init__(self, head: str | None, *, window: int, policy: RetryPolicy, emit: Emit) -> None:
+    def __init__(
+        self,
+        head: str | None,
+        *,
+        window: int,
+        policy: RetryPolicy,
+        emit: Emit,
+        start: int | None = None,
+    ) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be an int >= 1, not {window!r}")
         self.head = head
-        self.window = window
+        #: The most appends in flight; 1 once the path was seen to reorder.
+        self.limit = window
+        #: The appends in flight allowed now (1..limit).
+        self.window = window if start is None else max(1, min(start, window))
         self._policy = policy
         self._emit = emit
         self._next_seq = 0
@@ -228,6 +246,8 @@ class AppendWindow:
         self._advance(item.uuid)
         if outcome is None:
             outcome = AppendOutcome.ALREADY_STORED
+        else:
+            self.window = min(self.limit, self.window + 1)
         self._outcomes.append((item.seq, Done(outcome, status)))
 
     def _resolve(self) -> None:
@@ -235,6 +255,7 @@ class AppendWindow:
         window = [self._pending[i] for i in range(self._inflight)]
         self._inflight = self._replied = 0
         self._draining = False
+        self.window = 1  # a failure: one in flight until acknowledgements widen it again
         # What the replies prove: the last position known stored.
         position = {item.uuid: i for i, item in enumerate(window) if item.uuid is not None}
         proven = -1
@@ -267,7 +288,7 @@ class AppendWindow:
             # head when it handled this one: the path does not keep order. Not the
             # entry's fault: it is sent again at once, alone, as a first attempt.
             self.reordered = True
-            self.window = 1
+            self.limit = self.window = 1
             exchange = AppendExchange(first.uuid, self.head, self._policy, self._emit)
             exchange.start(has_token=True)
         elif status is None:

@@ -330,3 +330,22 @@ def test_chain_parent_makes_each_parent_the_last_uuid_sent(
     stored = ingress_server.entries("c")
     assert [e["parentUuid"] for e in stored] == [None, "c-0", "c-1", "c-2"]
     assert batch[0]["parentUuid"] == "stale"  # the caller's dicts are not changed
+
+
+def test_an_outage_costs_one_window_more_than_one_at_a_time(
+    ingress_server: IngressServer, make: Callable[..., SessionIngressClient]
+) -> None:
+    ingress_server.faults.fail_share(1.0, status=503)
+    client = make(
+        ingress_server.base_url,
+        ingress_server.token,
+        retry_policy=RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.001),
+    )
+    results = client.append_many("o", entries("o", 10), window=8)
+    assert [r.outcome for r in results] == [AppendOutcome.RETRIES_EXHAUSTED] * 10
+    # One at a time: 10 entries x 2 attempts. Pipelined, only the first window's
+    # seven collateral requests come on top: after a failure the window is 1.
+    assert len(ingress_server.requests) == 10 * 2 + 7
+    again = client.append_many("o2", entries("o2", 3), window=8)
+    assert not any(r.ok for r in again)
+    assert len(ingress_server.requests) == 10 * 2 + 7 + 3 * 2  # the next call starts at 1 too

@@ -155,6 +155,37 @@ def test_the_sends_chain_last_uuid_before_acknowledgement() -> None:
     assert window.to_send() == [Send(3, "c")]
 
 
+def test_a_failure_drops_the_window_to_one_and_acknowledgements_widen_it() -> None:
+    window = AppendWindow("h", window=4, policy=POLICY, emit=lambda *a: None)
+    for uuid in "abcdef":
+        window.add(uuid)
+    assert len(window.to_send()) == 4
+    window.on_reply(200)  # a
+    assert window.to_send() == [Send(4, "d")]  # e
+    window.on_reply(503)  # b fails; c, d, e meet head a
+    for _ in range(3):
+        window.on_reply(409, "a")
+    exchange = window.recovery
+    assert exchange is not None
+    assert isinstance(exchange.action, Wait)
+    assert exchange.on_waited() == Put("a", 2)
+    done = exchange.on_response(200)
+    assert isinstance(done, Done)
+    window.on_recovered(done)
+    assert window.to_send() == [Send(2, "b")]  # c alone
+    window.on_reply(200)
+    assert window.to_send() == [Send(3, "c"), Send(4, "d")]  # d and e: widened to 2
+
+
+def test_the_start_window_is_the_callers() -> None:
+    window = AppendWindow(None, window=8, policy=POLICY, emit=lambda *a: None, start=2)
+    for uuid in "abcd":
+        window.add(uuid)
+    assert len(window.to_send()) == 2
+    window.on_reply(201)
+    assert len(window.to_send()) == 2  # widened to 3: b in flight, c and d written
+
+
 def test_a_uuidless_entry_is_a_barrier() -> None:
     window = AppendWindow("h", window=5, policy=POLICY, emit=lambda *a: None)
     for uuid in ("a", None, "b"):

@@ -70,6 +70,14 @@ class WindowedClient(ClientBase):
     #: Origins where pipelining was switched off because the path reordered appends.
     pipeline_fallbacks: int
 
+    def window_for(self, url: str, window: int) -> int:
+        """The window the next ``append_window`` to ``url``'s origin would start with
+        (at most ``window``; 1 without pipelining or after failures)."""
+        origin = Pipelines.origin(url)
+        if self._pipelines is None or origin in self._unordered:
+            return 1
+        return max(1, min(window, self._windows.get(origin, window)))
+
     def _pipelined(
         self,
         session_id: str,

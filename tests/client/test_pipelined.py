@@ -346,6 +346,7 @@ def test_an_outage_costs_one_window_more_than_one_at_a_time(
     # One at a time: 10 entries x 2 attempts. Pipelined, only the first window's
     # seven collateral requests come on top: after a failure the window is 1.
     assert len(ingress_server.requests) == 10 * 2 + 7
+    assert client.window_for(ingress_server.base_url, 8) == 1
     again = client.append_many("o2", entries("o2", 3), window=8)
     assert not any(r.ok for r in again)
     assert len(ingress_server.requests) == 10 * 2 + 7 + 3 * 2  # the next call starts at 1 too

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from .. import diagnostics as ev
 from ..protocol import AppendWindow, Done
@@ -21,7 +21,12 @@ from ._base import ClientBase
 from ._common import APPEND_BODY_CAP, PendingAppend, append_headers, entry_uuid, serialise_entry
 from ._pipeline import ConnectionLost, PipelinedConnection, Pipelines, encode_request
 
-__all__ = ["WindowResult", "WindowedClient", "proxy_configured"]
+__all__ = ["INITIAL_WINDOW", "WindowResult", "WindowedClient", "proxy_configured"]
+
+#: The window of the first appends to an origin (slow start, as TCP's initial
+#: window): acknowledgements widen it by one each; an origin that is down
+#: never sees more than this many appends of a session at once.
+INITIAL_WINDOW: Final = 4
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -76,7 +81,7 @@ class WindowedClient(ClientBase):
         origin = Pipelines.origin(url)
         if self._pipelines is None or origin in self._unordered:
             return 1
-        return max(1, min(window, self._windows.get(origin, window)))
+        return max(1, min(window, self._windows.get(origin, INITIAL_WINDOW)))
 
     def _pipelined(
         self,
@@ -94,7 +99,7 @@ class WindowedClient(ClientBase):
             window=window,
             policy=self._policy,
             emit=self._emit,
-            start=self._windows.get(origin),
+            start=self._windows.get(origin, INITIAL_WINDOW),
         )
         for entry in entries:
             win.add(entry_uuid(entry))

@@ -40,8 +40,8 @@ from typing import Any
 
 import httpx
 
+from ingress_logging.client._fasthttp import HTTPClientTransport
 from ingress_logging.delivery import DeliveryEngine
-from ingress_logging.delivery._fasthttp import HTTPClientTransport
 from ingress_logging.protocol import RetryPolicy
 
 _SERVER = """

@@ -72,7 +72,7 @@ def run(n: int, batch: int, trace: bool) -> None:
         print(f"  RSS growth           : {(rss1 - rss0) / 1024:6.1f} MiB")
         if trace:
             print(f"  Python heap held     : {held / 2**20:6.1f} MiB ({held / n:.0f} B/session)")
-        print(f"  engine SessionStates : {len(sched.sessions):,}")
+        print(f"  engine SessionStates : {len(sched._sessions):,}")
         heads = getattr(getattr(sched, "retention", None), "heads", ())
         print(f"  evicted heads kept   : {len(heads):,}")
         print(f"  client head map      : {client_heads:,}")

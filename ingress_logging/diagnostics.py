@@ -64,6 +64,10 @@ SESSION_PERSIST_RETRY_AFTER: Final = "session_persist_retry_after"  # {status, d
 DELIVERY_DROPPED: Final = "delivery_dropped"  # {count, reason}
 DELIVERY_FAILED: Final = "delivery_failed"  # {count, reason}
 DELIVERY_GAP_WRITTEN: Final = "delivery_gap_written"  # {count}
+#: Losses whose session was forgotten before its gap entry was written.
+DELIVERY_GAP_UNMARKED: Final = "delivery_gap_unmarked"  # {count}
+#: A damaged spool database was moved aside and a fresh one started.
+SPOOL_RESET: Final = "spool_reset"  # {path} (the file kept for inspection)
 DIAGNOSTIC_SINK_FAILED: Final = "diagnostic_sink_failed"  # {count}
 RETRY_BUDGET_EXHAUSTED: Final = "retry_budget_exhausted"
 #: Pipelined appends met a path that does not keep order; one at a time from then on.
@@ -98,6 +102,8 @@ EVENTS: Final = SEED_EVENTS | {
     DELIVERY_DROPPED,
     DELIVERY_FAILED,
     DELIVERY_GAP_WRITTEN,
+    DELIVERY_GAP_UNMARKED,
+    SPOOL_RESET,
     DIAGNOSTIC_SINK_FAILED,
     RETRY_BUDGET_EXHAUSTED,
     PIPELINE_REORDERED,

@@ -12,9 +12,12 @@ token that also serves as the OAuth token, any organization accepted).
 ``ingress_server_factory(**kwargs)`` starts more servers, or one with
 non-default options (``max_body_bytes``, a file ``db``, ``faults``,
 ``oauth_token`` and ``org_uuid`` to check credentials), and stops them after
-the test. ``delay_proxy_factory(target, rtt=0.05)`` puts a network round trip
-in front of a server (:class:`~ingress_logging.testing_proxy.DelayProxy`;
-``target`` is a server or a base URL; use the proxy's ``base_url``).
+the test. Servers use the store named by the ``ingress_server_db`` fixture
+unless ``db=`` is given: ``":memory:"`` here; override that fixture (for
+instance with a ``postgresql://`` URL) to run the same tests on another store.
+``delay_proxy_factory(target, rtt=0.05)`` puts a network round trip in front
+of a server (:class:`~ingress_logging.testing_proxy.DelayProxy`; ``target`` is
+a server or a base URL; use the proxy's ``base_url``).
 Importing this module has no side effects beyond defining the fixtures; the
 server is imported only when a fixture runs.
 """
@@ -30,17 +33,24 @@ if TYPE_CHECKING:
     from ingress_logging.server import IngressServer
     from ingress_logging.testing_proxy import DelayProxy
 
-__all__ = ["delay_proxy_factory", "ingress_server", "ingress_server_factory"]
+__all__ = ["delay_proxy_factory", "ingress_server", "ingress_server_db", "ingress_server_factory"]
 
 
 @pytest.fixture
-def ingress_server_factory() -> Iterator[Callable[..., IngressServer]]:
+def ingress_server_db() -> str:
+    """The ``db`` of the fixture's servers: in-memory SQLite unless overridden."""
+    return ":memory:"
+
+
+@pytest.fixture
+def ingress_server_factory(ingress_server_db: str) -> Iterator[Callable[..., IngressServer]]:
     """Start servers with any ``IngressServer`` options; all are closed at teardown."""
     from ingress_logging.server import IngressServer
 
     started: list[IngressServer] = []
 
     def factory(**kwargs: Any) -> IngressServer:
+        kwargs.setdefault("db", ingress_server_db)
         server = IngressServer(**kwargs).start()
         started.append(server)
         return server

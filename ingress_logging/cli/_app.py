@@ -195,12 +195,13 @@ def cli(
 
 
 def _register_commands() -> None:
+    from ._admin import migrate, sessions, tokens
     from ._doctor import doctor
     from ._read import export, show, tail
     from ._serve import serve
     from ._ship import ship
 
-    for command in (serve, ship, show, tail, export, doctor):
+    for command in (serve, ship, show, tail, export, doctor, sessions, tokens, migrate):
         cli.add_command(command)
 
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .. import _defaults
-from ..testing_proxy import DelayProxy, parse_duration
+from ..testing_proxy import DelayProxy
+from ..testing_proxy import parse_duration as parse_rtt
 from ._app import pass_config
 from ._config import CliConfig
 
@@ -59,8 +60,30 @@ def fault_spec(
 @click.option(
     "--db",
     default="./ingress.db",
+    envvar="INGRESS_LOGGING_DB",
     show_envvar=True,
-    help="SQLite file (created if missing), or :memory:.",
+    help="SQLite file (created if missing), :memory:, or postgresql://user:pw@host/db.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_envvar=True,
+    help="Server processes sharing the port (PostgreSQL only; SQLite has one writer).",
+)
+@click.option("--certfile", show_envvar=True, help="TLS certificate chain (PEM): serve HTTPS.")
+@click.option("--keyfile", show_envvar=True, help="TLS private key (PEM) for --certfile.")
+@click.option(
+    "--retention",
+    metavar="DURATION",
+    show_envvar=True,
+    help="Remove sessions idle longer than this (30d, 12h, 15m, or seconds).",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_envvar=True,
+    help="One JSON line per request on stderr (never a token or an entry).",
 )
 @click.option(
     "--token",
@@ -139,21 +162,27 @@ def serve(
     fail_status: int,
     seed: int,
     faults: str | None,
+    workers: int,
+    certfile: str | None,
+    keyfile: str | None,
+    retention: str | None,
+    access_log: bool,
     rtt: str | None,
 ) -> None:
-    """Run a local session-ingress server (HTTP, data in SQLite) until Ctrl-C.
+    """Run a session-ingress server (SQLite or PostgreSQL) until Ctrl-C or SIGTERM.
 
     \b
     Point a client at it with:
       export INGRESS_LOGGING_BASE_URL=http://127.0.0.1:8765
       export INGRESS_LOGGING_TOKEN=<the same token>
     """
+    from ..errors import ConfigError
     from ..server import DEFAULT_MAX_BODY_BYTES
     from ..server import serve as run
+    from ..server._serve import parse_duration
+    from ..server.store import StoreError
 
     token = server_token or config.token
-    if not token:
-        raise click.UsageError(f"serve needs a token: --token or {_defaults.ENV_TOKEN}")
     spec = fault_spec(faults, latency, fail_share, fail_status, seed)
     delay = _rtt_seconds(rtt)
     seconds = delay if delay is not None else 0.0
@@ -169,6 +198,10 @@ def serve(
         click.echo(f"  with a {seconds * 1000:g} ms round trip: {proxy.base_url}", err=True)
 
     try:
+        keep = None if retention is None else parse_duration(retention)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--retention") from None
+    try:
         run(
             host,
             0 if delay is not None else port,
@@ -178,8 +211,19 @@ def serve(
             org_uuid=org_uuid,
             max_body_bytes=max_body_bytes if max_body_bytes is not None else DEFAULT_MAX_BODY_BYTES,
             faults=spec or None,
+            workers=workers,
+            certfile=certfile,
+            keyfile=keyfile,
+            retention=keep,
+            access_log=access_log,
             on_ready=in_front if delay is not None else None,
         )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    except StoreError as exc:  # names the database (never its password)
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # names the host and port ("address already in use")
+        raise click.ClickException(exc.strerror or str(exc)) from None
     except ValueError as exc:
         raise click.ClickException(f"bad fault switches: {exc}") from None
     finally:
@@ -191,6 +235,6 @@ def _rtt_seconds(rtt: str | None) -> float | None:
     if rtt is None:
         return None
     try:
-        return parse_duration(rtt)
+        return parse_rtt(rtt)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--rtt") from None

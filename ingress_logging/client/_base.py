@@ -127,13 +127,20 @@ class ClientBase:
     # -- the step API (appends) -----------------------------------------
 
     def begin_append(
-        self, session_id: str, entry: Mapping[str, Any], url: str | None = None
+        self,
+        session_id: str,
+        entry: Mapping[str, Any],
+        url: str | None = None,
+        *,
+        chain_parent: bool = False,
     ) -> PendingAppend:
         """Start one append: validate, serialise once, and get the first action.
 
         Raises (before any request): InvalidSessionIdError, InvalidURLError,
         InsecureTransportError, TypeError (entry not a JSON-able dict).
-        ``url`` defaults to the host's URL for the session.
+        ``url`` defaults to the host's URL for the session. ``chain_parent``:
+        ``entry["parentUuid"]`` is the caller's filling, kept equal to each
+        attempt's ``Last-Uuid`` (the entry, a dict, is updated in place).
         """
         self._check_open()
         session_id = validate_session_id(session_id)
@@ -144,7 +151,8 @@ class ClientBase:
             entry_uuid(entry), self._heads.get(session_id), self._policy, self._emit
         )
         exchange.start(has_token=token is not None)
-        return PendingAppend(session_id, target, body, exchange, first_token=token)
+        chained = entry if chain_parent and isinstance(entry, dict) else None
+        return PendingAppend(session_id, target, body, exchange, first_token=token, chained=chained)
 
     def resume(self, pending: PendingAppend) -> Action:
         """After waiting out a ``Wait``: the next action (the next attempt's ``Put``)."""
@@ -172,7 +180,7 @@ class ClientBase:
             headers,
             self._settings.timeout,
             APPEND_BODY_CAP,
-            content=pending.body,
+            content=pending.body_for(action.last_uuid),
         )
 
     def on_put_reply(self, pending: PendingAppend, status: int, headers: httpx.Headers) -> Action:

@@ -345,6 +345,10 @@ class PendingAppend:
     ``action`` is what the driver must do next; ``advance`` performs it. The
     body is serialised once; the token is resolved again for every attempt
     (tokens rotate), so it is not kept here beyond the first attempt.
+
+    ``chained``: the entry whose ``parentUuid`` the caller filled itself (the
+    engine); each attempt's body then names the attempt's ``Last-Uuid`` as
+    ``parentUuid``, so an adopted head (a 409, a read) rewrites the link too.
     """
 
     session_id: str
@@ -352,6 +356,7 @@ class PendingAppend:
     body: bytes = field(repr=False)  # entry content: not for logs
     exchange: AppendExchange
     first_token: str | None = field(default=None, repr=False)
+    chained: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def action(self) -> Action:
@@ -360,10 +365,13 @@ class PendingAppend:
         assert action is not None, "the exchange was not started"
         return action
 
-    @action.setter
-    def action(self, action: Action) -> None:
-        # Kept settable for callers typed against a plain ``action`` attribute.
-        self.exchange.action = action
+    def body_for(self, last_uuid: str | None) -> bytes:
+        """The body of an attempt sent with ``last_uuid``."""
+        entry = self.chained
+        if entry is not None and entry.get("parentUuid") != last_uuid:
+            entry["parentUuid"] = last_uuid
+            self.body = serialise_entry(entry)
+        return self.body
 
     @property
     def done(self) -> bool:

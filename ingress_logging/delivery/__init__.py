@@ -13,11 +13,12 @@ Design and measurements: ``docs/delivery.md``.
 from __future__ import annotations
 
 from ._budget import RetryBudget, RetryBudgetState
-from ._engine import DeliveryEngine, is_worker_thread
+from ._engine import DeliveryEngine
 from ._seams import NoRetryBudget, RetryBudgetHook, Spool, Transport
-from ._shared import get_shared_engine
+from ._shared import get_shared_engine, release_shared_engine
 from ._spool import Spool as SqliteSpool
 from ._spool import SpoolStats
+from ._threads import is_worker_thread
 from ._types import Counts, FlushResult, Health, OverflowPolicy
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "Transport",
     "get_shared_engine",
     "is_worker_thread",
+    "release_shared_engine",
 ]

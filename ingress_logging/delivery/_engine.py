@@ -5,8 +5,10 @@ Shape (measured against the alternatives in ``docs/delivery.md``): callers
 ``max_concurrency`` daemon worker threads, started lazily, each pick a ready
 session, run one step of it (at most one HTTP request, on one shared sync
 ``httpx.Client``) and book the result. Backoffs wait on a timer heap, not in
-a thread. See ``_scheduler`` for ordering, ``_worker`` for a step,
-``_reporter`` and ``_logsafe`` for why nothing here can deadlock on logging.
+a thread. See ``_scheduler`` for ordering and every number, ``_step`` for
+a step, ``_reporter`` and ``_logsafe`` for why nothing here can deadlock on
+logging, and ``_reentry`` for logging that re-enters ``submit`` on the same
+thread (a signal handler, a ``__del__`` run by the GC).
 
 Lifecycle: ``flush(timeout)`` waits for what was outstanding when it was
 called; ``close(timeout)`` flushes, abandons the rest (counted as dropped,
@@ -30,7 +32,6 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, Final
 
 import httpx
@@ -39,22 +40,23 @@ import pluggy
 from .._host import Host
 from .._session_id import validate_session_id
 from ..protocol import RetryPolicy
-from . import _exit
+from . import _exit, _reentry
 from ._budget import RetryBudget
 from ._logsafe import warm_logging_caches
-from ._pool import THREAD_PREFIX, WorkerPool, is_worker_thread
+from ._pool import WorkerPool
 from ._reporter import Reporter
 from ._retention import DEFAULT_MAX_IDLE_SESSIONS
-from ._scheduler import DROPPED, TAKEN, Scheduler
+from ._scheduler import Scheduler
 from ._seams import RetryBudgetHook, Spool, Transport
-from ._session import RUNNING, Item, estimate_size, fill_entry
+from ._session import Item, Prepared, SessionState, estimate_size, fill_entry
 from ._spool import DEFAULT_SPOOL_MAX_BYTES
 from ._spool import Spool as SqliteSpool
+from ._threads import THREAD_PREFIX, is_worker_thread
 from ._types import (
-    DROP_CLOSED,
+    DROP_BUILD_ERROR,
     DROP_PREPARE,
+    DROP_REENTRANT,
     OVERFLOW_POLICIES,
-    Counts,
     FlushResult,
     Health,
     OverflowPolicy,
@@ -133,22 +135,32 @@ class DeliveryEngine:
         allow_insecure_http: bool = False,
     ) -> None:
         overflow = _overflow_name(overflow)
-        for name, number in (
-            ("max_queue_entries", max_queue_entries),
-            ("max_queue_bytes", max_queue_bytes),
-            ("max_concurrency", max_concurrency),
-            ("max_idle_sessions", max_idle_sessions),
-        ):
-            if isinstance(number, bool) or not isinstance(number, int):
-                raise TypeError(f"{name} must be an int, not {type(number).__name__}")
-        if max_queue_entries < 1 or max_queue_bytes < 1:
-            raise ValueError("max_queue_entries and max_queue_bytes must be positive")
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
-        if max_idle_sessions < 0:
-            raise ValueError("max_idle_sessions must not be negative")
-        if block_timeout < 0 or close_timeout < 0:
-            raise ValueError("block_timeout and close_timeout must not be negative")
+        _check_numbers(
+            max_queue_entries=max_queue_entries,
+            max_queue_bytes=max_queue_bytes,
+            max_concurrency=max_concurrency,
+            max_idle_sessions=max_idle_sessions,
+            block_timeout=block_timeout,
+            close_timeout=close_timeout,
+        )
+        _check_conflicts(
+            host=host,
+            host_settings={
+                "url_template": url_template,
+                "token": token,
+                "base_api_url": base_api_url,
+                "plugins": plugins,
+            },
+            spool=spool,
+            spool_dir=spool_dir,
+            transport=transport,
+            client_settings={
+                "retry_policy": retry_policy,
+                "timeout": timeout,
+                "http_client": http_client,
+                "allow_insecure_http": allow_insecure_http or None,
+            },
+        )
         if host is None:
             from ..plugins import PluginHost
 
@@ -162,11 +174,14 @@ class DeliveryEngine:
         self._host: Host = DeferredHost(host, self._reporter)
         self.max_concurrency = max_concurrency
         self.close_timeout = close_timeout
-        self._retry_policy = retry_policy
         self._budget: RetryBudgetHook = retry_budget if retry_budget is not None else RetryBudget()
-        if spool is None and spool_dir is not None:
+        if spool_dir is not None:
             spool = SqliteSpool(
-                spool_dir, max_bytes=spool_max_bytes, policy=overflow, block_timeout=block_timeout
+                spool_dir,
+                max_bytes=spool_max_bytes,
+                policy=overflow,
+                block_timeout=block_timeout,
+                on_reset=self._reporter.event,
             )
         self._spool = spool
         if transport is None:
@@ -186,6 +201,7 @@ class DeliveryEngine:
             max_bytes=max_queue_bytes,
             overflow=overflow,
             block_timeout=block_timeout,
+            max_workers=max_concurrency,
             reporter=self._reporter,
             max_idle_sessions=max_idle_sessions,
         )
@@ -196,11 +212,8 @@ class DeliveryEngine:
             budget=self._budget,
             reporter=self._reporter,
             spool=spool,
-            max_concurrency=max_concurrency,
         )
-        self._sched.retention.forget_head = self._pool.forget_head
         self._reset_process_state()
-        self._closed = False
         os.register_at_fork(
             after_in_child=functools.partial(_call_weak, weakref.WeakMethod(self._after_fork))
         )
@@ -220,7 +233,7 @@ class DeliveryEngine:
         return (
             f"DeliveryEngine(host={self._real_host!r}, overflow={s.overflow!r}, "
             f"max_queue_entries={s.max_entries}, max_queue_bytes={s.max_bytes}, "
-            f"max_concurrency={self.max_concurrency}, closed={self._closed})"
+            f"max_concurrency={self.max_concurrency}, closed={s.closed})"
         )
 
     # -- fork ---------------------------------------------------------------
@@ -231,6 +244,7 @@ class DeliveryEngine:
         self._reporter.after_fork()
         self._spool = self._pool.spool = None  # the parent's; the child keeps memory only
         self._pool.reset()
+        _reentry.after_fork()
         # The inherited client is neither used nor closed: its sockets are the parent's.
         self._reset_process_state()
 
@@ -255,15 +269,38 @@ class DeliveryEngine:
         owns it from now on) or a zero-argument builder called on a worker,
         in the session's order. Raises ``InvalidSessionIdError`` for an id
         that cannot name a session (nothing is queued).
+
+        Called again on the same thread while a call is inside the engine (a
+        signal handler or a ``__del__`` that logs), the call takes no lock: the
+        entry waits on a per-thread list and the outer call queues it on its
+        way out (``_reentry``), so it still lands after the outer entry.
         """
-        self._check_pid()
-        sched = self._sched
-        if session_id not in sched.sessions:
+        if not self._sched.known(session_id):
             validate_session_id(session_id)
-        size = size_hint if size_hint is not None else estimate_size(entry, record)
-        if self._spool is not None and not self._closed:
-            return self._submit_spooled(session_id, entry, record, size)
-        return self._enqueue(session_id, entry, record, size, None)
+        with _reentry.guard() as outer:
+            if not outer:
+                return _reentry.defer(
+                    self._deferred_submit,
+                    session_id,
+                    entry,
+                    record,
+                    size_hint,
+                    refuse=self._refuse_reentrant,
+                )
+            self._check_pid()
+            size = size_hint if size_hint is not None else estimate_size(entry, record)
+            if self._spool is not None and not self._sched.closed:
+                return self._submit_spooled(session_id, entry, record, size)
+            return self._enqueue(session_id, entry, record, size, None)
+
+    def _deferred_submit(
+        self, session_id: str, entry: object, record: object, size_hint: object
+    ) -> None:
+        self.submit(session_id, entry, record=record, size_hint=size_hint)  # type: ignore[arg-type]
+
+    def _refuse_reentrant(self, count: int) -> None:
+        for _ in range(count):
+            self._sched.refuse(None, DROP_REENTRANT, gap=False)
 
     def _enqueue(
         self,
@@ -272,51 +309,33 @@ class DeliveryEngine:
         record: object,
         size: int,
         spool_key: object,
+        *,
+        filled_parent: bool = False,
     ) -> bool:
-        sched = self._sched
-        spawn = False
-        evicted: list[object] = []
         # Builders and ``ingress_prepare_entry`` run on a worker, inside this
         # copy: a plugin enriching from the caller's context variables (a
         # request id, the current span) sees the caller's values. O(1).
         context = contextvars.copy_context() if spool_key is None else None
-        with sched.lock:
-            s = sched.session_locked(session_id)
-            if self._closed:
-                sched.count_drop_locked(s, DROP_CLOSED, gap=False)
-                sched.note_idle_locked(s)
-                accepted = False
-            else:
-                reason = sched.admit_locked(size, may_block=not is_worker_thread())
-                if reason is not None:
-                    sched.count_drop_locked(s, reason, gap=True)
-                    sched.note_idle_locked(s)  # owes a gap now: kept, unless it was busy
-                    accepted = False
-                else:
-                    item = Item(s, entry, record, size)
-                    item.spool_key = spool_key
-                    item.prepared = spool_key is not None
-                    item.context = context
-                    s.submitted += 1
-                    sched.submitted += 1
-                    if sched.enqueue_locked(s, item):
-                        if sched.idle:
-                            sched.work.notify()
-                        elif sched.workers < self.max_concurrency:
-                            sched.workers += 1
-                            spawn = True
-                    accepted = True
-            evicted = sched.evicted_spool_keys
-            if evicted:
-                sched.evicted_spool_keys = []
-        if spawn:
-            self._pool.spawn()
+
+        def make_item(s: SessionState) -> Item:
+            item = Item(s, entry, record, size)
+            item.spool_key = spool_key
+            if spool_key is not None:
+                item.prepared = Prepared.FILLED if filled_parent else Prepared.YES
+            item.context = context
+            return item
+
+        admission = self._sched.submit(
+            session_id, make_item, size, may_block=not is_worker_thread()
+        )
+        if admission.spawn:
+            self._pool.spawn(admission.spawn)
         if self._spool is not None:
-            if not accepted and spool_key is not None:
+            if not admission.accepted and spool_key is not None:
                 self._spool.acknowledge(spool_key)
-            for key in evicted:  # drop_oldest evicted spooled entries: delete their rows
+            for key in admission.evicted_keys or ():  # drop_oldest evicted spooled entries
                 self._spool.acknowledge(key)
-        return accepted
+        return admission.accepted
 
     def _submit_spooled(
         self,
@@ -325,7 +344,12 @@ class DeliveryEngine:
         record: object,
         size: int,
     ) -> bool:
-        """Spool mode: build, fill and prepare now, persist, then queue."""
+        """Spool mode: build, fill and prepare now, persist, then queue.
+
+        One lock from the fill to the enqueue: the ``parentUuid`` filled here
+        names the entry queued just before this one in the session, whatever
+        other threads submit meanwhile.
+        """
         assert self._spool is not None
         with self._spool_lock:
             try:
@@ -333,18 +357,19 @@ class DeliveryEngine:
             except Exception:
                 built = None
             if not isinstance(built, dict):
-                return self._refuse(session_id, "build_error")
-            fill_entry(built, session_id, self._spool_parents.get(session_id))
+                return self._refuse(session_id, DROP_BUILD_ERROR)
+            filled = fill_entry(built, session_id, self._spool_parents.get(session_id))
             prepared = self._host.prepare_entry(built, record)
             if prepared is None:
                 return self._refuse(session_id, DROP_PREPARE)
             key = self._spool.accept(session_id, prepared)
             if key is None:
                 return self._refuse(session_id, "spool_full")
+            accepted = self._enqueue(session_id, prepared, record, size, key, filled_parent=filled)
             uuid = prepared.get("uuid")
-            if isinstance(uuid, str) and uuid:
+            if accepted and isinstance(uuid, str) and uuid:
                 self._set_spool_parent(session_id, uuid)
-        return self._enqueue(session_id, prepared, record, size, key)
+            return accepted
 
     def _resubmit(self, session_id: str, entry: dict[str, Any]) -> None:
         """Queue an entry an earlier run spooled: it was built, filled and
@@ -356,8 +381,7 @@ class DeliveryEngine:
             validate_session_id(session_id)
         except ValueError:  # a damaged row: it can name no session (counted, no gap)
             self._spool.acknowledge(key)
-            with self._sched.lock:
-                self._sched.count_drop_locked(None, "build_error", gap=False)
+            self._sched.refuse(None, DROP_BUILD_ERROR, gap=False)
             return
         uuid = entry.get("uuid")
         if isinstance(uuid, str) and uuid:
@@ -370,13 +394,12 @@ class DeliveryEngine:
         parents.move_to_end(session_id)
         retention = self._sched.retention
         if len(parents) > retention.max_heads + retention.max_idle:
-            parents.popitem(last=False)  # its next entry: parentUuid null (docs/delivery.md)
+            # Its next entry: parentUuid null until the first 409 names the head
+            # (the transport rewrites it then, docs/delivery.md).
+            parents.popitem(last=False)
 
     def _refuse(self, session_id: str, reason: str) -> bool:
-        with self._sched.lock:
-            s = self._sched.session_locked(session_id)
-            self._sched.count_drop_locked(s, reason, gap=reason != DROP_PREPARE)
-            self._sched.note_idle_locked(s)
+        self._sched.refuse(session_id, reason, gap=reason != DROP_PREPARE)
         return False
 
     # -- flush / close -----------------------------------------------------------
@@ -386,15 +409,20 @@ class DeliveryEngine:
 
         ``timeout`` (seconds; None: ``close_timeout``) bounds the wait; what
         is still on its way then is reported as ``pending``. Called on a
-        delivery thread it cannot wait for itself and returns at once.
+        delivery thread, from inside the engine on the same thread (a signal
+        handler), or after ``close()`` (whose deadline is spent), it does not
+        wait.
         """
         self._check_pid()
         limit = self.close_timeout if timeout is None else max(0.0, timeout)
-        if is_worker_thread():
+        if is_worker_thread() or self._sched.closed:
             limit = 0.0
-        warm_logging_caches()
-        self._reporter.kick()
-        return self._sched.wait_outstanding(limit)
+        with _reentry.guard() as outer:
+            if not outer:
+                return FlushResult(timed_out=True)
+            warm_logging_caches()
+            self._reporter.kick()
+            return self._sched.wait_outstanding(limit)
 
     def close(self, timeout: float | None = None) -> FlushResult:
         """Flush (bounded by ``timeout``), then stop; later submits are dropped.
@@ -406,27 +434,14 @@ class DeliveryEngine:
         self._check_pid()
         start = time.monotonic()
         limit = self.close_timeout if timeout is None else max(0.0, timeout)
-        with self._sched.lock:
-            if self._closed:
-                return FlushResult()
-            self._closed = True
+        if not self._sched.close_gate():
+            return FlushResult()
         _exit.release(self)
-        result = self.flush(limit)
-        sched = self._sched
-        with sched.lock:
-            sched.stopping = True
-            for s in sched.sessions.values():
-                while s.queue:
-                    item = s.queue.popleft()
-                    item.state = TAKEN
-                    sched.finish_item_locked(item, DROPPED, DROP_CLOSED)
-                if s.current is not None and s.state != RUNNING:  # not on a worker now
-                    sched.finish_item_locked(s.current, DROPPED, DROP_CLOSED)
-                    s.pending = None
-                    s.current_entry = None
-            sched.work.notify_all()
-            sched.space.notify_all()
-            no_workers = sched.workers == 0
+        # A tenth of the deadline is kept for the reporter to say what close
+        # abandoned (the ``closed`` drops): the whole stays within ``timeout``.
+        with _reentry.guard() as outer:
+            result = self._sched.wait_outstanding(0.9 * limit if outer else 0.0)
+        no_workers = self._sched.stop()
         self._reporter.stop(max(0.0, limit - (time.monotonic() - start)))
         if no_workers:
             self._pool.close_transport()
@@ -441,46 +456,30 @@ class DeliveryEngine:
         the shortest asked wins, so an app that set one never waits longer
         at exit than it said, whichever front door it set it on.
         """
-        with self._sched.lock:
-            self.close_timeout = min(self.close_timeout, max(0.0, float(seconds)))
+        self.close_timeout = min(self.close_timeout, max(0.0, float(seconds)))
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._sched.closed
 
     # -- numbers -------------------------------------------------------------------
 
     def stats(self) -> Health:
-        """Submitted, delivered, retried, dropped, failed: in total and per session."""
+        """Submitted, delivered, retried, dropped, failed: in total and per session.
+
+        Raises RuntimeError when called from inside the engine on the same
+        thread (a signal handler interrupting ``submit``): the numbers are
+        being changed under it.
+        """
         self._check_pid()
-        sched = self._sched
-        with sched.lock:
-            sessions = {
-                sid: Counts(s.submitted, s.delivered, s.retried, s.dropped, s.failed)
-                for sid, s in sched.sessions.items()
-            }
-            health = Health(
-                submitted=sched.submitted,
-                delivered=sched.delivered,
-                retried=sched.retried,
-                dropped=sched.dropped,
-                failed=sched.failed,
-                sessions=sessions,
-                dropped_by_reason=dict(sched.dropped_by),
-                failed_by_reason=dict(sched.failed_by),
-                queued_entries=sched.entries,
-                queued_bytes=sched.bytes,
-                in_flight=sum(1 for s in sched.sessions.values() if s.current is not None),
-                gaps_written=sched.gaps,
-                workers=sched.workers,
+        with _reentry.guard() as outer:
+            if not outer:
+                raise RuntimeError("stats() called from inside the engine on the same thread")
+            spool = self._spool
+            return self._sched.snapshot(
+                retry_budget=self._budget.snapshot(),
+                spool=spool.stats() if spool is not None else None,
             )
-        snapshot = getattr(self._budget, "snapshot", None)
-        if callable(snapshot):
-            health = _with_budget(health, snapshot())
-        spool_stats = getattr(self._spool, "stats", None)
-        if callable(spool_stats):
-            health = replace(health, spool=spool_stats())
-        return health
 
     def is_worker_thread(self) -> bool:
         """True on a delivery thread: records emitted there must never be shipped."""
@@ -498,5 +497,41 @@ def _overflow_name(value: object) -> OverflowPolicy:
     raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, not {value!r}")
 
 
-def _with_budget(health: Health, budget: object) -> Health:
-    return replace(health, retry_budget=budget)
+def _check_numbers(**numbers: float) -> None:
+    for name in ("max_queue_entries", "max_queue_bytes", "max_concurrency", "max_idle_sessions"):
+        number = numbers[name]
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise TypeError(f"{name} must be an int, not {type(number).__name__}")
+    if numbers["max_queue_entries"] < 1 or numbers["max_queue_bytes"] < 1:
+        raise ValueError("max_queue_entries and max_queue_bytes must be positive")
+    if numbers["max_concurrency"] < 1:
+        raise ValueError("max_concurrency must be at least 1")
+    if numbers["max_idle_sessions"] < 0:
+        raise ValueError("max_idle_sessions must not be negative")
+    if numbers["block_timeout"] < 0 or numbers["close_timeout"] < 0:
+        raise ValueError("block_timeout and close_timeout must not be negative")
+
+
+def _check_conflicts(
+    *,
+    host: object,
+    host_settings: dict[str, object],
+    spool: object,
+    spool_dir: object,
+    transport: object,
+    client_settings: dict[str, object],
+) -> None:
+    """Arguments one of which would be silently ignored: a TypeError naming both."""
+    if host is not None:
+        given = [name for name, value in host_settings.items() if value is not None]
+        if given:
+            raise TypeError(f"pass either host= or {'=, '.join(given)}=, not both")
+    if spool is not None and spool_dir is not None:
+        raise TypeError("pass either spool= or spool_dir=, not both")
+    if transport is not None:
+        given = [name for name, value in client_settings.items() if value is not None]
+        if given:
+            raise TypeError(
+                f"pass either transport= or the client's {'=, '.join(given)}=, not both"
+                " (the transport factory builds its own client)"
+            )

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from .. import diagnostics as ev
 from ..diagnostics import DiagnosticData, Level
+from ._threads import enter_engine_thread
 
 __all__ = ["Reporter"]
 
@@ -40,6 +41,7 @@ class Reporter:
         self._idle = threading.Condition(self._lock)
         self._events: deque[tuple[Level, str, DiagnosticData]] = deque(maxlen=10_000)
         self._drops: dict[str, int] = {}
+        self._unmarked = 0  # lost entries whose gap entry will never be written
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._busy = False
@@ -58,6 +60,15 @@ class Reporter:
         if wake:
             self._wake.set()  # the first drop is reported at once, later ones coalesced
 
+    def unmarked(self, count: int) -> None:
+        """Losses of forgotten sessions: coalesced like drops."""
+        with self._lock:
+            wake = not self._unmarked and not self._beating
+            self._unmarked += count
+            self._ensure_thread()
+        if wake:
+            self._wake.set()
+
     def event(self, level: Level, event: str, data: DiagnosticData) -> None:
         with self._lock:
             self._events.append((level, event, data))
@@ -73,9 +84,10 @@ class Reporter:
         self._wake.set()
         with self._idle:
             if self._thread is None:
-                return not (self._events or self._drops)
+                return not (self._events or self._drops or self._unmarked)
             return self._idle.wait_for(
-                lambda: not (self._events or self._drops or self._busy), timeout=timeout
+                lambda: not (self._events or self._drops or self._unmarked or self._busy),
+                timeout=timeout,
             )
 
     def stop(self, timeout: float) -> None:
@@ -95,8 +107,6 @@ class Reporter:
         self._thread = thread
 
     def _run(self) -> None:
-        from ._pool import enter_engine_thread  # _pool imports this module
-
         enter_engine_thread()  # sinks may make requests (an OTel metrics exporter)
         timeout: float | None = None
         while True:
@@ -106,15 +116,18 @@ class Reporter:
                 events = list(self._events)
                 self._events.clear()
                 drops, self._drops = self._drops, {}
+                unmarked, self._unmarked = self._unmarked, 0
                 stopping = self._stopping
                 self._busy = True
             for level, name, data in events:
                 self._emit(level, name, data)
             for reason, count in drops.items():
                 self._emit("warn", ev.DELIVERY_DROPPED, {"count": count, "reason": reason})
+            if unmarked:
+                self._emit("warn", ev.DELIVERY_GAP_UNMARKED, {"count": unmarked})
             # Something was reported: keep a slow beat so a stream of drops is
             # coalesced; nothing was: sleep until woken (no idle wake-ups).
-            timeout = self._interval if (events or drops) else None
+            timeout = self._interval if (events or drops or unmarked) else None
             with self._lock:
                 self._beating = timeout is not None
                 self.reported_drops += sum(drops.values())

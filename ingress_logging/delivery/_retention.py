@@ -3,7 +3,9 @@
 An app with one session per request or job would otherwise grow the engine by
 one ``SessionState`` per session, forever. Idle sessions beyond
 ``max_idle`` are forgotten, least recently idle first; only a session with
-nothing to do or owe goes (``evictable``). Its chain head moves to ``heads``,
+nothing to do goes (``evictable``). One that still owes a gap entry goes
+too (a server that is down while every record names a new session would
+otherwise keep one state per record): its count is aggregated. Its chain head moves to ``heads``,
 a second, cheaper LRU (``max_heads``: a key and a uuid, ~200 bytes each),
 and comes back with the session (``restore``), so its next entry still names
 the previous one as ``parentUuid`` and ``Last-Uuid``. A head that falls out
@@ -22,9 +24,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final
 
-from ._session import IDLE, SessionState
+from ._session import Phase, SessionState
 
-__all__ = ["DEFAULT_MAX_HEADS", "DEFAULT_MAX_IDLE_SESSIONS", "SessionRetention", "evictable"]
+__all__ = [
+    "DEFAULT_MAX_HEADS",
+    "DEFAULT_MAX_IDLE_SESSIONS",
+    "SessionRetention",
+    "evictable",
+    "owed_gap",
+]
 
 DEFAULT_MAX_IDLE_SESSIONS: Final = 10_000
 #: Chain heads kept for evicted sessions.
@@ -32,33 +40,29 @@ DEFAULT_MAX_HEADS: Final = 100_000
 
 
 def evictable(s: SessionState) -> bool:
-    """Nothing queued, in flight, waiting, owed or watched: only counters and
-    the chain head would be lost (and the head is kept in ``heads``).
+    """Nothing queued, in flight or waiting: only counters, the chain head and
+    an owed gap entry would be lost (the head is kept in ``heads``; the owed
+    gap's count is handed back to the scheduler, which reports it in total).
 
-    Every ``SessionState`` field: ``queue``, ``current``, ``current_entry``,
-    ``pending``, ``gap_sending``, ``gap_snapshot``, ``conflict_rounds`` (work
-    in progress) and ``state`` (READY/WAITING: on the ready deque or the timer
-    heap; RUNNING: a worker holds it) block eviction, and so do ``gap_count``/
-    ``gap_reasons`` and ``drop_gap`` (a gap entry owed before the next entry).
-    Flush waiters hang on items, so no queue and no current item mean none.
-    ``parent`` survives in ``heads``. The counters (``submitted`` ...) are
-    per-session copies of totals kept elsewhere. ``held``, ``waited``,
-    ``deadline``, ``filled_parent``, ``gap_skip`` and ``submit_parent`` only
-    mean something while work is in progress.
+    ``queue``, ``current``, ``current_entry``, ``pending``, ``gap_sending`` and
+    ``gap_snapshot`` (work in progress) and a ``phase`` other than IDLE (on the
+    ready deque or the timer heap, or held by a worker) block eviction. Flush
+    waiters hang on items, so no queue and no current item mean none.
     """
     return (
-        s.state == IDLE
+        s.phase is Phase.IDLE
         and not s.queue
         and s.current is None
         and s.pending is None
         and s.current_entry is None
-        and not s.gap_count
-        and not s.gap_reasons
-        and not s.drop_gap
         and not s.gap_sending
         and s.gap_snapshot is None
-        and not s.conflict_rounds
     )
+
+
+def owed_gap(s: SessionState) -> int:
+    """Lost entries of ``s`` whose gap entry is not written yet."""
+    return s.gap_count + (sum(s.drop_gap.values()) if s.drop_gap else 0)
 
 
 class SessionRetention:
@@ -93,28 +97,40 @@ class SessionRetention:
         if self.idle:
             self.idle.pop(s.session_id, None)
 
-    def note_idle(self, s: SessionState, sessions: dict[str, SessionState]) -> None:
+    def note_idle(self, s: SessionState, sessions: dict[str, SessionState]) -> int:
         """``s`` may have become idle: make it the most recent candidate, and
-        forget the least recent beyond ``max_idle`` from ``sessions``."""
+        forget the least recent beyond ``max_idle`` from ``sessions``.
+
+        Returns the lost entries the forgotten sessions still owed a gap
+        entry for (the scheduler counts them in ``gaps_unmarked``).
+        """
         sid = s.session_id
         if not evictable(s) or sessions.get(sid) is not s:
-            return
+            return 0
         idle = self.idle
         if sid in idle:
             idle.move_to_end(sid)
         else:
             idle[sid] = None
+        unmarked = 0
         while len(idle) > self.max_idle:
             old_id, _ = idle.popitem(last=False)
             old = sessions.get(old_id)
             if old is not None and evictable(old):
                 del sessions[old_id]
+                unmarked += owed_gap(old)
                 self._keep_head(old_id, old.parent)
+        return unmarked
 
     def _keep_head(self, sid: str, head: str | None) -> None:
         self.evicted += 1
+        if head is None:
+            # Nothing to give back; the client forgets whatever it knew at once.
+            if self.forget_head is not None:
+                self.forget_head(sid)
+            return
         heads = self.heads
-        heads[sid] = head  # None too: the client may know a head the engine does not
+        heads[sid] = head
         heads.move_to_end(sid)
         while len(heads) > self.max_heads:
             gone, _ = heads.popitem(last=False)

@@ -1,21 +1,29 @@
-"""Who runs next: per-session FIFOs, a ready deque, a timer heap, caps and counters.
+"""Who runs next, and every number: the one owner of the engine's delivery state.
 
-All state lives behind one lock (``self.lock``) and three conditions on it:
-``work`` (idle workers wait for a ready session or the next timer),
-``space`` (``block`` overflow waits for room) and ``done`` (``flush`` waits for
-its items). Workers are the scheduler: there is no scheduler thread, so an
-entry costs one hand-off (caller -> worker), not two. A worker holds the lock
-only to pick a session and to book the result of one step; the network I/O
-happens outside it.
+Per-session FIFOs, a ready deque, a timer heap, the memory caps, the worker
+count, the totals and the flush waiters all live here, behind one lock and
+three conditions on it: ``_work`` (idle workers wait for a ready session or
+the next timer), ``_space`` (``block`` overflow waits for room) and ``_done``
+(``flush`` waits for its items). Nobody else reads or writes them: the
+engine, the pool and the workers call methods, each one critical section.
 
-Order and independence: a session is owned by at most one worker at a time
-(``RUNNING``), and a session in backoff sits on the timer heap (``WAITING``)
-holding no worker, so its 8-second wait delays nobody else. A worker that
-finishes a step keeps its session if nobody else is ready (no lock hand-off
-per entry), else sends it to the back of the ready deque (round robin).
+Workers are the scheduler: there is no scheduler thread, so an entry costs one
+hand-off (caller -> worker), not two. A worker holds the lock only to book the
+result of a step and pick its next session; the network I/O runs outside it.
 
-Idle sessions beyond ``max_idle_sessions`` are forgotten (``_retention``);
-the totals live here, not on sessions, so they stay exact.
+Order and independence: a session is held by at most one worker at a time
+(``Phase.RUNNING``), and a session in backoff sits on the timer heap
+(``WAITING``) holding no worker, so its 8-second wait delays nobody else.
+Whether a session may run is asked in one place (``_runnable``), so a later
+window of appends per session changes that method, not the callers.
+
+Workers: ``_dispatch`` gives every ready session a worker, up to the limit:
+it wakes idle ones not already woken, then asks the caller to start more.
+
+Nothing here calls out while state is half-updated: no sink, no logging, no
+user code runs under the lock (the reporter only enqueues; see ``_engine``
+for the same-thread re-entry of ``submit`` from a signal handler or a
+``__del__``).
 """
 
 from __future__ import annotations
@@ -25,77 +33,45 @@ import itertools
 import threading
 import time
 from collections import deque
-from typing import Final
+from collections.abc import Callable
+from typing import Any
 
+from ._flush import FlushWaiter
 from ._reporter import Reporter
-from ._retention import DEFAULT_MAX_IDLE_SESSIONS, SessionRetention
-from ._session import IDLE, READY, RUNNING, WAITING, Item, SessionState
+from ._retention import SessionRetention
+from ._session import Item, ItemState, Phase, SessionState
+from ._step import Step
 from ._types import (
     DROP_BLOCK_TIMEOUT,
     DROP_CLOSED,
     DROP_EVICTED,
-    DROP_PREPARE,
     DROP_QUEUE_FULL,
     DROP_TOO_LARGE,
+    NO_GAP_REASONS,
+    Counts,
     FlushResult,
+    Health,
+    Outcome,
     OverflowPolicy,
 )
 
-__all__ = [
-    "DELIVERED",
-    "DONE",
-    "DROPPED",
-    "FAILED",
-    "QUEUED",
-    "TAKEN",
-    "FlushWaiter",
-    "Scheduler",
-]
-
-DELIVERED: Final = "delivered"
-FAILED: Final = "failed"
-DROPPED: Final = "dropped"
-
-#: Drops that leave no gap entry: a plugin's deliberate choice, or the end.
-NO_GAP_REASONS: Final = frozenset({DROP_PREPARE, DROP_CLOSED})
-
-# Item states
-QUEUED: Final = 0
-TAKEN: Final = 1
-DONE: Final = 2
+__all__ = ["Admission", "Scheduler"]
 
 
-class FlushWaiter:
-    """Tallies what became of the items outstanding when ``flush()`` began.
+class Admission:
+    """What ``Scheduler.submit`` decided: accepted or not, workers to start,
+    spool rows whose entries ``drop_oldest`` evicted (to delete)."""
 
-    The scheduler keeps one more, with nothing outstanding, for the items
-    that finish while no flush waits for them: the next flush reports those
-    too, or a failure that beat the caller's ``flush()`` would go unseen.
-    """
+    __slots__ = ("accepted", "evicted_keys", "spawn")
 
-    __slots__ = ("delivered", "dropped", "failed", "remaining")
-
-    def __init__(self, remaining: int) -> None:
-        self.remaining = remaining
-        self.delivered = 0
-        self.failed = 0
-        self.dropped = 0
-
-    def note(self, kind: str) -> None:
-        self.remaining -= 1
-        self.add(kind)
-
-    def add(self, kind: str) -> None:
-        if kind == DELIVERED:
-            self.delivered += 1
-        elif kind == FAILED:
-            self.failed += 1
-        else:
-            self.dropped += 1
+    def __init__(self, accepted: bool, spawn: int = 0, evicted_keys: list[object] | None = None):
+        self.accepted = accepted
+        self.spawn = spawn
+        self.evicted_keys = evicted_keys
 
 
 class Scheduler:
-    """The engine's shared state. Every method named ``*_locked`` needs ``lock`` held."""
+    """The engine's state, behind one lock; every public method is one critical section."""
 
     def __init__(
         self,
@@ -104,123 +80,181 @@ class Scheduler:
         max_bytes: int,
         overflow: OverflowPolicy,
         block_timeout: float,
+        max_workers: int,
         reporter: Reporter,
-        max_idle_sessions: int = DEFAULT_MAX_IDLE_SESSIONS,
+        max_idle_sessions: int,
     ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.overflow = overflow
         self.block_timeout = block_timeout
-        self.reporter = reporter
+        self.max_workers = max_workers
+        self._reporter = reporter
         self.retention = SessionRetention(max_idle_sessions)
         self.reinit()
 
     def reinit(self) -> None:
-        """Fresh locks and empty state (construction, and a forked child)."""
-        self.lock = threading.Lock()
-        self.work = threading.Condition(self.lock)
-        self.space = threading.Condition(self.lock)
-        self.done = threading.Condition(self.lock)
-        self.sessions: dict[str, SessionState] = {}
+        """Fresh lock and empty state (construction, and a forked child)."""
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._space = threading.Condition(self._lock)
+        self._done = threading.Condition(self._lock)
+        self._sessions: dict[str, SessionState] = {}
         self.retention.reset()
-        self.ready: deque[SessionState] = deque()
-        self.timers: list[tuple[float, int, SessionState]] = []
+        self._ready: deque[SessionState] = deque()
+        self._timers: list[tuple[float, int, SessionState]] = []
         self._tiebreak = itertools.count()
-        self.fifo: deque[Item] = deque()  # submission order, for drop_oldest only
-        self.evicted_spool_keys: list[object] = []  # drained by the engine, outside the lock
-        self.entries = 0  # queued + in flight
-        self.bytes = 0
-        self.idle = 0  # workers waiting on ``work``
-        self.workers = 0  # worker threads started and not yet exited
-        self.stopping = False
-        self.space_waiters = 0
-        self.submitted = 0
-        self.delivered = 0
-        self.retried = 0
-        self.dropped = 0
-        self.failed = 0
-        self.gaps = 0
-        self.dropped_by: dict[str, int] = {}
-        self.failed_by: dict[str, int] = {}
-        self.unflushed = FlushWaiter(0)  # finished with no flush waiting on them
-        #: Times the retry budget re-opened: a worker whose budget answer "hold
-        #: back" predates the latest wakeup must not book that hold (see
-        #: ``wake_budget_waiters_locked``).
-        self.budget_wakeups = 0
+        self._fifo: deque[Item] = deque()  # submission order, for drop_oldest only
+        self._evicted_keys: list[object] = []
+        self._entries = 0  # queued + in flight
+        self._bytes = 0
+        self._workers = 0  # started and not yet exited
+        self._waiting = 0  # workers waiting on ``_work``
+        self._woken = 0  # of those, notified and not yet back
+        self._closed = False  # close() began: submits are refused
+        self._stopping = False  # close() gave up waiting: workers leave
+        self._space_waiters = 0
+        self._totals = [0, 0, 0, 0, 0]  # submitted, delivered, retried, dropped, failed
+        self._gaps = 0
+        self._gaps_unmarked = 0
+        self._dropped_by: dict[str, int] = {}
+        self._failed_by: dict[str, int] = {}
+        self._unflushed = FlushWaiter(0)  # finished with no flush waiting on them
+        #: Times the retry budget re-opened: a step held back before the latest
+        #: wakeup must not book that hold (``wake_held``).
+        self._budget_wakeups = 0
 
     # -- submit side -------------------------------------------------------
 
-    def session_locked(self, session_id: str) -> SessionState:
-        s = self.sessions.get(session_id)
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close_gate(self) -> bool:
+        """Refuse submits from now on; False when it was closed already."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+            self._space.notify_all()
+            return True
+
+    def known(self, session_id: str) -> bool:
+        """A session id seen before (already validated). Lock-free read of a dict."""
+        return session_id in self._sessions
+
+    def submit(
+        self,
+        session_id: str,
+        make_item: Callable[[SessionState], Item],
+        size: int,
+        *,
+        may_block: bool,
+    ) -> Admission:
+        """Admit, look up the session and enqueue, in one critical section.
+
+        Admission comes first and may wait (``block``) with the lock released;
+        the session is looked up after it, so an idle-session eviction during
+        the wait can never leave the item in a forgotten state.
+        """
+        with self._lock:
+            if self._closed:
+                self._refuse_locked(session_id, DROP_CLOSED, gap=False)
+                return Admission(False)
+            reason = self._admit_locked(size, may_block=may_block)
+            if reason is None and self.closed:  # closed while this submit waited for room
+                reason = DROP_CLOSED
+            if reason is not None:
+                self._refuse_locked(session_id, reason, gap=reason != DROP_CLOSED)
+                return Admission(False, 0, self._take_evicted_keys())
+            s = self._session_locked(session_id)
+            item = make_item(s)
+            s.submitted += 1
+            self._totals[0] += 1
+            self._enqueue_locked(s, item)
+            return Admission(True, self._dispatch_locked(), self._take_evicted_keys())
+
+    def refuse(self, session_id: str | None, reason: str, *, gap: bool) -> None:
+        """A submit refused before the queue (build error, a plugin, a full spool)."""
+        with self._lock:
+            self._refuse_locked(session_id, reason, gap=gap)
+
+    def _take_evicted_keys(self) -> list[object] | None:
+        keys = self._evicted_keys
+        if not keys:
+            return None
+        self._evicted_keys = []
+        return keys
+
+    def _session_locked(self, session_id: str) -> SessionState:
+        s = self._sessions.get(session_id)
         if s is None:
-            s = self.sessions[session_id] = SessionState(session_id)
+            s = self._sessions[session_id] = SessionState(session_id)
             self.retention.restore(s)  # evicted earlier: its chain head
         return s
 
-    def note_idle_locked(self, s: SessionState) -> None:
-        """``s`` may have become idle: an eviction candidate (``_retention``)."""
-        self.retention.note_idle(s, self.sessions)
+    def _note_idle_locked(self, s: SessionState) -> None:
+        unmarked = self.retention.note_idle(s, self._sessions)
+        if unmarked:
+            self._gaps_unmarked += unmarked
+            self._reporter.unmarked(unmarked)
 
-    def admit_locked(self, size: int, *, may_block: bool) -> str | None:
+    def _admit_locked(self, size: int, *, may_block: bool) -> str | None:
         """Make room for ``size`` bytes; None when it fits, else the drop reason."""
         if size > self.max_bytes:
             return DROP_TOO_LARGE
         if self._fits(size):
             return None
-        policy = self.overflow
-        if policy == "drop_oldest":
+        if self.overflow == "drop_oldest":
             while not self._fits(size) and self._evict_oldest_locked():
                 pass
             return None if self._fits(size) else DROP_QUEUE_FULL
-        if policy == "block" and may_block:
+        if self.overflow == "block" and may_block:
             deadline = time.monotonic() + self.block_timeout
-            self.space_waiters += 1
+            self._space_waiters += 1
             try:
-                while not self._fits(size) and not self.stopping:
+                while not self._fits(size) and not self._closed:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
-                    self.space.wait(left)
+                    self._space.wait(left)
             finally:
-                self.space_waiters -= 1
+                self._space_waiters -= 1
             return None if self._fits(size) else DROP_BLOCK_TIMEOUT
         return DROP_QUEUE_FULL
 
     def _fits(self, size: int) -> bool:
-        return self.entries < self.max_entries and self.bytes + size <= self.max_bytes
+        return self._entries < self.max_entries and self._bytes + size <= self.max_bytes
 
-    def enqueue_locked(self, s: SessionState, item: Item) -> bool:
-        """Queue an admitted item; True when a worker should be woken or started."""
+    def _enqueue_locked(self, s: SessionState, item: Item) -> None:
         if s.drop_gap:
             item.gap, s.drop_gap = s.drop_gap, None
         s.queue.append(item)
-        self.entries += 1
-        self.bytes += item.size
+        self._entries += 1
+        self._bytes += item.size
         if self.overflow == "drop_oldest":
-            self.fifo.append(item)
-            if len(self.fifo) > 2 * self.entries + 64:
-                self.fifo = deque(i for i in self.fifo if i.state == QUEUED)
-        if s.state == IDLE:
-            s.state = READY
-            self.ready.append(s)
+            self._fifo.append(item)
+            if len(self._fifo) > 2 * self._entries + 64:
+                self._fifo = deque(i for i in self._fifo if i.state is ItemState.QUEUED)
+        if s.phase is Phase.IDLE:
+            s.phase = Phase.READY
+            self._ready.append(s)
             self.retention.busy(s)
-            return True
-        return False
 
     def _evict_oldest_locked(self) -> bool:
-        while self.fifo:
-            item = self.fifo.popleft()
-            if item.state != QUEUED:
+        while self._fifo:
+            item = self._fifo.popleft()
+            if item.state is not ItemState.QUEUED:
                 continue
             s = item.session
             # The oldest queued item overall is the oldest queued one of its session.
             assert s.queue[0] is item
             s.queue.popleft()
-            item.state = TAKEN
+            item.state = ItemState.TAKEN
             if item.spool_key is not None:
                 # Its spool row must go too, or the next start would deliver it
-                # after the newer entries of its session (the engine acks these).
-                self.evicted_spool_keys.append(item.spool_key)
+                # after the newer entries of its session (the engine deletes it).
+                self._evicted_keys.append(item.spool_key)
             # The loss sits where the item sat: before the next queued entry.
             carried = dict(item.gap or {})
             carried[DROP_EVICTED] = carried.get(DROP_EVICTED, 0) + 1
@@ -233,48 +267,42 @@ class Scheduler:
                     nxt.gap[reason] = nxt.gap.get(reason, 0) + count
             else:
                 s.note_dropped_after_queue(carried)
-            self.finish_item_locked(item, DROPPED, DROP_EVICTED, gap=False)
+            self._finish_locked(item, Outcome.DROPPED, DROP_EVICTED, gap=False)
             return True
         return False
 
-    def count_drop_locked(self, s: SessionState | None, reason: str, *, gap: bool) -> None:
-        """A submit that was refused (never queued)."""
-        self.submitted += 1
-        self.dropped += 1
-        self.dropped_by[reason] = self.dropped_by.get(reason, 0) + 1
-        if s is not None:
-            s.submitted += 1
-            s.dropped += 1
-            if gap:
-                s.note_dropped_after_queue({reason: 1})
-        self.unflushed.add(DROPPED)
-        self.reporter.drop(reason)
+    def _refuse_locked(self, session_id: str | None, reason: str, *, gap: bool) -> None:
+        self._totals[0] += 1
+        self._totals[3] += 1
+        self._dropped_by[reason] = self._dropped_by.get(reason, 0) + 1
+        self._unflushed.add(Outcome.DROPPED)
+        self._reporter.drop(reason)
+        if session_id is None:
+            return
+        s = self._sessions.get(session_id)
+        if s is None and not gap:
+            return  # nothing to remember about a session we do not keep
+        if s is None:
+            s = self._session_locked(session_id)
+        s.submitted += 1
+        s.dropped += 1
+        if gap:
+            s.note_dropped_after_queue({reason: 1})
+        self._note_idle_locked(s)
 
-    # -- worker side ---------------------------------------------------------
+    # -- workers -----------------------------------------------------------
 
-    def pick_locked(self) -> SessionState | None:
-        """The next session with work for this worker; waits; None when stopping."""
-        while True:
-            if self.stopping:
-                return None
-            now = time.monotonic()
-            self._release_due_locked(now)
-            s = self._next_ready_locked()
-            if s is not None:
-                return s
-            timers = self.timers
-            timeout = (timers[0][0] - now) if timers else None
-            self.idle += 1
-            try:
-                self.work.wait(timeout)
-            finally:
-                self.idle -= 1
+    def _runnable(self, s: SessionState) -> bool:
+        """``s`` has work a worker can start: an exchange, or a next item.
 
-    def take_next_locked(self, s: SessionState) -> bool:
+        Takes the next item when there is none in flight (one per session).
+        """
+        if s.pending is not None or s.current is not None:
+            return True
         if not s.queue:
             return False
         item = s.queue.popleft()
-        item.state = TAKEN
+        item.state = ItemState.TAKEN
         s.current = item
         if item.gap:
             for reason, count in item.gap.items():
@@ -282,81 +310,213 @@ class Scheduler:
             item.gap = None
         return True
 
-    def release_locked(self, s: SessionState, wait: float | None) -> SessionState | None:
-        """Book the end of a step on ``s``; return the session to run next, if any.
+    def _dispatch_locked(self) -> int:
+        """Give each ready session a worker: wake idle ones, return how many to start."""
+        ready = len(self._ready)
+        if not ready:
+            return 0
+        free = self._waiting - self._woken
+        wake = min(ready, free)
+        if wake > 0:
+            self._woken += wake
+            self._work.notify(wake)
+        spawn = min(ready - wake, self.max_workers - self._workers)
+        if spawn <= 0 or self._stopping:
+            return 0
+        self._workers += spawn
+        return spawn
 
-        ``wait`` is set when the session must back off (a ``Wait`` action or a
-        held-back retry): it goes on the timer heap and frees this worker.
+    def spawn_failed(self) -> None:
+        """A worker counted by ``_dispatch`` could not start (interpreter exit)."""
+        with self._lock:
+            self._workers -= 1
+
+    def worker_exited(self) -> bool:
+        """One worker fewer; True when it was the last and the engine is stopping."""
+        with self._lock:
+            self._workers -= 1
+            return self._workers == 0 and self._stopping
+
+    def next(
+        self, s: SessionState | None, step: Step | None, wakeups: int
+    ) -> tuple[SessionState | None, int, int]:
+        """Book ``step`` on ``s`` (if any), then the session this worker runs next.
+
+        Waits while there is nothing to do. Returns (session or None when
+        stopping, the budget wakeup count to pass back, workers to start).
         """
-        if self.stopping:
+        with self._lock:
+            if s is not None and step is not None:
+                s = self._book_locked(s, step, wakeups)
+            if s is None:
+                s = self._pick_locked()
+            return s, self._budget_wakeups, self._dispatch_locked()
+
+    def _pick_locked(self) -> SessionState | None:
+        while True:
+            if self._stopping:
+                return None
+            now = time.monotonic()
+            self._release_due_locked(now)
+            s = self._next_ready_locked()
+            if s is not None:
+                return s
+            timeout = (self._timers[0][0] - now) if self._timers else None
+            self._waiting += 1
+            try:
+                notified = self._work.wait(timeout)
+            finally:
+                self._waiting -= 1
+                if notified and self._woken:
+                    self._woken -= 1
+
+    def _book_locked(self, s: SessionState, step: Step, wakeups: int) -> SessionState | None:
+        item = s.current
+        s.held = step.held
+        if step.retried:
+            s.retried += 1
+            self._totals[2] += 1
+        if step.body_size and item is not None and item.state is not ItemState.DONE:
+            self._bytes += step.body_size - item.size  # the estimate, corrected
+            item.size = step.body_size
+        if step.gap_written is not None:
+            _, count, reasons = step.gap_written
+            s.gap_count -= count
+            for reason, n in reasons.items():
+                left = s.gap_reasons.get(reason, 0) - n
+                if left > 0:
+                    s.gap_reasons[reason] = left
+                else:
+                    s.gap_reasons.pop(reason, None)
+            self._gaps += 1
+        if item is not None:
+            if step.kind is not None:
+                self._finish_locked(item, step.kind, step.reason)
+            elif self._stopping:
+                self._finish_locked(item, Outcome.DROPPED, DROP_CLOSED)
+        if self._stopping:
             return None
+        wait = step.wait
+        if step.held and self._budget_wakeups != wakeups:
+            wait = 0.0  # the budget re-opened while this step was held back: ask again now
         if wait is not None:
-            s.state = WAITING
-            s.deadline = time.monotonic() + wait
-            heapq.heappush(self.timers, (s.deadline, next(self._tiebreak), s))
-            if self.idle:
-                self.work.notify()  # an idle worker may need to wake earlier
-        elif s.pending is not None or s.current is not None or self.take_next_locked(s):
+            s.phase = Phase.WAITING
+            heapq.heappush(self._timers, (time.monotonic() + wait, next(self._tiebreak), s))
+            if self._waiting:
+                self._work.notify()  # an idle worker may need to wake earlier
+        elif self._runnable(s):
             # A backoff that ran out while this worker was busy is due now: a
             # worker that never idles must still let it run (round robin).
-            if self.timers and self.timers[0][0] <= time.monotonic():
+            if self._timers and self._timers[0][0] <= time.monotonic():
                 self._release_due_locked(time.monotonic())
-            if not self.ready:
+            if not self._ready:
                 return s  # nobody else is waiting: keep going, no hand-off
-            s.state = READY
-            self.ready.append(s)
+            s.phase = Phase.READY
+            self._ready.append(s)
         else:
-            s.state = IDLE
-            self.note_idle_locked(s)
+            s.phase = Phase.IDLE
+            self._note_idle_locked(s)
         return self._next_ready_locked()
 
     def _release_due_locked(self, now: float) -> None:
-        """Move every session whose backoff has run out to the ready deque."""
-        timers = self.timers
+        timers = self._timers
         while timers and timers[0][0] <= now:
             due = heapq.heappop(timers)[2]
-            if due.state == WAITING:
-                due.waited = True
-                due.state = READY
-                self.ready.append(due)
+            if due.phase is Phase.WAITING:
+                due.phase = Phase.READY
+                self._ready.append(due)
 
     def _next_ready_locked(self) -> SessionState | None:
-        while self.ready:
-            s = self.ready.popleft()
-            if s.pending is None and s.current is None and not self.take_next_locked(s):
-                s.state = IDLE  # its only items were evicted while it waited
-                self.note_idle_locked(s)
+        while self._ready:
+            s = self._ready.popleft()
+            if not self._runnable(s):
+                s.phase = Phase.IDLE  # its only items were evicted while it waited
+                self._note_idle_locked(s)
                 continue
-            s.state = RUNNING
+            s.phase = Phase.RUNNING
             return s
         return None
 
-    def wake_budget_waiters_locked(self) -> None:
+    def gap_snapshot(self, s: SessionState) -> tuple[int, dict[str, int]]:
+        """The losses ``s`` owes a gap entry for, now (a worker's consistent read)."""
+        with self._lock:
+            return s.gap_count, dict(s.gap_reasons)
+
+    def wake_held(self) -> None:
         """The retry budget re-opened: every session it held back may retry now.
 
-        Sessions in their ordinary backoff keep their deadlines. A session
-        whose worker was told to hold back but has not booked it yet is not on
-        the heap: ``budget_wakeups`` tells that worker to ask again at once.
+        Sessions in their ordinary backoff keep their deadlines. A worker told
+        to hold back that has not booked it yet sees ``_budget_wakeups`` move.
         """
-        self.budget_wakeups += 1
-        now = time.monotonic()
-        self.timers = [(min(d, now) if s.held else d, n, s) for d, n, s in self.timers]
-        heapq.heapify(self.timers)
-        self.work.notify_all()
+        with self._lock:
+            self._budget_wakeups += 1
+            now = time.monotonic()
+            self._timers = [(min(d, now) if s.held else d, n, s) for d, n, s in self._timers]
+            heapq.heapify(self._timers)
+            self._work.notify_all()
+
+    # -- finishing ---------------------------------------------------------
+
+    def _finish_locked(
+        self, item: Item, kind: Outcome, reason: str | None = None, *, gap: bool = True
+    ) -> None:
+        """Count ``item`` once as delivered, failed or dropped, and free its memory.
+
+        ``gap``: note the loss for the session's next entry (right for the
+        item a worker holds; evictions and ``close`` place or skip it).
+        """
+        if item.state is ItemState.DONE:
+            return
+        item.state = ItemState.DONE
+        s = item.session
+        if s.current is item:
+            s.current = None
+        self._entries -= 1
+        self._bytes -= item.size
+        item.entry = None
+        item.record = None
+        if kind is Outcome.DELIVERED:
+            self._totals[1] += 1
+            s.delivered += 1
+        elif kind is Outcome.FAILED:
+            self._totals[4] += 1
+            s.failed += 1
+            key = reason or "failed"
+            self._failed_by[key] = self._failed_by.get(key, 0) + 1
+            if gap:
+                s.note_gap(key)
+        else:
+            key = reason or "dropped"
+            self._totals[3] += 1
+            s.dropped += 1
+            self._dropped_by[key] = self._dropped_by.get(key, 0) + 1
+            if gap and key not in NO_GAP_REASONS:
+                s.note_gap(key)
+            self._reporter.drop(key)
+        waiters = item.waiters
+        if waiters:
+            item.waiters = None
+            for w in waiters:
+                w.note(kind)
+                if w.remaining == 0:
+                    self._done.notify_all()
+        else:
+            self._unflushed.add(kind)
+        if self._space_waiters:
+            self._space.notify()
 
     def wait_outstanding(self, limit: float) -> FlushResult:
         """``flush``: wait up to ``limit`` s for the items outstanding right now.
 
-        The result also counts what finished since the previous flush.
-
-        Each outstanding item gets this waiter; completions tally it (O(1)
-        each) and wake the flusher when its count reaches zero.
+        The result also counts what finished since the previous flush. Each
+        outstanding item gets this waiter; completions tally it (O(1) each)
+        and wake the flusher when its count reaches zero.
         """
-        with self.lock:
-            earlier, self.unflushed = self.unflushed, FlushWaiter(0)
+        with self._lock:
+            earlier, self._unflushed = self._unflushed, FlushWaiter(0)
             items: list[Item] = []
-            for s in self.sessions.values():
-                if s.current is not None and s.current.state != DONE:
+            for s in self._sessions.values():
+                if s.current is not None and s.current.state is not ItemState.DONE:
                     items.append(s.current)
                 items.extend(s.queue)
             waiter = FlushWaiter(len(items))
@@ -370,63 +530,58 @@ class Scheduler:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                self.done.wait(left)
+                self._done.wait(left)
             if waiter.remaining:
                 for item in items:
                     if item.waiters is not None and waiter in item.waiters:
                         item.waiters.remove(waiter)
-        return FlushResult(
-            delivered=earlier.delivered + waiter.delivered,
-            failed=earlier.failed + waiter.failed,
-            dropped=earlier.dropped + waiter.dropped,
-            pending=waiter.remaining,
-            timed_out=waiter.remaining > 0,
-        )
+        return waiter.result(earlier)
 
-    def finish_item_locked(
-        self, item: Item, kind: str, reason: str | None = None, *, gap: bool = True
-    ) -> None:
-        """``item`` is delivered, failed or dropped: count it once, free its memory.
+    def stop(self) -> bool:
+        """``close``: drop what is queued (reason ``closed``), stop the workers.
 
-        ``gap``: note the loss for the session's next entry (right for the
-        item a worker holds; evictions and ``close`` place or skip it).
+        Items a worker holds are finished by that worker's next booking. True
+        when no worker is left to close the transport.
         """
-        if item.state == DONE:
-            return
-        item.state = DONE
-        s = item.session
-        if s.current is item:
-            s.current = None
-        self.entries -= 1
-        self.bytes -= item.size
-        item.entry = None
-        item.record = None
-        if kind == DELIVERED:
-            self.delivered += 1
-            s.delivered += 1
-        elif kind == FAILED:
-            self.failed += 1
-            s.failed += 1
-            key = reason or "failed"
-            self.failed_by[key] = self.failed_by.get(key, 0) + 1
-            if gap:
-                s.note_gap(key)
-        else:
-            key = reason or "dropped"
-            self.dropped += 1
-            s.dropped += 1
-            self.dropped_by[key] = self.dropped_by.get(key, 0) + 1
-            if gap and key not in NO_GAP_REASONS:
-                s.note_gap(key)
-            self.reporter.drop(key)
-        waiters = item.waiters
-        if waiters:
-            item.waiters = None
-            for w in waiters:
-                w.note(kind)
-                if w.remaining == 0:
-                    self.done.notify_all()
-        else:
-            self.unflushed.add(kind)
-        if self.space_waiters:
-            self.space.notify()
+        with self._lock:
+            self._stopping = True
+            for s in self._sessions.values():
+                while s.queue:
+                    item = s.queue.popleft()
+                    item.state = ItemState.TAKEN
+                    self._finish_locked(item, Outcome.DROPPED, DROP_CLOSED)
+                if s.current is not None and s.phase is not Phase.RUNNING:
+                    self._finish_locked(s.current, Outcome.DROPPED, DROP_CLOSED)
+                    s.pending = None
+                    s.current_entry = None
+            self._work.notify_all()
+            self._space.notify_all()
+            return self._workers == 0
+
+    # -- numbers -----------------------------------------------------------
+
+    def snapshot(self, **extra: Any) -> Health:
+        """Totals and per-session numbers, consistent (one critical section)."""
+        with self._lock:
+            sessions = {
+                sid: Counts(s.submitted, s.delivered, s.retried, s.dropped, s.failed)
+                for sid, s in self._sessions.items()
+            }
+            submitted, delivered, retried, dropped, failed = self._totals
+            return Health(
+                submitted=submitted,
+                delivered=delivered,
+                retried=retried,
+                dropped=dropped,
+                failed=failed,
+                sessions=sessions,
+                dropped_by_reason=dict(self._dropped_by),
+                failed_by_reason=dict(self._failed_by),
+                queued_entries=self._entries,
+                queued_bytes=self._bytes,
+                in_flight=sum(1 for s in self._sessions.values() if s.current is not None),
+                gaps_written=self._gaps,
+                gaps_unmarked=self._gaps_unmarked,
+                workers=self._workers,
+                **extra,
+            )

@@ -1,15 +1,15 @@
 """The engine's seams: what it needs from a transport, a retry budget and a spool.
 
-Each is a small Protocol so the engine can be driven by the real httpx client
-(``_transport.ClientTransport``), and so issue 8's parts (the engine-wide
-retry budget, the durable spool) plug in without touching the scheduler:
+Each is a small Protocol with every method the engine calls, so the real
+httpx client (``_transport.ClientTransport``), the engine-wide retry budget
+and the durable spool plug in without touching the scheduler:
 
 * ``Transport`` - the sync client's step API: ``begin`` an append, then
   ``advance`` it one network exchange at a time. ``Wait`` actions come back to
   the engine, which holds them on its timer heap instead of sleeping.
 * ``RetryBudgetHook`` - consulted before every retry (``acquire``) and told
-  about every attempt's result. ``NoRetryBudget`` (always "go") is the
-  default here; ``_budget.RetryBudget`` has the same shape.
+  about every attempt's result. ``_budget.RetryBudget`` is the default;
+  ``NoRetryBudget`` (always "go") switches it off.
 * ``Spool`` - a durable queue *behind* the in-memory one: ``accept`` before
   ``submit`` returns, ``acknowledge`` once the entry is delivered or failed
   for good, ``replay`` at start-up. No spool is the default.
@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from ..diagnostics import DiagnosticSink
 from ..protocol import Action, AppendExchange
 
 __all__ = ["NoRetryBudget", "Pending", "RetryBudgetHook", "Spool", "Transport"]
@@ -28,27 +29,39 @@ __all__ = ["NoRetryBudget", "Pending", "RetryBudgetHook", "Spool", "Transport"]
 class Pending(Protocol):
     """One append in progress (the client's ``PendingAppend``)."""
 
-    action: Action
     body: bytes
     exchange: AppendExchange
 
+    @property
+    def action(self) -> Action:
+        """What has to happen next."""
+
 
 class Transport(Protocol):
-    """Performs appends one step at a time; never sleeps.
+    """Performs appends one step at a time; never sleeps."""
 
-    Optional: ``forget(session_id)``, called (O(1), under the engine's lock)
-    when the engine forgets an evicted session's chain head, so a transport's
-    own head map stays bounded too (``_retention``).
-    """
+    def begin(
+        self, session_id: str, entry: dict[str, Any], url: str, *, chain_parent: bool
+    ) -> Pending:
+        """Serialise ``entry`` and start its exchange (TypeError: not serialisable).
 
-    def begin(self, session_id: str, entry: dict[str, Any], url: str) -> Pending:
-        """Serialise ``entry`` and start its exchange (TypeError: not serialisable)."""
+        ``chain_parent``: the engine filled ``entry["parentUuid"]``; every
+        attempt's body names that attempt's ``Last-Uuid`` instead.
+        """
 
     def advance(self, pending: Pending) -> Action:
         """Perform ``pending.action`` (a Put or Refetch) and return the next action."""
 
     def waited(self, pending: Pending) -> Action:
         """The backoff of a ``Wait`` has passed: return the next action."""
+
+    def forget(self, session_id: str) -> None:
+        """The engine forgot this session's chain head: forget yours too.
+
+        Called under the scheduler's lock when an evicted session's head
+        leaves the engine, so a transport's own head map stays bounded
+        (``_retention``): O(1), no I/O, never raises.
+        """
 
     def close(self) -> None:
         """Release connections (called once, by the last worker out)."""
@@ -69,6 +82,12 @@ class RetryBudgetHook(Protocol):
     def set_wakeup(self, callback: Callable[[], None] | None) -> None:
         """Register a callback for when held-back retries may go at once."""
 
+    def set_diagnostics(self, sink: DiagnosticSink | None) -> None:
+        """Where the budget reports that it closed (called outside its lock)."""
+
+    def snapshot(self) -> object | None:
+        """The budget in numbers for ``Health.retry_budget`` (None: nothing to say)."""
+
 
 class NoRetryBudget:
     """The no-op budget: every retry may go when its backoff has passed."""
@@ -85,6 +104,12 @@ class NoRetryBudget:
         return None
 
     def set_wakeup(self, callback: Callable[[], None] | None) -> None:
+        return None
+
+    def set_diagnostics(self, sink: DiagnosticSink | None) -> None:
+        return None
+
+    def snapshot(self) -> None:
         return None
 
     def __repr__(self) -> str:
@@ -107,6 +132,13 @@ class Spool(Protocol):
 
     def replay(self) -> Iterable[tuple[str, dict[str, Any]]]:
         """Entries a previous run accepted and never acknowledged, in order."""
+
+    def stats(self) -> object:
+        """The spool in numbers for ``Health.spool``."""
+
+    @property
+    def closed(self) -> bool:
+        """``close()`` was called."""
 
     def close(self) -> None:
         """Release the store (and its inter-process lock)."""

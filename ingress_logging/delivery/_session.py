@@ -1,19 +1,22 @@
-"""Per-session state and queued items: plain records, guarded by the engine's lock.
+"""Per-session state and queued items: plain records owned by the ``Scheduler``.
 
-A session is in exactly one scheduling state at a time:
+A session is in exactly one ``Phase`` at a time:
 
 * ``IDLE``    - nothing queued, nothing in flight;
-* ``READY``   - in the engine's ready deque, waiting for a worker;
-* ``RUNNING`` - owned by one worker (so at most one request in flight);
-* ``WAITING`` - backing off on the engine's timer heap.
+* ``READY``   - in the scheduler's ready deque, waiting for a worker;
+* ``RUNNING`` - owned by one worker, which runs its steps;
+* ``WAITING`` - backing off on the scheduler's timer heap.
 
-Only ``submit`` moves IDLE -> READY; only workers move the others.
+The scheduler moves the phases and keeps the queue and the counters, under
+its lock. The fields marked *worker's* (the exchange in progress) belong to
+the worker that holds the session ``RUNNING``; nothing else touches them then.
 """
 
 from __future__ import annotations
 
 import contextvars
 import datetime
+import enum
 import uuid as uuid_mod
 from collections import deque
 from collections.abc import Callable
@@ -23,21 +26,41 @@ from ._seams import Pending
 
 __all__ = [
     "ENTRY_OVERHEAD",
-    "IDLE",
-    "READY",
-    "RUNNING",
-    "WAITING",
     "Item",
+    "ItemState",
+    "Phase",
+    "Prepared",
     "SessionState",
     "estimate_size",
     "fill_entry",
     "gap_entry",
 ]
 
-IDLE: Final = 0
-READY: Final = 1
-RUNNING: Final = 2
-WAITING: Final = 3
+
+class Phase(enum.Enum):
+    """Where a session is in the scheduler (module docstring)."""
+
+    IDLE = "idle"
+    READY = "ready"
+    RUNNING = "running"
+    WAITING = "waiting"
+
+
+class Prepared(enum.Enum):
+    """Whether an item's entry was built, filled and prepared at submit (spool mode)."""
+
+    NO = "no"  # built and prepared on a worker
+    YES = "yes"  # ready to send as it is
+    FILLED = "filled"  # ready, and its ``parentUuid`` is the engine's filling
+
+
+class ItemState(enum.Enum):
+    """An item from ``submit`` to its one final count."""
+
+    QUEUED = "queued"  # in its session's queue
+    TAKEN = "taken"  # a worker took it (or an eviction is finishing it)
+    DONE = "done"  # counted delivered, failed or dropped
+
 
 #: Bytes charged per entry on top of its text: the envelope every entry gets
 #: (uuid, parentUuid, sessionId, timestamp, type, level, logger, source
@@ -109,8 +132,8 @@ class Item:
         self.entry: EntrySource | None = entry
         self.record = record
         self.size = size
-        self.state = 0  # 0 queued, 1 taken by a worker, 2 done (scheduler constants)
-        self.prepared = False  # built, filled and prepared already (spool mode)
+        self.state = ItemState.QUEUED
+        self.prepared = Prepared.NO
         self.waiters: list[Any] | None = None  # flush waiters interested in this item
         self.spool_key: object = None
         #: The submitter's context variables, for building and preparing the
@@ -124,10 +147,8 @@ class SessionState:
     """Everything the engine keeps about one session."""
 
     __slots__ = (
-        "conflict_rounds",
         "current",
         "current_entry",
-        "deadline",
         "delivered",
         "drop_gap",
         "dropped",
@@ -141,31 +162,27 @@ class SessionState:
         "held",
         "parent",
         "pending",
+        "phase",
         "queue",
         "retried",
         "session_id",
-        "state",
-        "submit_parent",
         "submitted",
-        "waited",
     )
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         self.queue: deque[Item] = deque()
-        self.state = IDLE
+        self.phase = Phase.IDLE
         self.current: Item | None = None  # taken from the queue, not finished
+        # The worker's: the exchange in progress.
         self.current_entry: dict[str, Any] | None = None  # built, waiting behind a gap
         self.pending: Pending | None = None  # the exchange in progress
-        self.conflict_rounds = 0  # exchanges of ``current`` that lost every race (409)
         self.gap_sending = False  # ``pending`` is the gap entry, not ``current``
         self.gap_skip = False  # the gap failed: send ``current`` without one this time
         self.gap_snapshot: tuple[str, int, dict[str, int]] | None = None  # uuid, count, reasons
         self.filled_parent = False  # the engine set ``current_entry["parentUuid"]``
-        self.submit_parent: str | None = None  # spool mode: chain assigned at submit
-        self.waited = False  # ``pending.action`` is a Wait whose time has come
+        # The scheduler's.
         self.held = False  # WAITING because the retry budget held the retry back
-        self.deadline = 0.0
         self.parent: str | None = None  # uuid of the last entry delivered from here
         # Losses to report before the next entry a worker begins (worker side) ...
         self.gap_count = 0

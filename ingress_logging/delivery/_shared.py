@@ -16,10 +16,14 @@ from typing import Any
 
 from ._engine import DeliveryEngine
 
-__all__ = ["get_shared_engine", "shared_engines"]
+__all__ = ["get_shared_engine", "release_shared_engine"]
 
 _lock = threading.Lock()
 _engines: dict[tuple[tuple[str, object], ...], DeliveryEngine] = {}
+#: Front doors that hold each engine and will release it (``release_shared_engine``).
+_holders: dict[int, int] = {}
+#: Engines also used by callers that never release them: closed at exit only.
+_pinned: set[int] = set()
 
 
 def _key_part(value: object) -> object:
@@ -39,20 +43,43 @@ def _key_part(value: object) -> object:
     return value
 
 
-def get_shared_engine(**config: Any) -> DeliveryEngine:
-    """The process's engine for this configuration (created on first use)."""
+def get_shared_engine(*, hold: bool = False, **config: Any) -> DeliveryEngine:
+    """The process's engine for this configuration (created on first use).
+
+    ``hold=True``: the caller will call ``release_shared_engine`` when done
+    (the logging handler's ``close()``); the last holder to release closes
+    the engine. Callers that do not hold it (the OpenTelemetry exporters)
+    keep it open until the process ends.
+    """
     key = tuple(sorted((name, _key_part(value)) for name, value in config.items()))
     with _lock:
         engine = _engines.get(key)
         if engine is None or engine.closed:
             engine = _engines[key] = DeliveryEngine(**config)
+            _holders[id(engine)] = 0
+        if hold:
+            _holders[id(engine)] += 1
+        else:
+            _pinned.add(id(engine))
         return engine
 
 
-def shared_engines() -> list[DeliveryEngine]:
-    """Every shared engine created in this process (tests and ``atexit`` use it)."""
+def release_shared_engine(engine: DeliveryEngine, timeout: float | None = None) -> bool:
+    """A holder is done with ``engine``; the last one closes it (bounded by
+    ``timeout``). True when this call closed it."""
     with _lock:
-        return list(_engines.values())
+        held = _holders.get(id(engine))
+        if not held:
+            return False
+        _holders[id(engine)] = held - 1
+        if held > 1 or id(engine) in _pinned:
+            return False
+        del _holders[id(engine)]
+        for key, known in list(_engines.items()):
+            if known is engine:
+                del _engines[key]
+    engine.close(timeout)
+    return True
 
 
 def _after_fork_in_child() -> None:

@@ -39,6 +39,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
+from ..diagnostics import SPOOL_RESET, DiagnosticSink
 from ..entries import dumps_entry
 from ..errors import ConfigError, SpoolLockedError
 
@@ -134,6 +135,10 @@ class Spool:
         block_timeout: longest wait of ``append`` under ``block``, in seconds.
         synchronous: SQLite's ``synchronous`` pragma, ``"NORMAL"`` (survives
             a killed process) or ``"FULL"`` (also survives a power cut).
+        on_reset: given, a database SQLite cannot read is renamed to
+            ``spool.sqlite3.damaged-<time>-<pid>`` (kept for inspection), this
+            sink is told (``spool_reset`` with ``path``), and an empty spool
+            starts; without it such a file raises ``ConfigError``.
 
     Raises:
         SpoolLockedError: another process (or engine) holds this spool.
@@ -148,6 +153,7 @@ class Spool:
         policy: SpoolPolicy = "drop_newest",
         block_timeout: float = 1.0,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        on_reset: DiagnosticSink | None = None,
     ) -> None:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
             raise ConfigError("spool max_bytes must be a positive int")
@@ -184,14 +190,21 @@ class Spool:
         self._bytes = 0
         self._replayed: dict[int, tuple[dict[str, Any], int]] = {}
         try:
-            self._conn: sqlite3.Connection | None = self._connect(synchronous)
-            rows = self._conn.execute(
-                "SELECT seq, length(CAST(session_id AS BLOB)) + length(entry)"
-                " FROM spool ORDER BY seq"
-            ).fetchall()
+            self._conn: sqlite3.Connection | None = None
+            rows = self._open(synchronous)
         except sqlite3.Error as exc:
-            self._release_lock()
-            raise ConfigError(f"cannot open spool database: {exc}") from None
+            if on_reset is None:
+                self._release_lock()
+                raise ConfigError(f"cannot open spool database: {exc}") from None
+            # A damaged file must not stop the app: keep it for inspection
+            # under another name, say so, and start an empty spool.
+            try:
+                kept = self._move_aside()
+                rows = self._open(synchronous)
+            except (OSError, sqlite3.Error) as again:
+                self._release_lock()
+                raise ConfigError(f"cannot open spool database: {again}") from None
+            on_reset("error", SPOOL_RESET, {"path": str(kept), "error": str(exc)})
         for seq, nbytes in rows:
             self._c.sizes[int(seq)] = int(nbytes)
             self._bytes += int(nbytes)
@@ -204,6 +217,29 @@ class Spool:
                 method()
 
         os.register_at_fork(after_in_child=_child)
+
+    def _open(self, synchronous: str) -> list[Any]:
+        self._conn = self._connect(synchronous)
+        return self._conn.execute(
+            "SELECT seq, length(CAST(session_id AS BLOB)) + length(entry) FROM spool ORDER BY seq"
+        ).fetchall()
+
+    def _move_aside(self) -> Path:
+        """Rename the damaged database (and its WAL files) to ``*.damaged-<time>``."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        db = self.path / SPOOL_DB_NAME
+        kept = db.with_name(f"{SPOOL_DB_NAME}.damaged-{stamp}-{os.getpid()}")
+        for suffix in ("-wal", "-shm"):
+            side = db.with_name(db.name + suffix)
+            if side.exists():
+                side.rename(kept.with_name(kept.name + suffix))
+        db.rename(kept)
+        os.close(os.open(db, os.O_RDWR | os.O_CREAT, 0o600))
+        return kept
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         conn = sqlite3.connect(

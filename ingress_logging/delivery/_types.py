@@ -12,6 +12,7 @@ engine without landing in exactly one of the three final buckets.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -23,13 +24,25 @@ __all__ = [
     "DROP_EVICTED",
     "DROP_PREPARE",
     "DROP_QUEUE_FULL",
+    "DROP_REENTRANT",
     "DROP_TOO_LARGE",
     "FAIL_UNSERIALISABLE",
+    "NO_GAP_REASONS",
     "Counts",
     "FlushResult",
     "Health",
+    "Outcome",
     "OverflowPolicy",
 ]
+
+
+class Outcome(enum.Enum):
+    """The one final count of an entry."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DROPPED = "dropped"
+
 
 OverflowPolicy = Literal["drop_newest", "drop_oldest", "block"]
 OVERFLOW_POLICIES: Final = ("drop_newest", "drop_oldest", "block")
@@ -42,8 +55,11 @@ DROP_TOO_LARGE: Final = "too_large"  # one entry larger than max_queue_bytes
 DROP_CLOSED: Final = "closed"  # submitted after close(), or abandoned by close()
 DROP_PREPARE: Final = "prepare_entry"  # a plugin dropped it (deliberate: no gap entry)
 DROP_BUILD_ERROR: Final = "build_error"  # the entry builder raised or returned a non-dict
+DROP_REENTRANT: Final = "reentrant"  # logged re-entrantly beyond _reentry.MAX_DEFERRED
 # Failure reason beyond the protocol's outcomes.
 FAIL_UNSERIALISABLE: Final = "unserialisable"
+#: Drops that leave no gap entry: a plugin's deliberate choice, or the end.
+NO_GAP_REASONS: Final = frozenset({DROP_PREPARE, DROP_CLOSED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +89,11 @@ class Health:
     ``queued_bytes`` are what the memory cap is checked against (queued plus
     in flight; bytes are the estimate, corrected to the serialised size once
     an entry is serialised); ``in_flight`` counts entries a worker has taken
-    (being sent, or backing off between attempts). ``retry_budget`` is the budget's own snapshot,
-    if it offers one; ``spool`` the spool's numbers (``SpoolStats``), if there is one.
+    (being sent, or backing off between attempts). ``gaps_unmarked`` counts
+    lost entries whose session was forgotten (``max_idle_sessions``) before its
+    gap entry could be written: reported here and in one diagnostic, never
+    kept per session. ``retry_budget`` is the budget's snapshot; ``spool`` the
+    spool's numbers (``SpoolStats``), if there is one.
     """
 
     submitted: int
@@ -89,6 +108,7 @@ class Health:
     queued_bytes: int = 0
     in_flight: int = 0
     gaps_written: int = 0
+    gaps_unmarked: int = 0
     workers: int = 0
     retry_budget: object | None = None
     spool: object | None = None

@@ -90,7 +90,16 @@ class RecordCapture:
     worker.
     """
 
-    __slots__ = ("exc_text", "limits", "message", "message_failed", "record", "session_id", "span")
+    __slots__ = (
+        "cut",
+        "exc_text",
+        "limits",
+        "message",
+        "message_failed",
+        "record",
+        "session_id",
+        "span",
+    )
 
     def __init__(
         self,
@@ -111,9 +120,21 @@ class RecordCapture:
                 f"<unformattable message: msg={safe_repr(record.msg)}, "
                 f"args={safe_repr(record.args)}>"
             )
+        # Cut to the limit here, on the caller's thread: a 50 MB message must
+        # not be held (or charged against the queue's byte cap) whole, only to
+        # be cut on the worker. ``cut`` keeps the original lengths for the flag.
+        self.cut: dict[str, int] | None = None
+        limit = limits.max_message_length
+        if len(message) > limit:
+            self.cut = {"content": len(message)}
+            message = message[:limit]
         self.message = message
         has_exception = record.exc_info or record.exc_text
-        self.exc_text = _exception_text(record, formatter) if has_exception else None
+        exc_text = _exception_text(record, formatter) if has_exception else None
+        if exc_text is not None and len(exc_text) > limit:
+            self.cut = {**(self.cut or {}), "exception": len(exc_text)}
+            exc_text = exc_text[:limit]
+        self.exc_text = exc_text
         self.span = _span_ids()
         # The record itself is kept, not a copy of its attributes: the engine
         # holds it anyway (for ``prepare_entry``), and every object kept per
@@ -186,6 +207,8 @@ def build_entry(capture: RecordCapture) -> dict[str, Any]:
     if capture.span is not None:
         entry["trace_id"] = format(capture.span[0], "032x")
         entry["span_id"] = format(capture.span[1], "016x")
+    if capture.cut:
+        s.truncated.update(capture.cut)
     return s.annotate(entry)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Concatenate, Final, ParamSpec
@@ -49,6 +50,16 @@ Emit = Callable[[Level, str, DiagnosticData], None]
 PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 413, 422})
 #: Statuses on which a ``Retry-After`` header is honoured (beyond the seed).
 RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
+#: Losing the race for the head to a writer that made progress is not a failed
+#: attempt. The first loss retries at once (the seed's rule); each further
+#: loss in a row waits a random time in [0, min(CAP, BASE * 2**k)] so that
+#: racing writers fall out of lockstep.
+CONTENTION_BASE_DELAY: Final = 0.005
+CONTENTION_MAX_DELAY: Final = 0.5
+#: Races lost in a row before the entry gives up (outcome ``conflict``): a
+#: bound against a server that names a new head forever, never reached by
+#: honest writers that finish (every loss is another writer's stored entry).
+CONTENTION_MAX_ROUNDS: Final = 1000
 
 
 class AppendOutcome(enum.Enum):
@@ -88,10 +99,15 @@ class Refetch:
 
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """Back off for ``delay`` seconds, then call ``on_waited()``."""
+    """Back off for ``delay`` seconds, then call ``on_waited()``.
+
+    ``contention``: the wait follows a lost race for the head (another writer
+    stored an entry), not a failure: drivers that budget retries skip it.
+    """
 
     delay: float
     attempt: int
+    contention: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +177,10 @@ class AppendExchange:
     """
 
     __slots__ = (
-        "_adopted",
         "_attempt",
         "_emit",
         "_entry_uuid",
+        "_lost",
         "_policy",
         "_sent",
         "action",
@@ -184,7 +200,7 @@ class AppendExchange:
         self._emit = emit
         self._attempt = 0
         self._sent: str | None = None  # Last-Uuid of the request in flight
-        self._adopted: str | None = None  # head most recently named by a 409
+        self._lost = 0  # races for the head lost in a row
         #: The action most recently returned (None before ``start``).
         self.action: Action | None = None
 
@@ -258,13 +274,12 @@ class AppendExchange:
             self._emit("error", ev.SESSION_PERSIST_FAIL_CONCURRENT_MODIFICATION, {})
             return Done(AppendOutcome.CONFLICT, 409)
         logger.debug("Session 409: re-fetched %d entries, adopting the head", len(logs or ()))
-        self.head = adopted
-        self._adopted = adopted
-        self._emit("info", ev.SESSION_PERSIST_409_ADOPT_SERVER_UUID, {})
-        return self._next_attempt()
+        return self._adopt(adopted)
 
     @_step
     def on_waited(self) -> Action:
+        if isinstance(self.action, Wait) and self.action.contention:
+            return self._put()
         return self._next_attempt()
 
     @_step
@@ -291,22 +306,43 @@ class AppendExchange:
     def _on_conflict(self, server_head: str | None) -> Action:
         if server_head is not None and server_head == self._entry_uuid:
             self.head = server_head
+            self._lost = 0
             logger.debug("Session entry already present on server, recovering from stale state")
             self._emit("info", ev.SESSION_PERSIST_RECOVERED_FROM_409, {})
             return Done(AppendOutcome.ALREADY_STORED, 409)
-        if not server_head:
+        if not server_head or server_head == self._sent:
+            # No head named, or the very head we sent: the chain alone cannot say
+            # whether our entry is stored (a proxy may answer 409 with the request's
+            # own Last-Uuid). Read the session, as the seed does, before deciding.
             return Refetch()
-        if self._adopted == server_head and self._sent == server_head:
-            # Beyond: we sent exactly the head the server named and it named it
-            # again, so the chain is not what rejects us - our uuid already is in it.
-            self.head = server_head
-            self._emit("info", ev.SESSION_PERSIST_DUPLICATE_ENTRY, {})
-            return Done(AppendOutcome.DUPLICATE, 409)
-        logger.debug("Session 409: adopting the server's head from x-last-uuid, retrying")
-        self.head = server_head
-        self._adopted = server_head
+        return self._adopt(server_head)
+
+    def _adopt(self, head: str) -> Action:
+        """Take ``head`` as the chain head and send again.
+
+        A head other than the one we sent is another writer's progress: a lost
+        race, not a failed attempt (no attempt is used; backoff with jitter
+        after the first loss in a row). The same head again uses an attempt.
+        """
+        logger.debug("Session 409: adopting the server's head, retrying")
+        progress = head != self._sent
+        self.head = head
         self._emit("info", ev.SESSION_PERSIST_409_ADOPT_SERVER_UUID, {})
-        return self._next_attempt()
+        if not progress:
+            return self._next_attempt()
+        self._lost += 1
+        if self._lost > CONTENTION_MAX_ROUNDS:
+            self._emit("error", ev.SESSION_PERSIST_FAIL_CONCURRENT_MODIFICATION, {})
+            return Done(AppendOutcome.CONFLICT, 409)
+        if self._lost == 1:
+            return self._put()
+        cap = min(CONTENTION_MAX_DELAY, CONTENTION_BASE_DELAY * 2 ** min(self._lost - 2, 16))
+        return Wait(random.uniform(0.0, cap), self._attempt, contention=True)
+
+    def _put(self) -> Action:
+        """Send again from the adopted head, within the current attempt."""
+        self._sent = self.head
+        return Put(self.head, self._attempt)
 
     def _next_attempt(self) -> Action:
         # The seed's 409 path `continue`s its for-loop: an adoption uses up an
@@ -318,6 +354,7 @@ class AppendExchange:
         return Put(self.head, self._attempt)
 
     def _after_failure(self, status: int | None, server_delay: float | None) -> Action:
+        self._lost = 0
         if self._attempt >= self._policy.max_attempts:
             logger.debug("Remote persistence failed after %d attempts", self._attempt)
             self._emit(

@@ -1,9 +1,8 @@
-"""A real, local session-ingress server: HTTP/1.1 on loopback, data in SQLite.
+"""A real session-ingress server: an ASGI app on uvicorn, data in SQLite or PostgreSQL.
 
-What moto is to AWS users: the server side of the protocol in
-``PROTOCOL.md``, for development, demos and tests, with switchable faults.
-Standard library (``http.server`` + ``sqlite3``) plus orjson, a core dependency,
-to accept exactly the JSON the library's reader can read back.
+The server side of the protocol in ``PROTOCOL.md``: embedded for development,
+demos and tests (what moto is to AWS users, with switchable faults), and a
+team server (PostgreSQL, several workers, named tokens, health and metrics).
 
 >>> from ingress_logging.server import run_server
 >>> with run_server(token="t") as srv:  # doctest: +SKIP
@@ -15,7 +14,8 @@ See ``docs/server.md`` for the command line, the pytest fixture and the faults.
 from __future__ import annotations
 
 from ._faults import FaultDecision, FaultInjector, ScriptStep
-from ._server import DEFAULT_MAX_BODY_BYTES, IngressServer, run_server, serve
+from ._serve import serve
+from ._server import DEFAULT_MAX_BODY_BYTES, IngressServer, run_server
 from ._state import RequestRecord
 
 __all__ = [

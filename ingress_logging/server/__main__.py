@@ -7,7 +7,9 @@ import json
 import sys
 
 from ..errors import ConfigError
-from ._server import DEFAULT_MAX_BODY_BYTES, serve
+from ._serve import parse_duration, serve
+from ._server import DEFAULT_MAX_BODY_BYTES
+from .store import StoreError
 
 __all__ = ["main"]
 
@@ -15,11 +17,23 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ingress_logging.server",
-        description="Run a local session-ingress server (HTTP on HOST:PORT, data in SQLite).",
+        description="Run a session-ingress server (HTTP on HOST:PORT; SQLite or PostgreSQL).",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    p.add_argument("--db", default="./ingress.db", help="SQLite file, or :memory:")
+    p.add_argument(
+        "--db", default="./ingress.db", help="SQLite file, :memory:, or postgresql://..."
+    )
+    p.add_argument("--workers", type=int, default=1, help="processes (PostgreSQL only)")
+    p.add_argument("--certfile", default=None, help="TLS certificate chain (PEM): serve HTTPS")
+    p.add_argument("--keyfile", default=None, help="TLS private key (PEM)")
+    p.add_argument("--retention", default=None, help="remove sessions idle longer (30d, 12h)")
+    p.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one JSON line per request on stderr",
+    )
     p.add_argument(
         "--token", default=None, help="ingress bearer token (default: $INGRESS_LOGGING_TOKEN)"
     )
@@ -66,15 +80,20 @@ def main(argv: list[str] | None = None) -> int:
             org_uuid=args.org_uuid,
             max_body_bytes=args.max_body_bytes,
             faults=spec or None,
+            workers=args.workers,
+            certfile=args.certfile,
+            keyfile=args.keyfile,
+            retention=None if args.retention is None else parse_duration(args.retention),
+            access_log=args.access_log,
         )
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # the port is taken, the db path is unwritable, ...
-        print(
-            f"error: cannot serve on {args.host}:{args.port} with db {args.db}: {exc}",
-            file=sys.stderr,
-        )
+    except StoreError as exc:  # names the db (never its password)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the port is taken (the message names host and port)
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 

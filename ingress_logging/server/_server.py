@@ -1,37 +1,37 @@
-"""Lifecycle of the local server: start, stop, restart, and what tests inspect.
+"""Lifecycle of the server: start, stop, restart, and what tests inspect.
 
 ``IngressServer`` owns a :class:`Store`, a :class:`FaultInjector` and a
-listener thread. ``run_server()`` is the context manager most code wants;
-``serve()`` is the blocking entry point behind the command line.
+:class:`Runner` (uvicorn's HTTP protocol on its own event loop thread).
+``run_server()`` is the context manager most code wants; ``serve()`` (in
+``_serve``) is the blocking entry point behind the command line.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import sys
+import socket
+import ssl
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 from .._session_id import quote_session_id, validate_session_id
-from ..errors import ConfigError
-from ._app import Handler
+from ._asgi import IngressApp
 from ._faults import FaultInjector
+from ._metrics import Metrics
+from ._runner import Runner, bind_socket
 from ._state import RequestRecord, ServerState
-from ._store import Store
-from ._wire import Listener
+from .store import Store, open_store
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "IngressServer", "run_server", "serve"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "IngressServer", "run_server", "safe_db"]
 
 #: Largest accepted PUT body; larger ones get 413.
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
-_POLL_INTERVAL = 0.05  # how often serve_forever checks for shutdown
 
 
 class IngressServer:
@@ -58,6 +58,11 @@ class IngressServer:
         org_uuid: str | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         faults: FaultInjector | Mapping[str, Any] | None = None,
+        record_requests: bool = True,
+        access_log: bool = False,
+        retention: float | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         self.token = token if token is not None else f"ingress-{secrets.token_urlsafe(16)}"
         self.oauth_token = oauth_token if oauth_token is not None else self.token
@@ -73,35 +78,38 @@ class IngressServer:
             self.faults = FaultInjector()
             if faults is not None:
                 self.faults.configure(faults)
+        self.record_requests = record_requests
+        self.access_log = access_log
+        self.retention = retention
+        self.metrics = Metrics()
+        self._ssl = ssl_context
+        self._sock = sock
         self._store: Store | None = None
-        self._listener: Listener | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._runner: Runner | None = None
         self._records: list[RequestRecord] = []
         self._records_changed = threading.Condition()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"IngressServer({self.host}:{self.port}, db={self.db!r}, {state})"
+        return f"IngressServer({self.host}:{self.port}, db={safe_db(self.db)!r}, {state})"
 
     # --- lifecycle ------------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        return self._listener is not None
+        return self._runner is not None
 
     @property
     def store(self) -> Store:
-        """The SQLite store (opened on first start, kept for ``:memory:``)."""
+        """The store (opened on first use, kept across restarts for ``:memory:``)."""
         if self._store is None:
-            self._store = Store(self.db)
+            self._store = open_store(self.db)
         return self._store
 
     def start(self) -> Self:
         """Bind and serve in a background thread; idempotent."""
-        if self._listener is not None:
+        if self._runner is not None:
             return self
-        self._stopping.clear()
         state = ServerState(
             store=self.store,
             faults=self.faults,
@@ -109,19 +117,26 @@ class IngressServer:
             oauth_token=self.oauth_token,
             org_uuid=self.org_uuid if self.org_uuid_checked else None,
             max_body_bytes=self.max_body_bytes,
-            record=self._record,
-            stopping=self._stopping,
+            record=self._record if self.record_requests else None,
+            metrics=self.metrics,
+            access_log=self.access_log,
         )
-        listener = Listener((self.host, self.port), Handler, state)
-        self.port = listener.server_address[1]
-        self._listener = listener
-        self._thread = threading.Thread(
-            target=listener.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL},
-            name=f"ingress-logging-server:{self.port}",
-            daemon=True,
+        app = IngressApp(state)
+        sock = self._sock if self._sock is not None else bind_socket(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        runner = Runner(
+            app,
+            sock,
+            on_stopping=app.stopping,
+            ssl_context=self._ssl,
+            periodic=None if self.retention is None else (self._sweep_interval(), self.sweep),
         )
-        self._thread.start()
+        try:
+            runner.start_thread(f"ingress-logging-server:{self.port}")
+        except BaseException:
+            sock.close()
+            raise
+        self._runner = runner
         return self
 
     def stop(self) -> None:
@@ -130,15 +145,24 @@ class IngressServer:
         The store stays open (a ``:memory:`` database keeps its data); use
         :meth:`close` to release it too.
         """
-        listener, thread = self._listener, self._thread
-        if listener is None or thread is None:
+        runner = self._runner
+        if runner is None:
             return
-        self._stopping.set()  # ends injected latency waits at once
-        listener.shutdown()
-        listener.close_connections()
-        listener.server_close()  # joins the connection threads
-        thread.join()
-        self._listener = self._thread = None
+        runner.stop()
+        if runner.sock is not self._sock:
+            runner.sock.close()
+        self._runner = None
+
+    def sweep(self) -> int:
+        """Delete the sessions idle longer than ``retention`` now; how many."""
+        if self.retention is None:
+            return 0
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.retention)
+        return self.store.sweep(cutoff)
+
+    def _sweep_interval(self) -> float:
+        assert self.retention is not None
+        return min(max(self.retention / 10, 0.01), 60.0)
 
     def restart(self) -> None:
         """Stop, then start again on the same port with the same database.
@@ -176,7 +200,8 @@ class IngressServer:
     def base_url(self) -> str:
         """``http://HOST:PORT``: the ``base_api_url`` for clients (IPv6 in brackets)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def session_url(self, session_id: str) -> str:
         """The append/read URL of one session (the id validated and quoted)."""
@@ -207,7 +232,7 @@ class IngressServer:
 
     def open_connections(self) -> int:
         """Client connections currently open (keep-alive pools hold them idle)."""
-        return 0 if self._listener is None else self._listener.connection_count()
+        return 0 if self._runner is None else self._runner.connection_count()
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -230,6 +255,19 @@ class IngressServer:
         with self._records_changed:
             self._records.append(record)
             self._records_changed.notify_all()
+
+
+def safe_db(db: str) -> str:
+    """The db address without a password (``postgresql://user:***@host/db``)."""
+    from urllib.parse import urlsplit
+
+    if "://" not in db:
+        return db
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 @contextmanager
@@ -257,63 +295,3 @@ def run_server(
     )
     with server:
         yield server
-
-
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 8765,
-    db: str = "./ingress.db",
-    token: str | None = None,
-    *,
-    oauth_token: str | None = None,
-    org_uuid: str | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    faults: FaultInjector | Mapping[str, Any] | None = None,
-    stop: threading.Event | None = None,
-    announce: bool = True,
-    on_ready: Callable[[IngressServer], None] | None = None,
-) -> None:
-    """Serve until Ctrl-C or SIGTERM (or until ``stop`` is set), blocking the caller.
-
-    ``token`` falls back to ``$INGRESS_LOGGING_TOKEN``; without either this
-    raises ConfigError (a token is never generated and printed). The OAuth
-    token defaults to the ingress token. With ``announce`` the URL, database
-    and org uuid (not a secret) are printed to stderr. ``on_ready`` is
-    called with the running server (its real port, its ``faults``) before
-    serving blocks; a CLI or a test uses it to learn an ephemeral port.
-    """
-    token = token if token is not None else os.environ.get("INGRESS_LOGGING_TOKEN")
-    if not token:
-        raise ConfigError("serve() needs a token (argument or INGRESS_LOGGING_TOKEN)")
-    server = IngressServer(
-        token,
-        db=db,
-        host=host,
-        port=port,
-        oauth_token=oauth_token if oauth_token is not None else token,
-        org_uuid=org_uuid,
-        max_body_bytes=max_body_bytes,
-        faults=faults,
-    )
-    waiter = stop if stop is not None else threading.Event()
-    # SIGTERM (process managers, CI) stops it like Ctrl-C: a clean close, exit 0.
-    # Installed before the address is announced, so a signal sent as soon as the
-    # server answers never meets the default (kill) handler.
-    on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if on_main else None
-    try:
-        with server:
-            if announce:
-                print(f"session-ingress listening on {server.base_url} (db: {db})", file=sys.stderr)
-                org = server.org_uuid if server.org_uuid_checked else "any"
-                print(f"  x-organization-uuid for OAuth reads: {org}", file=sys.stderr)
-                sys.stderr.flush()
-            if on_ready is not None:
-                on_ready(server)
-            while not waiter.wait(0.5):
-                pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if on_main:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ._faults import FaultInjector
-from ._store import Store
+from ._metrics import Metrics
+from .store import Store
 
 __all__ = ["RequestRecord", "ServerState"]
 
@@ -36,16 +36,21 @@ class RequestRecord:
 
 @dataclass
 class ServerState:
-    """What the handler threads share: storage, switches, credentials, limits."""
+    """What every request shares: storage, switches, credentials, limits, counters.
+
+    ``token`` is the development token (every scope; None: named tokens
+    only); ``record`` receives each :class:`RequestRecord` (None: not kept).
+    """
 
     store: Store
     faults: FaultInjector
-    token: str
+    token: str | None
     oauth_token: str
     org_uuid: str | None  # None: any organization is accepted
     max_body_bytes: int
-    record: Callable[[RequestRecord], None]
-    stopping: threading.Event
+    record: Callable[[RequestRecord], None] | None
+    metrics: Metrics = field(default_factory=Metrics)
+    access_log: bool = False  # one JSON line per request on ACCESS_LOGGER
 
     def __repr__(self) -> str:  # never show the tokens
-        return f"ServerState(db={self.store.path!r})"
+        return f"ServerState(db={self.store.description!r})"

@@ -220,3 +220,13 @@ def scripted() -> Iterator[ScriptedServer]:
     server = ScriptedServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ingress_server_db(request: pytest.FixtureRequest) -> str:
+    """Every client test against the server runs on SQLite and on PostgreSQL
+    (a fresh schema; ``pg_url`` in tests/conftest.py)."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return ":memory:"

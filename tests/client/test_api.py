@@ -90,9 +90,6 @@ def test_operations_have_the_same_shape_in_both_clients(name):
 def test_shared_step_and_state_methods(cls):
     for name in ("begin_append", "resume", "clear_session", "clear_all_sessions"):
         assert not inspect.iscoroutinefunction(getattr(cls, name)), name
-    assert list(inspect.signature(cls.begin_append).parameters) == [
-        "self",
-        "session_id",
-        "entry",
-        "url",
-    ]
+    params = inspect.signature(cls.begin_append).parameters
+    assert list(params) == ["self", "session_id", "entry", "url", "chain_parent"]
+    assert params["chain_parent"].kind is inspect.Parameter.KEYWORD_ONLY

@@ -129,9 +129,10 @@ def test_duplicate_in_chain_is_reported_without_burning_attempts(
     before = len(recorded(ingress_server, 2))
     assert client.append_session_log("s", old) is True  # already in the chain, not at its head
     records = recorded(ingress_server, before + 2)[before:]
-    assert [(r.status, r.last_uuid) for r in records] == [
-        (409, newer["uuid"]),
-        (409, newer["uuid"]),
+    # The 409 names the head the client sent: proof of nothing until the read shows the entry.
+    assert [(r.method, r.status, r.last_uuid) for r in records] == [
+        ("PUT", 409, newer["uuid"]),
+        ("GET", 200, None),
     ]
     assert ev.SESSION_PERSIST_DUPLICATE_ENTRY in diagnostics.names()
     assert [x["uuid"] for x in ingress_server.entries("s")] == [old["uuid"], newer["uuid"]]

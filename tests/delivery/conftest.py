@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from ingress_logging.delivery import DeliveryEngine
+from ingress_logging.plugins import PluginHost
 from ingress_logging.protocol import RetryPolicy
 
 #: Fast but real backoff for tests: 1 ms, 2 ms, 4 ms ... capped at 20 ms.
@@ -22,10 +23,18 @@ def make_engine(ingress_server: Any) -> Iterator[Callable[..., DeliveryEngine]]:
     """Build engines pointed at ``ingress_server``; every one is closed at teardown."""
     engines: list[DeliveryEngine] = []
 
-    def factory(**kwargs: Any) -> DeliveryEngine:
-        kwargs.setdefault("base_api_url", ingress_server.base_url)
-        kwargs.setdefault("token", ingress_server.token)
-        kwargs.setdefault("retry_policy", FAST_RETRY)
+    def factory(*, diagnostics: Any = None, **kwargs: Any) -> DeliveryEngine:
+        if diagnostics is not None:  # a sink: through a host of its own
+            kwargs["host"] = PluginHost(
+                token=kwargs.pop("token", ingress_server.token),
+                base_api_url=kwargs.pop("base_api_url", ingress_server.base_url),
+                diagnostics=diagnostics,
+            )
+        if "host" not in kwargs:
+            kwargs.setdefault("base_api_url", ingress_server.base_url)
+            kwargs.setdefault("token", ingress_server.token)
+        if "transport" not in kwargs:
+            kwargs.setdefault("retry_policy", FAST_RETRY)
         kwargs.setdefault("close_timeout", 2.0)
         engine = DeliveryEngine(**kwargs)
         engines.append(engine)
@@ -86,3 +95,21 @@ def gate(make_engine: Callable[..., DeliveryEngine]) -> Iterator[RequestGate]:
     for engine in make_engine.engines:  # type: ignore[attr-defined]
         engine.close(1.0)
     g.client.close()
+
+
+class Diagnostics:
+    """A diagnostics sink that records ``(level, event, data)``."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __call__(self, level: str, event: str, data: Any) -> None:
+        self.events.append((level, event, dict(data)))
+
+    def names(self) -> list[str]:
+        return [name for _, name, _ in self.events]
+
+
+@pytest.fixture
+def diagnostics() -> Diagnostics:
+    return Diagnostics()

@@ -12,7 +12,6 @@ import os
 import pytest
 
 from ingress_logging.delivery import DeliveryEngine
-from ingress_logging.delivery._retention import evictable
 from ingress_logging.protocol import RetryPolicy
 
 
@@ -29,9 +28,9 @@ def test_a_thousand_sessions_stay_bounded_and_chain_through_eviction(ingress_ser
             for sid in sids[start : start + batch]:
                 assert engine.submit(sid, {"type": "user", "message": f"{sid} {round_}"})
             # At most the batch is busy; every idle one beyond the cap is gone.
-            assert len(engine._sched.sessions) <= cap + batch
+            assert len(engine._sched._sessions) <= cap + batch
             assert engine.flush(20)
-            assert len(engine._sched.sessions) <= cap
+            assert len(engine._sched._sessions) <= cap
     assert engine._sched.retention.evicted >= 2 * len(sids) - 2 * cap
     for sid in sids:
         stored = ingress_server.entries(sid)
@@ -66,11 +65,11 @@ def test_a_head_forgotten_too_is_found_again_through_the_409_recovery(ingress_se
         if any(r.status == 409 for r in puts):
             recovered += 1
             # Forgotten head: the entry went without Last-Uuid, the server named
-            # the head (x-last-uuid), the retry carried it; parentUuid is null.
+            # the head (x-last-uuid), the retry carried it, in the body too.
             assert puts[1].last_uuid is None
             assert puts[1].status == 409
             assert puts[2].last_uuid == stored[0]["uuid"]
-            assert stored[1]["parentUuid"] is None
+            assert stored[1]["parentUuid"] == stored[0]["uuid"]
             assert len(puts) == 3
         else:
             assert stored[1]["parentUuid"] == stored[0]["uuid"]
@@ -83,37 +82,17 @@ def test_a_head_forgotten_too_is_found_again_through_the_409_recovery(ingress_se
     assert len(transport.client._heads) <= 3  # the client's map is bounded with the engine's
 
 
-def test_totals_stay_exact_and_a_session_owing_a_gap_is_kept(ingress_server, make_engine):
+def test_totals_stay_exact_and_a_session_owing_a_gap_is_kept_up_to_the_cap(
+    ingress_server, make_engine
+):
     engine = make_engine(max_idle_sessions=2, max_concurrency=2)
     ingress_server.faults.fail_next(1, status=400, session_id="bad")
-
-    def broken() -> dict[str, str]:
-        raise RuntimeError("no entry")
-
-    expected = {"submitted": 0, "delivered": 0, "failed": 0, "dropped": 0}
     assert engine.submit("bad", {"type": "user", "message": "lost"})
-    assert engine.submit("broken", broken)
     assert engine.flush(10).failed == 1
-    expected.update(submitted=2, failed=1, dropped=1)
-    for k in range(40):
-        assert engine.submit(f"ok-{k}", {"type": "user", "message": "x"})
-        assert engine.submit(f"ok-{k}", {"type": "user", "message": "y"})
-    assert engine.flush(20)
-    expected["submitted"] += 80
-    expected["delivered"] += 80
-    sessions = engine._sched.sessions
-    # The failed and the dropped entries' sessions owe a gap marker: never evicted.
-    assert "bad" in sessions
-    assert "broken" in sessions
-    assert sessions["bad"].gap_count == 1
-    assert sessions["broken"].gap_count == 1
-    assert len(sessions) <= 2 + 2
-    health = engine.stats()
-    got = {k: getattr(health, k) for k in expected}
-    assert got == expected
-    assert health.failed_by_reason == {"permanent": 1}
-    assert health.dropped_by_reason == {"build_error": 1}
-    # The next entry writes the gap, and then the session may go.
+    assert engine.submit("ok-0", {"type": "user", "message": "x"})
+    assert engine.flush(10)
+    # Within the cap, the session owing a gap keeps it: the next entry writes it.
+    assert engine.stats().sessions.keys() == {"bad", "ok-0"}
     assert engine.submit("bad", {"type": "user", "message": "after"})
     assert engine.flush(10)
     assert [e.get("subtype") or e["message"] for e in ingress_server.entries("bad")] == [
@@ -121,9 +100,37 @@ def test_totals_stay_exact_and_a_session_owing_a_gap_is_kept(ingress_server, mak
         "after",
     ]
     health = engine.stats()
-    assert (health.submitted, health.delivered, health.gaps_written) == (83, 81, 1)
-    assert (health.failed, health.dropped) == (1, 1)
-    assert "bad" not in engine._sched.sessions or evictable(sessions["bad"])
+    assert (health.submitted, health.delivered, health.failed) == (3, 2, 1)
+    assert (health.gaps_written, health.gaps_unmarked) == (1, 0)
+
+
+def test_sessions_owing_gaps_beyond_the_cap_are_forgotten_and_counted(
+    ingress_server, make_engine, diagnostics
+):
+    engine = make_engine(max_idle_sessions=2, max_concurrency=2, diagnostics=diagnostics)
+    ingress_server.faults.fail_next(1, status=400, session_id="bad")
+
+    def broken() -> dict[str, str]:
+        raise RuntimeError("no entry")
+
+    assert engine.submit("bad", {"type": "user", "message": "lost"})
+    assert engine.submit("broken", broken)
+    assert engine.flush(10).failed == 1
+    for k in range(40):
+        assert engine.submit(f"ok-{k}", {"type": "user", "message": "x"})
+        assert engine.submit(f"ok-{k}", {"type": "user", "message": "y"})
+    assert engine.flush(20)
+    health = engine.stats()
+    assert len(health.sessions) <= 2
+    assert (health.submitted, health.delivered, health.failed, health.dropped) == (82, 80, 1, 1)
+    assert health.failed_by_reason == {"permanent": 1}
+    assert health.dropped_by_reason == {"build_error": 1}
+    assert health.gaps_unmarked == 2  # both owed gaps, aggregated when their sessions went
+    engine.close(5)
+    unmarked = [d for _, name, d in diagnostics.events if name == "delivery_gap_unmarked"]
+    assert sum(d["count"] for d in unmarked) == 2
+    # A forgotten session's next entry carries no gap entry: the loss is in the total.
+    assert [e.get("subtype") for e in ingress_server.entries("bad")] == []
 
 
 def test_a_session_in_backoff_with_queued_entries_is_never_evicted(
@@ -140,12 +147,12 @@ def test_a_session_in_backoff_with_queued_entries_is_never_evicted(
         assert engine.submit(sid, {"type": "user", "message": sid})
     sched = engine._sched
     wait_until(
-        lambda: all(sid not in sched.sessions for sid in others),  # cap 0: idle ones go
+        lambda: all(sid not in sched._sessions for sid in others),  # cap 0: idle ones go
         what="the other sessions delivered and evicted",
     )
     assert all(_messages(ingress_server, sid) == [sid] for sid in others)
-    with sched.lock:
-        slow = sched.sessions.get("slow")
+    with sched._lock:
+        slow = sched._sessions.get("slow")
         assert slow is not None  # in backoff (or retrying) with entries queued: kept
         assert slow.current is not None
         assert len(slow.queue) == 2
@@ -154,7 +161,7 @@ def test_a_session_in_backoff_with_queued_entries_is_never_evicted(
     stored = ingress_server.entries("slow")
     assert stored[1]["parentUuid"] == stored[0]["uuid"]
     assert engine.stats().retried >= 2
-    assert sched.sessions == {}  # idle at last, and the cap is 0
+    assert sched._sessions == {}  # idle at last, and the cap is 0
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True])
@@ -177,11 +184,11 @@ def test_a_forked_child_starts_with_no_sessions_and_no_heads(ingress_server, mak
         try:
             sched = engine._sched
             kept = sched.retention
-            ok = not sched.sessions and not kept.heads and not kept.idle
+            ok = not sched._sessions and not kept.heads and not kept.idle
             for sid in ("a", "d"):
                 engine.submit(sid, {"type": "user", "message": "child"})
                 ok = ok and bool(engine.flush(10))
-            ok = ok and list(sched.sessions) == ["d"] and list(kept.heads) == ["a"]
+            ok = ok and list(sched._sessions) == ["d"] and list(kept.heads) == ["a"]
             code = 0 if ok else 3
         finally:
             os._exit(code)

@@ -39,6 +39,9 @@ class CountingBudget:
     def set_wakeup(self, callback: Callable[[], None] | None) -> None:
         self.wakeup = callback
 
+    def set_diagnostics(self, sink: object) -> None:
+        self.sink = sink
+
     def snapshot(self) -> dict[str, int]:
         return {"acquires": self.acquires}
 
@@ -134,6 +137,9 @@ class MemorySpool:
 
     def close(self) -> None:
         self.closed = True
+
+    def stats(self) -> dict[str, int]:
+        return {"pending": len(self.rows)}
 
 
 def test_spool_accepts_finished_entries_and_is_acknowledged_on_delivery(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ingress_logging.delivery._fasthttp import HTTPClientTransport, build_http_client
+from ingress_logging.client._fasthttp import HTTPClientTransport, build_http_client
 
 
 def test_plain_httpx_calls_work_and_keep_alive_survives_a_server_restart(ingress_server):

@@ -88,28 +88,72 @@ def test_409_naming_another_head_adopts_it_and_retries_at_once() -> None:
     ex, rec = make()
     ex.start(has_token=True)
     action = ex.on_response(409, x_last_uuid=OTHER)
-    assert action == Put(OTHER, 2)
+    assert action == Put(OTHER, 1)  # a lost race is not a failed attempt
     assert ex.head == OTHER
     assert rec.names() == [ev.SESSION_PERSIST_409_ADOPT_SERVER_UUID]
     assert ex.on_response(200) == Done(AppendOutcome.STORED, 200)
     assert ex.head == UUID
 
 
-def test_second_409_naming_the_head_just_sent_is_a_duplicate() -> None:
+def test_409_naming_the_head_just_sent_is_no_proof_the_session_is_read() -> None:
+    """The server (or a proxy) named the head this request carried: whether the
+    entry is stored only the session can say."""
     ex, rec = make(head=None)
     ex.start(has_token=True)
-    assert ex.on_response(409, x_last_uuid=OTHER) == Put(OTHER, 2)
-    action = ex.on_response(409, x_last_uuid=OTHER)
+    assert ex.on_response(409, x_last_uuid=OTHER) == Put(OTHER, 1)
+    assert ex.on_response(409, x_last_uuid=OTHER) == Refetch()
+    # Not in the session: the same head again costs an attempt, never "delivered".
+    assert ex.on_refetched([{"uuid": OTHER}]) == Put(OTHER, 2)
+    assert ex.on_response(409, x_last_uuid=OTHER) == Refetch()
+    action = ex.on_refetched([{"uuid": UUID}, {"uuid": OTHER}])
     assert action == Done(AppendOutcome.DUPLICATE, 409)
-    assert action.ok
     assert rec.names()[-1] == ev.SESSION_PERSIST_DUPLICATE_ENTRY
+
+
+def test_409_naming_the_head_sent_on_the_first_attempt_refetches() -> None:
+    ex, _ = make(head=HEAD)
+    ex.start(has_token=True)
+    assert ex.on_response(409, x_last_uuid=HEAD) == Refetch()
+
+
+def test_same_head_409s_end_after_the_attempts() -> None:
+    ex, _ = make(head=HEAD, max_attempts=3)
+    action = ex.start(has_token=True)
+    requests = 0
+    while not isinstance(action, Done):
+        requests += 1
+        if isinstance(action, Put):
+            action = ex.on_response(409, x_last_uuid=HEAD)
+        else:
+            action = ex.on_refetched([{"uuid": HEAD}])
+    assert action.outcome is AppendOutcome.RETRIES_EXHAUSTED
+    assert not action.ok
+    assert requests == 6  # three PUTs, each followed by a read
 
 
 def test_chain_moving_twice_is_adopted_twice_not_called_a_duplicate() -> None:
     ex, _ = make()
     ex.start(has_token=True)
-    assert ex.on_response(409, x_last_uuid=OTHER) == Put(OTHER, 2)
-    assert ex.on_response(409, x_last_uuid=HEAD) == Put(HEAD, 3)
+    assert ex.on_response(409, x_last_uuid=OTHER) == Put(OTHER, 1)
+    action = ex.on_response(409, x_last_uuid=HEAD)
+    assert isinstance(action, Wait)
+    assert action.contention
+    assert action.attempt == 1
+    assert 0 <= action.delay <= 0.005
+    assert ex.on_waited() == Put(HEAD, 1)
+
+
+def test_lost_races_never_use_up_the_attempts() -> None:
+    ex, _ = make(max_attempts=2)
+    action = ex.start(has_token=True)
+    for n in range(50):
+        action = ex.on_response(409, x_last_uuid=f"other-{n}")
+        if isinstance(action, Wait):
+            assert action.contention
+            assert action.delay <= 0.5
+            action = ex.on_waited()
+        assert action == Put(f"other-{n}", 1)
+    assert ex.on_response(200) == Done(AppendOutcome.STORED, 200)
 
 
 def test_409_without_header_refetches_and_adopts_last_uuid_bearing_entry() -> None:
@@ -117,7 +161,7 @@ def test_409_without_header_refetches_and_adopts_last_uuid_bearing_entry() -> No
     ex.start(has_token=True)
     assert ex.on_response(409) == Refetch()
     logs = [{"uuid": HEAD}, {"uuid": OTHER}, {"type": "summary", "leafUuid": OTHER}]
-    assert ex.on_refetched(logs) == Put(OTHER, 2)
+    assert ex.on_refetched(logs) == Put(OTHER, 1)
     assert ex.head == OTHER
     assert rec.names() == [ev.SESSION_PERSIST_409_ADOPT_SERVER_UUID]
 
@@ -215,7 +259,8 @@ def test_retry_after_is_ignored_on_other_statuses() -> None:
 def test_adoption_on_the_last_attempt_ends_like_the_seed() -> None:
     ex, rec = make(max_attempts=1)
     ex.start(has_token=True)
-    action = ex.on_response(409, x_last_uuid=OTHER)
+    assert ex.on_response(409, x_last_uuid=HEAD) == Refetch()
+    action = ex.on_refetched([{"uuid": HEAD}])  # the same head: no progress, an attempt
     assert action == Done(AppendOutcome.RETRIES_EXHAUSTED, 409)
     # The seed's `continue` leaves the loop without the retries-exhausted event.
     assert ev.SESSION_PERSIST_ERROR_RETRIES_EXHAUSTED not in rec.names()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+from email.message import Message
 
 import pytest
 
@@ -48,7 +49,7 @@ CASES = [
     ("sid-with-subpath", "PUT", S + "a/b", JSON, b'{"uuid": "a"}', 404),
     ("unknown-path", "PUT", "/v1/nope", JSON, b'{"uuid": "a"}', 404),
     ("root", "GET", "/", {}, b"", 404),
-    ("delete-session", "DELETE", S + "s", {}, b"", 405),
+    ("delete-unknown-session", "DELETE", S + "s", {}, b"", 404),
     ("post-session", "POST", S + "s", JSON, b'{"uuid": "a"}', 405),
     ("patch-session", "PATCH", S + "s", JSON, b'{"uuid": "a"}', 405),
     ("put-teleport", "PUT", "/v1/code/sessions/s/teleport-events", JSON, b"{}", 405),
@@ -76,7 +77,7 @@ CASES = [
 ]
 
 
-def _raw(srv: IngressServer, method, path, headers, body) -> tuple[int, dict[str, str], bytes]:
+def _raw(srv: IngressServer, method, path, headers, body) -> tuple[int, Message, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
@@ -91,7 +92,7 @@ def _raw(srv: IngressServer, method, path, headers, body) -> tuple[int, dict[str
             conn.putheader("Content-Length", str(len(body)))
         conn.endheaders(body)
         resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
+        return resp.status, resp.headers, resp.read()  # names case-insensitive
     finally:
         conn.close()
 

@@ -9,9 +9,11 @@ import pytest
 from ingress_logging.server import IngressServer
 
 
-def test_fixture_server_starts_empty_with_faults_off(ingress_server: IngressServer):
+def test_fixture_server_starts_empty_with_faults_off(
+    ingress_server: IngressServer, ingress_server_db: str
+):
     assert ingress_server.running
-    assert ingress_server.db == ":memory:"
+    assert ingress_server.db == ingress_server_db
     assert ingress_server.requests == []
     assert ingress_server.faults.pending() == 0
     assert ingress_server.faults.latency == 0
@@ -19,8 +21,8 @@ def test_fixture_server_starts_empty_with_faults_off(ingress_server: IngressServ
 
 
 def test_factory_servers_are_independent_and_closed_after_the_test(ingress_server_factory):
-    a = ingress_server_factory(token="A")
-    b = ingress_server_factory(token="B", max_body_bytes=10)
+    a = ingress_server_factory(token="A", db=":memory:")
+    b = ingress_server_factory(token="B", max_body_bytes=10, db=":memory:")
     assert a.port != b.port
     a.append_foreign("s", {"uuid": "x"})
     assert b.entries("s") == []
@@ -82,6 +84,7 @@ def test_public_names_of_the_server_package():
     assert set(testing.__all__) == {
         "delay_proxy_factory",
         "ingress_server",
+        "ingress_server_db",
         "ingress_server_factory",
     }
 

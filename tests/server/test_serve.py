@@ -123,7 +123,9 @@ def test_module_cli_rejects_a_bad_fault_spec(tmp_path):
 def test_module_cli_reports_a_taken_port(ingress_server):
     result = _module_cli("--port", str(ingress_server.port), "--db", ":memory:", "--token", "T")
     assert result.returncode == 1
-    assert f"cannot serve on 127.0.0.1:{ingress_server.port}" in result.stderr
+    assert f"cannot listen on 127.0.0.1:{ingress_server.port}: address already in use" in (
+        result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 

@@ -1,4 +1,6 @@
-"""One step of one session, outside the engine's lock: build, gap, one request.
+"""``Stepper``: one step of one session, outside the scheduler's lock.
+
+Build the entry, thread a gap entry in, perform one request.
 
 A *step* is at most one network exchange (a PUT or the GET after a bare
 409), so a worker comes back to the scheduler between requests and a backoff
@@ -17,7 +19,6 @@ The result is a ``Step``; the engine books it under its lock.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -26,22 +27,15 @@ from .. import diagnostics as ev
 from .._host import Host
 from ..protocol import Action, AppendOutcome, Done, Put, Refetch, Wait
 from ._reporter import Reporter
-from ._scheduler import DELIVERED, DROPPED, FAILED
 from ._seams import RetryBudgetHook, Transport
-from ._session import Item, SessionState, fill_entry, gap_entry
-from ._types import DROP_BUILD_ERROR, DROP_PREPARE, FAIL_UNSERIALISABLE
+from ._session import Item, Prepared, SessionState, fill_entry, gap_entry
+from ._types import DROP_BUILD_ERROR, DROP_PREPARE, FAIL_UNSERIALISABLE, Outcome
 
-__all__ = ["CONFLICT_PAUSE", "CONFLICT_ROUNDS", "Step", "Stepper"]
+__all__ = ["Step", "Stepper"]
 
-#: Beyond the seed, engine only. An exchange whose every attempt lost the race
-#: for the chain head (409 after 409, each naming a newer head: another writer
-#: appends as fast as we do) has not failed the way a dead server fails. The
-#: seed gives such an entry up after its attempts; the engine starts a fresh
-#: exchange after a random pause that breaks the lockstep, up to this many
-#: times, so two writers on one session both get every entry in.
-CONFLICT_ROUNDS: Final = 5
-#: Longest random pause, in seconds, before such a fresh exchange.
-CONFLICT_PAUSE: Final = 0.05
+DELIVERED: Final = Outcome.DELIVERED
+FAILED: Final = Outcome.FAILED
+DROPPED: Final = Outcome.DROPPED
 
 
 @dataclass(slots=True)
@@ -49,7 +43,7 @@ class Step:
     """What one step did. ``kind`` set: the current item is finished."""
 
     wait: float | None = None
-    kind: str | None = None
+    kind: Outcome | None = None
     reason: str | None = None
     retried: bool = False
     held: bool = False  # ``wait`` comes from the retry budget, not the backoff
@@ -97,6 +91,9 @@ class Stepper:
                 if isinstance(built, str):
                     return Step(kind=DROPPED, reason=built)
                 s.current_entry = built
+                item = s.current
+                if item is not None and item.prepared is not Prepared.NO:
+                    s.filled_parent = item.prepared is Prepared.FILLED
             transport = self._transport()
             url = self._host.session_url(s.session_id)
             entry = s.current_entry
@@ -106,11 +103,13 @@ class Stepper:
                 s.gap_snapshot = (gap["uuid"], count, reasons)
                 if s.filled_parent:
                     entry["parentUuid"] = gap["uuid"]
-                pending = transport.begin(s.session_id, gap, url)
+                pending = transport.begin(s.session_id, gap, url, chain_parent=True)
                 s.gap_sending = True
             else:
                 try:
-                    pending = transport.begin(s.session_id, entry, url)
+                    pending = transport.begin(
+                        s.session_id, entry, url, chain_parent=s.filled_parent
+                    )
                 except TypeError:
                     s.current_entry = None
                     return Step(kind=FAILED, reason=FAIL_UNSERIALISABLE)
@@ -120,8 +119,7 @@ class Stepper:
         else:
             action = pending.action
             if isinstance(action, Wait):
-                s.waited = False
-                hold = self._budget.acquire()
+                hold = 0.0 if action.contention else self._budget.acquire()
                 if hold > 0:
                     out.wait = hold
                     out.held = True
@@ -135,8 +133,7 @@ class Stepper:
         item = s.current
         assert item is not None
         source = item.entry
-        if item.prepared and isinstance(source, dict):
-            s.filled_parent = False
+        if item.prepared is not Prepared.NO and isinstance(source, dict):
             return source
         context, item.context = item.context, None
         if context is None:
@@ -160,9 +157,10 @@ class Stepper:
 
     def _after(self, s: SessionState, action: Action, out: Step) -> Step:
         if isinstance(action, Wait):
-            self._budget.record_failure()
+            if not action.contention:  # a lost race is not a failure of the server
+                self._budget.record_failure()
+                out.retried = True
             out.wait = action.delay
-            out.retried = True
             return out
         if not isinstance(action, Done):
             return out  # a Put after adopting the server's head, or a Refetch: go on
@@ -184,16 +182,6 @@ class Stepper:
                 if s.filled_parent and s.current_entry is not None:
                     s.current_entry["parentUuid"] = s.parent
             return out
-        if (
-            action.outcome is AppendOutcome.RETRIES_EXHAUSTED
-            and action.status == 409
-            and s.conflict_rounds < CONFLICT_ROUNDS
-        ):
-            s.conflict_rounds += 1
-            out.wait = random.uniform(0.0, CONFLICT_PAUSE)
-            out.retried = True
-            return out  # ``current_entry`` stays; the next step begins a new exchange
-        s.conflict_rounds = 0
         entry = s.current_entry
         s.current_entry = None
         s.gap_skip = False

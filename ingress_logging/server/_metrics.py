@@ -1,0 +1,117 @@
+"""Operations data of one server process: Prometheus metrics and the JSON access log.
+
+Metrics are counted per process (with ``--workers N`` each worker answers a
+scrape with its own counts; sum them across scrapes by ``instance``). The
+access log is one JSON object per request on the ``ingress_logging.server.access``
+logger: method, path, status, duration, bytes, the peer and an injected
+fault. Never a header (so never a token) and never a body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+
+__all__ = ["ACCESS_LOGGER", "BUCKETS", "Metrics", "access_line"]
+
+ACCESS_LOGGER = logging.getLogger("ingress_logging.server.access")
+#: Upper bounds (seconds) of the request latency histogram.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Counters and a latency histogram; safe to update from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._appends: Counter[str] = Counter()
+        self._requests: Counter[tuple[str, str]] = Counter()
+        self._conflicts = 0
+        self._store_errors = 0
+        self._buckets = [0] * (len(BUCKETS) + 1)
+        self._sum = 0.0
+        self._count = 0
+
+    def observe(self, route: str, status: int | None, seconds: float) -> None:
+        label = "dropped" if status is None else str(status)
+        index = next((i for i, bound in enumerate(BUCKETS) if seconds <= bound), len(BUCKETS))
+        with self._lock:
+            self._requests[(route, label)] += 1
+            if route == "append":
+                self._appends[label] += 1
+                if status == 409:
+                    self._conflicts += 1
+            self._buckets[index] += 1
+            self._sum += seconds
+            self._count += 1
+
+    def store_error(self) -> None:
+        with self._lock:
+            self._store_errors += 1
+
+    def render(self) -> str:
+        """The Prometheus text exposition format (version 0.0.4)."""
+        with self._lock:
+            appends = sorted(self._appends.items())
+            requests = sorted(self._requests.items())
+            conflicts, errors = self._conflicts, self._store_errors
+            buckets, total, count = list(self._buckets), self._sum, self._count
+        out = [
+            "# HELP ingress_appends_total Appends (PUT of an entry) answered, by status.",
+            "# TYPE ingress_appends_total counter",
+        ]
+        out += [f'ingress_appends_total{{status="{s}"}} {n}' for s, n in appends]
+        out += [
+            "# HELP ingress_conflicts_total Appends refused with 409 (stale Last-Uuid or a"
+            " uuid already stored).",
+            "# TYPE ingress_conflicts_total counter",
+            f"ingress_conflicts_total {conflicts}",
+            "# HELP ingress_store_errors_total Store operations that failed (answered 503).",
+            "# TYPE ingress_store_errors_total counter",
+            f"ingress_store_errors_total {errors}",
+            "# HELP ingress_requests_total Requests answered, by route and status.",
+            "# TYPE ingress_requests_total counter",
+        ]
+        out += [f'ingress_requests_total{{route="{r}",status="{s}"}} {n}' for (r, s), n in requests]
+        out += [
+            "# HELP ingress_request_duration_seconds Time from request to reply.",
+            "# TYPE ingress_request_duration_seconds histogram",
+        ]
+        running = 0
+        for bound, n in zip((*BUCKETS, float("inf")), buckets, strict=True):
+            running += n
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            out.append(f'ingress_request_duration_seconds_bucket{{le="{le}"}} {running}')
+        out += [
+            f"ingress_request_duration_seconds_sum {total}",
+            f"ingress_request_duration_seconds_count {count}",
+        ]
+        return "\n".join(out) + "\n"
+
+
+def access_line(
+    *,
+    method: str,
+    path: str,
+    status: int | None,
+    seconds: float,
+    size: int,
+    peer: str | None,
+    fault: str | None,
+) -> str:
+    """One access-log line; only request metadata, never headers or bodies."""
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "bytes": size,
+        "peer": peer,
+    }
+    if fault is not None:
+        record["fault"] = fault
+    return json.dumps(record, separators=(",", ":"))

@@ -1,0 +1,464 @@
+"""SQLite engine of the store: the embedded default, nothing to install.
+
+One table of sessions (id -> chain head, entry count, first and last
+activity), one table of events, one of named tokens (hashed). Every appended
+entry is one event row; its ``payload`` is the entry's JSON text as the
+client sent it, so reads concatenate stored text instead of re-encoding.
+Rows with ``is_entry = 0`` are teleport-only events added by tests (for
+instance with a NULL payload, for the "events whose payload is null are
+skipped" rule); they never show up in a read.
+
+The Last-Uuid check and the append run inside one ``BEGIN IMMEDIATE``
+transaction, so two writers - threads of this process or other processes
+sharing a file database - can never both extend the chain from the same head.
+A partial unique index on ``(session_id, uuid)`` makes "never stored twice"
+hold even if the check above it were wrong.
+
+The schema version is SQLite's ``user_version``; :data:`MIGRATIONS` upgrade
+an older database on open (version 0 with tables is the first, unversioned
+schema), and a newer one is refused with :class:`SchemaError`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import sqlite3
+import threading
+import uuid as uuid_module
+from datetime import datetime
+from typing import Any
+
+from .base import (
+    AppendResult,
+    EventRow,
+    SchemaError,
+    Scope,
+    SessionPage,
+    SessionRow,
+    StoreError,
+    TokenRow,
+    UnknownEntryError,
+    check_scope,
+    check_token_name,
+    event_type,
+    hash_token,
+    is_compaction_boundary,
+    iso,
+    new_token,
+    now,
+    session_cursor,
+    session_cursor_position,
+)
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    head TEXT,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    uuid TEXT,
+    event_type TEXT NOT NULL,
+    is_compaction INTEGER NOT NULL,
+    is_entry INTEGER NOT NULL,
+    payload TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, id);
+CREATE UNIQUE INDEX IF NOT EXISTS events_uuid_once
+    ON events (session_id, uuid) WHERE uuid IS NOT NULL;
+"""
+
+_V2 = """
+ALTER TABLE sessions ADD COLUMN entries INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN last_activity TEXT;
+ALTER TABLE sessions ADD COLUMN last_event INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET
+    last_event = COALESCE((SELECT MAX(id) FROM events e WHERE e.session_id = sessions.id), 0),
+    entries = (SELECT COUNT(*) FROM events e WHERE e.session_id = sessions.id AND e.is_entry = 1),
+    last_activity = COALESCE(
+        (SELECT MAX(created_at) FROM events e WHERE e.session_id = sessions.id), created_at);
+CREATE INDEX sessions_by_recency ON sessions (last_event);
+CREATE INDEX sessions_by_activity ON sessions (last_activity);
+CREATE TABLE tokens (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    scope TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+#: Schema version -> the script that upgrades the previous version to it.
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+class SQLiteStore:
+    """Sessions and their entries in one SQLite database.
+
+    ``path`` is a file path or ``":memory:"``. One connection serves every
+    thread, guarded by a lock: SQLite has a single writer anyway, and a
+    ``:memory:`` database only exists inside its one connection. File
+    databases run in WAL mode with ``synchronous=NORMAL``: a committed entry
+    survives a crash or kill of the server process (not necessarily a power cut).
+    """
+
+    concurrent = False
+
+    def __init__(self, path: str, *, migrate: bool = True) -> None:
+        self.path = path
+        self.description = path
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            if path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            if migrate:
+                self.migrate()
+            elif self._check_version() < SCHEMA_VERSION:
+                raise SchemaError(
+                    f"the database {path!r} has schema version {self._version()}, this server"
+                    f" needs {SCHEMA_VERSION}: run `ingress-logging migrate --db {path}`"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the SQLite database {path!r}: {exc}") from None
+
+    # --- schema -------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._version()
+
+    def _version(self) -> int:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if (
+            version == 0
+            and self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+            ).fetchone()
+        ):
+            return 1  # the first schema carried no version number
+        return version
+
+    def _check_version(self) -> int:
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"the database {self.path!r} has schema version {version}, newer than this"
+                f" server knows ({SCHEMA_VERSION}); upgrade ingress-logging"
+            )
+        return version
+
+    def migrate(self) -> list[int]:
+        """Apply every missing migration, each in its own transaction; the versions applied."""
+        applied: list[int] = []
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._check_version()
+                for target in sorted(v for v in MIGRATIONS if v > version):
+                    for statement in _statements(MIGRATIONS[target]):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {int(target)}")
+                    applied.append(target)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return applied
+
+    # --- writes -------------------------------------------------------------
+
+    def append(
+        self,
+        session_id: str,
+        entry: dict[str, Any],
+        payload: str,
+        last_uuid: str | None,
+        *,
+        check: bool = True,
+    ) -> AppendResult:
+        entry_uuid = entry.get("uuid")
+        if not isinstance(entry_uuid, str):
+            entry_uuid = None
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT head FROM sessions WHERE id = ?", (session_id,)
+                ).fetchone()
+                exists = row is not None
+                head: str | None = row[0] if row is not None else None
+                if check and last_uuid != head:
+                    conn.execute("ROLLBACK")
+                    return AppendResult(409, head, stored=False)
+                if entry_uuid is not None and (
+                    entry_uuid == head
+                    or conn.execute(
+                        "SELECT 1 FROM events WHERE session_id = ? AND uuid = ?",
+                        (session_id, entry_uuid),
+                    ).fetchone()
+                    is not None
+                ):
+                    conn.execute("ROLLBACK")
+                    return AppendResult(409, head, stored=False)
+                stamp = iso(now())
+                if not exists:
+                    conn.execute(
+                        "INSERT INTO sessions (id, head, created_at, entries, last_activity)"
+                        " VALUES (?, NULL, ?, 0, ?)",
+                        (session_id, stamp, stamp),
+                    )
+                cur = conn.execute(
+                    "INSERT INTO events (session_id, uuid, event_type, is_compaction, is_entry,"
+                    " payload, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                    (
+                        session_id,
+                        entry_uuid,
+                        event_type(entry),
+                        int(is_compaction_boundary(entry)),
+                        payload,
+                        stamp,
+                    ),
+                )
+                if entry_uuid is not None:
+                    head = entry_uuid
+                conn.execute(
+                    "UPDATE sessions SET head = ?, entries = entries + 1, last_activity = ?,"
+                    " last_event = ? WHERE id = ?",
+                    (head, stamp, cur.lastrowid, session_id),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return AppendResult(200 if exists else 201, head, stored=True)
+
+    def append_foreign(self, session_id: str, entry: dict[str, Any] | None = None) -> str | None:
+        if entry is None:
+            entry = foreign_entry(session_id, self.head(session_id))
+        result = self.append(session_id, entry, json.dumps(entry), None, check=False)
+        if not result.stored:
+            raise ValueError("foreign entry was refused: its uuid is already in the session")
+        return result.head
+
+    def add_event(
+        self, session_id: str, payload: dict[str, Any] | None, *, event_type: str = "unknown"
+    ) -> int:
+        text = None if payload is None else json.dumps(payload)
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                stamp = iso(now())
+                conn.execute(
+                    "INSERT OR IGNORE INTO sessions (id, head, created_at, entries, last_activity)"
+                    " VALUES (?, NULL, ?, 0, ?)",
+                    (session_id, stamp, stamp),
+                )
+                cur = conn.execute(
+                    "INSERT INTO events (session_id, uuid, event_type, is_compaction, is_entry,"
+                    " payload, created_at) VALUES (?, NULL, ?, 0, 0, ?, ?)",
+                    (session_id, event_type, text, stamp),
+                )
+                conn.execute(
+                    "UPDATE sessions SET last_activity = ?, last_event = ? WHERE id = ?",
+                    (stamp, cur.lastrowid, session_id),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def delete_session(self, session_id: str) -> bool:
+        with self._lock:
+            return self._delete_where("id = ?", (session_id,)) > 0
+
+    def sweep(self, idle_before: datetime) -> int:
+        with self._lock:
+            return self._delete_where("last_activity < ?", (iso(idle_before),))
+
+    def _delete_where(self, condition: str, params: tuple[str, ...]) -> int:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "DELETE FROM events WHERE session_id IN"
+                f" (SELECT id FROM sessions WHERE {condition})",
+                params,
+            )
+            deleted = conn.execute(f"DELETE FROM sessions WHERE {condition}", params).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return int(deleted)
+
+    # --- reads --------------------------------------------------------------
+
+    def exists(self, session_id: str) -> bool:
+        with self._lock:
+            return self._exists(session_id)
+
+    def _exists(self, session_id: str) -> bool:
+        row = self._conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return row is not None
+
+    def count_events(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT COUNT(*) FROM events").fetchone()
+        return int(row[0])
+
+    def head(self, session_id: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT head FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def loglines(
+        self, session_id: str, *, after_last_compact: bool = False, after: str | None = None
+    ) -> list[str] | None:
+        with self._lock:
+            conn = self._conn
+            if not self._exists(session_id):
+                return None
+            start = 0
+            if after_last_compact:
+                row = conn.execute(
+                    "SELECT MAX(id) FROM events"
+                    " WHERE session_id = ? AND is_compaction = 1 AND is_entry = 1",
+                    (session_id,),
+                ).fetchone()
+                start = row[0] or 0
+            if after is not None:
+                row = conn.execute(
+                    "SELECT id FROM events WHERE session_id = ? AND uuid = ? AND is_entry = 1",
+                    (session_id, after),
+                ).fetchone()
+                if row is None:
+                    raise UnknownEntryError(after)
+                start = max(start, row[0] + 1)
+            rows = conn.execute(
+                "SELECT payload FROM events WHERE session_id = ? AND id >= ? AND is_entry = 1"
+                " ORDER BY id",
+                (session_id, start),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def events_page(self, session_id: str, after_id: int, limit: int) -> list[EventRow] | None:
+        with self._lock:
+            conn = self._conn
+            if not self._exists(session_id):
+                return None
+            rows = conn.execute(
+                "SELECT id, event_type, is_compaction, payload, created_at FROM events"
+                " WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (session_id, after_id, limit),
+            ).fetchall()
+        return [EventRow(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
+
+    def list_sessions(
+        self, *, prefix: str = "", limit: int = 100, cursor: str | None = None
+    ) -> SessionPage:
+        where = ["substr(id, 1, ?) = ?"]
+        params: list[Any] = [len(prefix), prefix]
+        if cursor is not None:
+            where.append("last_event < ?")
+            params.append(session_cursor_position(cursor))
+        params.append(limit + 1)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, entries, created_at, last_activity, last_event FROM sessions"
+                f" WHERE {' AND '.join(where)} ORDER BY last_event DESC LIMIT ?",
+                params,
+            ).fetchall()
+        page = [SessionRow(r[0], int(r[1]), r[2], r[3]) for r in rows[:limit]]
+        more = len(rows) > limit and page
+        return SessionPage(page, session_cursor(rows[limit - 1][4]) if more else None)
+
+    # --- tokens -------------------------------------------------------------
+
+    def create_token(self, name: str, scope: Scope) -> str:
+        check_token_name(name)
+        check_scope(scope)
+        token = new_token()
+        with self._lock:
+            try:
+                self._conn.execute(
+                    "INSERT INTO tokens (name, hash, scope, created_at) VALUES (?, ?, ?, ?)",
+                    (name, hash_token(token), scope, iso(now())),
+                )
+            except sqlite3.IntegrityError:
+                raise ValueError(f"a token named {name!r} exists; revoke it first") from None
+        return token
+
+    def list_tokens(self) -> list[TokenRow]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT name, scope, created_at FROM tokens ORDER BY name"
+            ).fetchall()
+        return [TokenRow(r[0], check_scope(r[1]), r[2]) for r in rows]
+
+    def revoke_token(self, name: str) -> bool:
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM tokens WHERE name = ?", (name,))
+        return cur.rowcount > 0
+
+    def verify_token(self, token: str) -> TokenRow | None:
+        digest = hash_token(token)
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT name, scope, created_at, hash FROM tokens WHERE hash = ?", (digest,)
+            ).fetchone()
+        if row is None or not hmac.compare_digest(row[3], digest):
+            return None
+        return TokenRow(row[0], check_scope(row[1]), row[2])
+
+    # --- operations ---------------------------------------------------------
+
+    def healthcheck(self) -> None:
+        try:
+            with self._lock:
+                self._conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite does not answer: {exc}") from None
+
+    def close(self) -> None:
+        """Close the connection (a ``:memory:`` database is gone afterwards)."""
+        with self._lock:
+            self._conn.close()
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def foreign_entry(session_id: str, head: str | None) -> dict[str, Any]:
+    """The entry a foreign writer appends (fault injection, tests)."""
+    return {
+        "type": "system",
+        "subtype": "foreign_write",
+        "content": "appended by a foreign writer (fault injection)",
+        "uuid": str(uuid_module.uuid4()),
+        "sessionId": session_id,
+        "timestamp": iso(now()),
+        "parentUuid": head,
+    }

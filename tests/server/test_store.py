@@ -1,0 +1,139 @@
+"""The store interface, engine by engine: CAS append, listing, deletion, retention,
+tokens, migrations. The ``store`` fixture (conftest) yields every engine available."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from ingress_logging.server.store import SchemaError, Store, UnknownEntryError, open_store
+from ingress_logging.server.store.base import now
+from ingress_logging.server.store.sqlite import _V1, SCHEMA_VERSION
+
+
+def _put(store: Store, sid: str, uuid: str, last: str | None) -> int:
+    entry = {"type": "user", "uuid": uuid}
+    return store.append(sid, entry, json.dumps(entry), last).status
+
+
+def test_append_is_a_compare_and_set_on_the_head(store: Store):
+    assert _put(store, "s", "a", None) == 201
+    assert _put(store, "s", "b", "a") == 200
+    assert _put(store, "s", "c", "a") == 409  # stale head
+    assert _put(store, "s", "b", "b") == 409  # uuid already stored
+    assert store.head("s") == "b"
+    assert [json.loads(x)["uuid"] for x in store.loglines("s") or []] == ["a", "b"]
+
+
+def test_loglines_after_an_entry(store: Store):
+    for i, u in enumerate("abcd"):
+        _put(store, "s", u, None if i == 0 else "abcd"[i - 1])
+    assert [json.loads(x)["uuid"] for x in store.loglines("s", after="b") or []] == ["c", "d"]
+    assert store.loglines("s", after="d") == []
+    with pytest.raises(UnknownEntryError):
+        store.loglines("s", after="zz")
+    assert store.loglines("nope", after="a") is None
+
+
+def test_list_sessions_newest_first_paginated_and_filtered(store: Store):
+    for sid in ("team-a", "team-b", "other", "team-c"):
+        _put(store, sid, "u1", None)
+    _put(store, "team-a", "u2", "u1")  # team-a is now the most recent
+    page = store.list_sessions(prefix="team-", limit=2)
+    assert [s.id for s in page.sessions] == ["team-a", "team-c"]
+    assert page.sessions[0].entries == 2
+    assert page.sessions[0].first_activity <= page.sessions[0].last_activity
+    assert page.next_cursor is not None
+    rest = store.list_sessions(prefix="team-", limit=2, cursor=page.next_cursor)
+    assert [s.id for s in rest.sessions] == ["team-b"]
+    assert rest.next_cursor is None
+    assert [s.id for s in store.list_sessions(prefix="TEAM").sessions] == []  # case matters
+    with pytest.raises(ValueError):
+        store.list_sessions(cursor="not-a-cursor")
+
+
+def test_delete_and_retention_sweep(store: Store):
+    _put(store, "keep", "a", None)
+    _put(store, "drop", "a", None)
+    assert store.delete_session("drop") is True
+    assert store.delete_session("drop") is False
+    assert store.loglines("drop") is None
+    assert store.sweep(now() - timedelta(hours=1)) == 0
+    assert store.sweep(now() + timedelta(seconds=1)) == 1
+    assert store.count_events() == 0
+    assert _put(store, "keep", "a", None) == 201  # a deleted session starts afresh
+
+
+def test_tokens_are_stored_hashed_scoped_and_revocable(store: Store):
+    plain = store.create_token("ci", "append")
+    row = store.verify_token(plain)
+    assert row is not None
+    assert (row.name, row.scope) == ("ci", "append")
+    assert row.allows("append")
+    assert not row.allows("read")
+    assert store.verify_token(plain + "x") is None
+    assert [t.name for t in store.list_tokens()] == ["ci"]
+    assert plain not in repr(store.list_tokens())
+    with pytest.raises(ValueError):
+        store.create_token("ci", "read")  # names are unique
+    with pytest.raises(ValueError):
+        store.create_token("bad name", "read")
+    with pytest.raises(ValueError):
+        store.create_token("x", "write")  # type: ignore[arg-type]
+    assert store.revoke_token("ci") is True
+    assert store.verify_token(plain) is None
+    assert store.revoke_token("ci") is False
+    admin = store.verify_token(store.create_token("ops", "admin"))
+    assert admin is not None
+    assert admin.allows("read")
+    assert admin.allows("append")
+
+
+def test_healthcheck_and_version(store: Store):
+    store.healthcheck()
+    assert store.schema_version() >= 2
+
+
+def test_an_unversioned_sqlite_database_is_upgraded(tmp_path):
+    path = str(tmp_path / "old.db")
+    conn = sqlite3.connect(path)
+    conn.executescript(_V1)
+    conn.execute("INSERT INTO sessions VALUES ('s', 'a', '2026-01-01T00:00:00.000Z')")
+    conn.execute(
+        "INSERT INTO events (session_id, uuid, event_type, is_compaction, is_entry, payload,"
+        " created_at) VALUES ('s', 'a', 'user', 0, 1, '{\"uuid\": \"a\"}',"
+        " '2026-01-01T00:00:01.000Z')"
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaError, match="migrate"):
+        open_store(path, migrate=False)
+    store = open_store(path)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+        (row,) = store.list_sessions().sessions
+        assert (row.id, row.entries, row.last_activity) == ("s", 1, "2026-01-01T00:00:01.000Z")
+        assert _put(store, "s", "b", "a") == 200
+    finally:
+        store.close()
+
+
+def test_a_newer_sqlite_schema_is_refused(tmp_path):
+    path = str(tmp_path / "new.db")
+    open_store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaError, match="newer"):
+        open_store(path)
+
+
+def test_an_unopenable_sqlite_path_is_named(tmp_path):
+    from ingress_logging.server.store import StoreError
+
+    bad = str(tmp_path / "no-such-dir" / "x.db")
+    with pytest.raises(StoreError, match="no-such-dir"):
+        open_store(bad)

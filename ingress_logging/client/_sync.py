@@ -351,7 +351,8 @@ class SessionIngressClient(WindowedClient):
                 # One at a time, through httpx: the first entry as an ordinary append.
                 if not entries:
                     return WindowResult([], None)
-                return WindowResult([], self.begin_append(session_id, entries[0], target))
+                first = self.begin_append(session_id, entries[0], target, chain_parent=flags[0])
+                return WindowResult([], first)
             return self._pipelined(session_id, target, bodies, chained, entries, window)
 
     def _drive(self, pending: PendingAppend) -> Done:

@@ -112,7 +112,13 @@ class WindowedClient(ClientBase):
                     seq = win.recovering_seq
                     assert seq is not None
                     sender.body(seq, win.recovery.head)  # the chained parent, as sent
-                    pending = PendingAppend(session_id, target, sender.bodies[seq], win.recovery)
+                    pending = PendingAppend(
+                        session_id,
+                        target,
+                        sender.bodies[seq],
+                        win.recovery,
+                        chained=sender.chained[seq],
+                    )
                     break
                 conn = self._exchange(conn, win, session_id, target, sender)
                 self._heads.set(session_id, win.head)

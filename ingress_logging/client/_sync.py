@@ -305,9 +305,17 @@ class SessionIngressClient(WindowedClient):
         sends one at a time. Shares the session's turn with ``append_session_log``.
         Bad input raises before any request.
         """
+        self._check_open()
+        session_id = validate_session_id(session_id)
+        target = self._url(session_id, url)
+        for entry in entries:
+            serialise_entry(entry)  # bad input raises here, before any request
+        if self._pipelines is None or window == 1 or Pipelines.origin(target) in self._unordered:
+            with self._turns.turn(session_id):
+                return [self._drive(self.begin_append(session_id, e, target)) for e in entries]
         results: list[Done] = []
         while len(results) < len(entries):
-            batch = self.append_window(session_id, entries[len(results) :], url, window=window)
+            batch = self.append_window(session_id, entries[len(results) :], target, window=window)
             results += batch.done
             if batch.pending is not None:
                 with self._turns.turn(session_id):
@@ -337,10 +345,10 @@ class SessionIngressClient(WindowedClient):
         self._check_open()
         session_id = validate_session_id(session_id)
         target = self._url(session_id, url)
-        bodies = [serialise_entry(entry) for entry in entries]
         flags = [chain_parent] * len(entries) if isinstance(chain_parent, bool) else chain_parent
         if len(flags) != len(entries):
             raise ValueError("chain_parent needs one flag per entry")
+        bodies = [serialise_entry(entry) for entry in entries]
         chained = [dict(e) if flag else None for e, flag in zip(entries, flags, strict=True)]
         with self._turns.turn(session_id):
             if (

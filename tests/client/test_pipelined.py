@@ -356,3 +356,13 @@ def test_an_outage_costs_one_window_more_than_one_at_a_time(
     again = client.append_many("o2", entries("o2", 3), window=8)
     assert not any(r.ok for r in again)
     assert len(ingress_server.requests) == 10 * 2 + 3 + 3 * 2  # the next call starts at 1 too
+
+
+@pytest.mark.parametrize("window", [1, 8])
+def test_bad_input_raises_before_any_request(
+    ingress_server: IngressServer, make: Callable[..., SessionIngressClient], window: int
+) -> None:
+    client = make(ingress_server.base_url, ingress_server.token)
+    with pytest.raises(TypeError):
+        client.append_many("b", [{"uuid": "ok"}, {"uuid": "bad", "x": object()}], window=window)
+    assert ingress_server.requests == []

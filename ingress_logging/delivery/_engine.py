@@ -490,6 +490,7 @@ class DeliveryEngine:
             return self._sched.snapshot(
                 retry_budget=self._budget.snapshot(),
                 spool=spool.stats() if spool is not None else None,
+                pipeline_fallbacks=self._pool.pipeline_fallbacks(),
             )
 
     def is_worker_thread(self) -> bool:

@@ -117,6 +117,11 @@ class WorkerPool:
                     transport = self._transport = self._factory(self._host)
         return transport
 
+    def pipeline_fallbacks(self) -> int:
+        """Servers the transport sends one append at a time because they reordered."""
+        transport = self._transport
+        return 0 if transport is None else transport.pipeline_fallbacks
+
     def forget_head(self, session_id: str) -> None:
         """The engine forgot this session's chain head: so does the transport
         (its ``Last-Uuid`` map would grow instead); the next entry finds the

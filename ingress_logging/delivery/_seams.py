@@ -68,6 +68,10 @@ class Transport(Protocol):
         attempt's body names that attempt's ``Last-Uuid`` instead.
         """
 
+    @property
+    def pipeline_fallbacks(self) -> int:
+        """Servers switched to one append at a time because their path reordered."""
+
     def window_for(self, url: str) -> int:
         """Appends of one session it would keep in flight to ``url`` now (1: one at a
         time, no ``append_window``); it adapts to failures."""

@@ -98,6 +98,10 @@ class ClientTransport:
         self.client = SessionIngressClient(host=host, **kwargs)
         self.window = window if pipeline else 1
 
+    @property
+    def pipeline_fallbacks(self) -> int:
+        return self.client.pipeline_fallbacks
+
     def window_for(self, url: str) -> int:
         return 1 if self.window == 1 else self.client.window_for(url, self.window)
 

@@ -10,12 +10,17 @@ orderings on that one clock.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from ingress_logging import diagnostics as ev
 from ingress_logging.delivery import DeliveryEngine
+from ingress_logging.plugins import PluginHost
 from ingress_logging.server import IngressServer
 from ingress_logging.testing_proxy import DelayProxy
 
@@ -113,3 +118,104 @@ def test_pipeline_window_is_checked(
 ) -> None:
     with pytest.raises(error, match="pipeline_window"):
         make_engine(pipeline_window=bad)
+
+
+class _Scripted:
+    """A raw HTTP/1.1 server keeping one chain: the first PUT of a (uuid, Last-Uuid)
+    pair in ``once`` gets that reply instead (nothing stored)."""
+
+    def __init__(self) -> None:
+        self.once: dict[tuple[str | None, str | None], tuple[int, dict[str, str]]] = {}
+        self.stored: list[str] = []
+        self.hold = threading.Event()  # the reply to "a" waits for it
+        self.hold.set()
+        self.seen: list[tuple[str | None, str | None]] = []  # (uuid, Last-Uuid)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_PUT(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                key = (json.loads(body).get("uuid"), self.headers.get("Last-Uuid"))
+                outer.seen.append(key)
+                if key[0] == "a":
+                    outer.hold.wait(10)
+                status, headers = outer.reply(*key)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def reply(self, uuid: str | None, last: str | None) -> tuple[int, dict[str, str]]:
+        if (uuid, last) in self.once:
+            return self.once.pop((uuid, last))
+        head = self.stored[-1] if self.stored else None
+        if uuid in self.stored or last != head:
+            return 409, {"x-last-uuid": head} if head else {}
+        self.stored.append(str(uuid))
+        return 200, {}
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def scripted() -> Iterator[_Scripted]:
+    server = _Scripted()
+    yield server
+    server.close()
+
+
+def test_a_reordering_path_is_counted_and_reported_once(
+    scripted: _Scripted,
+    make_engine: Callable[..., DeliveryEngine],
+    wait_until: Callable[..., None],
+) -> None:
+    events: list[str] = []
+    engine = make_engine(
+        host=PluginHost(
+            token="t",
+            base_api_url=scripted.base_url,
+            diagnostics=lambda level, event, data: events.append(event),
+        )
+    )
+    # b is acknowledged, yet c (sent with Last-Uuid b) is refused naming a: the
+    # path handled c before b. b, c and d go in one window: they are queued
+    # while the reply to a is held back.
+    scripted.once[("c", "b")] = (409, {"x-last-uuid": "a"})
+    scripted.hold.clear()
+    assert engine.submit("r", {"type": "user", "uuid": "a"})
+    wait_until(lambda: scripted.seen == [("a", None)], what="a on the wire")
+    for uuid in "bcd":
+        assert engine.submit("r", {"type": "user", "uuid": uuid})
+    scripted.hold.set()
+    assert engine.flush(10)
+    for uuid in "ef":
+        assert engine.submit("r", {"type": "user", "uuid": uuid})
+    assert engine.flush(10)
+
+    health = engine.stats()
+    assert health.delivered == 6
+    assert health.pipeline_fallbacks == 1
+    engine._reporter.drain(5)
+    assert events.count(ev.PIPELINE_REORDERED) == 1
+    assert scripted.stored == ["a", "b", "c", "d", "e", "f"]
+    assert scripted.seen.count(("c", "b")) == 2  # refused, then sent again alone
+    assert scripted.seen[-2:] == [("e", "d"), ("f", "e")]

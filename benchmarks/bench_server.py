@@ -1,56 +1,49 @@
-"""Sustained PUT rate of the local session-ingress server.
+"""Sustained append rate of the server, beside the baseline and the store's own limit.
 
 Runs ``python -m ingress_logging.server`` in a subprocess pinned to one CPU
-(where the OS allows it) and drives it over keep-alive connections from
-client threads in this process (pinned to another CPU), with real Last-Uuid
-chaining. Two shapes, each on an in-memory and a file (WAL) database:
+and drives it from this process (pinned to another CPU) with a raw-socket
+client: many keep-alive connections on one ``selectors`` loop, one request in
+flight per connection, real Last-Uuid chaining. The client builds requests
+from bytes templates so that it stays cheaper than the server it measures
+(``http.client`` tops out below the server's rate on one core).
 
-* one session: strictly sequential appends (the protocol allows one request
-  in flight per session), so this is the per-session ceiling;
-* many sessions: several client threads, each chaining its own sessions.
+In the same run, for the same workload:
 
-Usage: ``.venv/bin/python benchmarks/bench_server.py [--seconds 2.5]``
+* the baseline: the stdlib ``http.server`` server of ``--baseline-rev``
+  (extracted with ``git archive`` into a temporary directory);
+* the store alone: ``store.append`` called in a loop, in process, with no
+  HTTP (the ceiling for any HTTP layer on that store);
+* the HTTP stack alone: the same runner with an app that stores nothing
+  (``_trivial_server.py``), the ceiling of the HTTP layer;
+* with ``--pg URL``: PostgreSQL with 1 and 2 worker processes, and its store alone.
+
+Usage: ``.venv/bin/python benchmarks/bench_server.py [--seconds 3] [--pg postgresql://...]``
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
 import re
-import statistics
+import selectors
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 TOKEN = "bench-token"
-PATH = "/v1/session_ingress/session/"
-
-
-def _entry(session_id: str, entry_uuid: str, parent: str | None) -> bytes:
-    """A transcript-shaped assistant message of about 600 bytes (synthetic text)."""
-    return json.dumps(
-        {
-            "type": "assistant",
-            "uuid": entry_uuid,
-            "parentUuid": parent,
-            "sessionId": session_id,
-            "timestamp": "2026-01-01T00:00:00.000Z",
-            "isSidechain": False,
-            "userType": "external",
-            "cwd": "/home/user/project",
-            "version": "1.0.0",
-            "message": {
-                "role": "assistant",
-                "content": [{"type": "text", "text": "benchmark payload " * 20}],
-                "usage": {"input_tokens": 3, "output_tokens": 365},
-            },
-        }
-    ).encode()
+ROOT = Path(__file__).resolve().parent.parent
+PAYLOAD = (
+    b'"type": "assistant", "timestamp": "2026-01-01T00:00:00.000Z", "isSidechain": false,'
+    b' "userType": "external", "cwd": "/home/user/project", "version": "1.0.0",'
+    b' "message": {"role": "assistant", "content": [{"type": "text", "text": "'
+    + b"benchmark payload " * 20
+    + b'"}], "usage": {"input_tokens": 3, "output_tokens": 365}}'
+)
 
 
 def _pin(cpu: int) -> None:
@@ -58,115 +51,277 @@ def _pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def start_server(db: str, cpu: int) -> tuple[subprocess.Popen[str], int]:
+def _body(sid: bytes, entry_uuid: bytes, parent: bytes | None) -> bytes:
+    parent_json = b"null" if parent is None else b'"' + parent + b'"'
+    return (
+        b'{"uuid": "' + entry_uuid + b'", "parentUuid": ' + parent_json
+        + b', "sessionId": "' + sid + b'", ' + PAYLOAD + b"}"
+    )  # fmt: skip
+
+
+def _request(sid: bytes, entry_uuid: bytes, parent: bytes | None) -> bytes:
+    body = _body(sid, entry_uuid, parent)
+    last = b"" if parent is None else b"Last-Uuid: " + parent + b"\r\n"
+    return (
+        b"PUT /v1/session_ingress/session/" + sid + b" HTTP/1.1\r\nHost: bench\r\n"
+        b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Type: application/json\r\n"
+        + last + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )  # fmt: skip
+
+
+class _Conn:
+    def __init__(self, port: int, sessions: list[bytes]) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setblocking(False)
+        self.sessions = sessions
+        self.heads: dict[bytes, bytes | None] = dict.fromkeys(sessions)
+        self.turn = 0
+        self.buf = b""
+        self.pending: tuple[bytes, bytes] | None = None
+
+    def send_next(self) -> None:
+        sid = self.sessions[self.turn % len(self.sessions)]
+        self.turn += 1
+        entry_uuid = uuid.uuid4().hex.encode()
+        self.pending = (sid, entry_uuid)
+        self.sock.sendall(_request(sid, entry_uuid, self.heads[sid]))
+
+    def on_readable(self) -> int | None:
+        """The status when a whole reply is in, else None."""
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("the server closed a connection")
+        self.buf += chunk
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = self.buf[:end]
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        if len(self.buf) < end + 4 + length:
+            return None
+        self.buf = self.buf[end + 4 + length :]
+        status = int(head[9:12])
+        assert self.pending is not None
+        if status in (200, 201):
+            self.heads[self.pending[0]] = self.pending[1]
+        return status
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (Linux /proc)."""
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measure(
+    proc: subprocess.Popen[str], port: int, sessions: int, seconds: float
+) -> tuple[float, float]:
+    """(appends per wall second, appends per server CPU second)."""
+    drive(port, 4, 4, 0.3)  # warm-up
+    before = cpu_seconds(proc.pid)
+    started = time.perf_counter()
+    count = drive(port, sessions, sessions, seconds) * seconds
+    wall = time.perf_counter() - started
+    used = cpu_seconds(proc.pid) - before
+    return count / wall, count / max(used, 1e-9)
+
+
+def drive(port: int, sessions: int, connections: int, seconds: float) -> float:
+    """Appends per second over ``connections`` keep-alive connections."""
+    names = [f"b{uuid.uuid4().hex[:8]}-{n}".encode() for n in range(sessions)]
+    conns = [_Conn(port, names[c::connections]) for c in range(min(connections, sessions))]
+    sel = selectors.DefaultSelector()
+    for conn in conns:
+        sel.register(conn.sock, selectors.EVENT_READ, conn)
+        conn.send_next()
+    done = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    try:
+        while True:
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+            for key, _ in sel.select(timeout=deadline - now):
+                conn = key.data
+                status = conn.on_readable()
+                if status is None:
+                    continue
+                if status not in (200, 201):
+                    raise RuntimeError(f"unexpected status {status}")
+                done += 1
+                conn.send_next()
+        return done / (time.perf_counter() - start)
+    finally:
+        for conn in conns:
+            conn.sock.close()
+        sel.close()
+
+
+def start_server(db: str, cpu: int | None, *, workers: int = 1, env: dict[str, str] | None = None):
+    if db == "trivial":
+        args = [sys.executable, str(Path(__file__).with_name("_trivial_server.py"))]
+        return _started(args, cpu, None)
+    args = [sys.executable, "-m", "ingress_logging.server", "--port", "0", "--db", db]
+    args += ["--token", TOKEN]
+    if workers > 1:
+        args += ["--workers", str(workers)]
+    if env is None:  # today's server: no access log while measuring
+        args += ["--no-access-log"]
+    return _started(args, cpu, env)
+
+
+def _started(args: list[str], cpu: int | None, env: dict[str, str] | None):
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ingress_logging.server",
-            "--port",
-            "0",
-            "--db",
-            db,
-            "--token",
-            TOKEN,
-        ],
+        args,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: _pin(cpu),
+        env=env,
+        cwd=None if env is None else env["PYTHONPATH"],
+        preexec_fn=None if cpu is None else (lambda: _pin(cpu)),
     )
     assert proc.stderr is not None
     line = proc.stderr.readline()
     match = re.search(r"127\.0\.0\.1:(\d+)", line)
     if match is None:
         proc.kill()
-        raise RuntimeError(f"server did not start: {line!r}")
+        raise RuntimeError(f"server did not start: {line!r} {proc.stderr.read()[-500:]}")
     return proc, int(match.group(1))
 
 
-def _worker(port: int, sessions: list[str], deadline: float, out: list[float], errors: list[str]):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    heads: dict[str, str | None] = dict.fromkeys(sessions)
-    i = 0
+def baseline_env(rev: str, tmp: str) -> dict[str, str] | None:
+    """A PYTHONPATH holding the package as of ``rev`` (the stdlib server)."""
+    target = os.path.join(tmp, "baseline")
+    os.makedirs(target)
     try:
-        while time.monotonic() < deadline:
-            sid = sessions[i % len(sessions)]
-            i += 1
-            entry_uuid = str(uuid.uuid4())
-            headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-            if heads[sid] is not None:
-                headers["Last-Uuid"] = heads[sid]
-            t0 = time.perf_counter()
-            conn.request("PUT", PATH + sid, _entry(sid, entry_uuid, heads[sid]), headers)
-            resp = conn.getresponse()
-            resp.read()
-            out.append(time.perf_counter() - t0)
-            if resp.status not in (200, 201):
-                errors.append(f"{resp.status}")
-                return
-            heads[sid] = entry_uuid
-    finally:
-        conn.close()
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "ingress_logging"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"baseline unavailable ({exc}); ratios are not printed")
+        return None
+    subprocess.run(["tar", "-x", "-C", target], input=archive, check=True)
+    return {**os.environ, "PYTHONPATH": target}
 
 
-def run(port: int, sessions: int, workers: int, seconds: float) -> dict[str, float]:
-    names = [f"bench-{uuid.uuid4().hex[:8]}-{n}" for n in range(sessions)]
-    per_worker = [names[w::workers] for w in range(workers)]
-    latencies: list[list[float]] = [[] for _ in range(workers)]
-    errors: list[str] = []
-    deadline = time.monotonic() + seconds
-    start = time.monotonic()
-    threads = [
-        threading.Thread(target=_worker, args=(port, per_worker[w], deadline, latencies[w], errors))
-        for w in range(workers)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - start
-    if errors:
-        raise RuntimeError(f"unexpected statuses: {errors[:5]}")
-    flat = sorted(x for lat in latencies for x in lat)
-    return {
-        "entries": len(flat),
-        "rate": len(flat) / elapsed,
-        "p50_ms": statistics.median(flat) * 1000,
-        "p99_ms": flat[int(len(flat) * 0.99) - 1] * 1000,
-    }
+def store_rate(db: str, seconds: float, threads: int = 1) -> float:
+    """``store.append`` alone, chained, over ``threads`` threads (no HTTP), per CPU
+    second of this process (one thread) or per wall second (several)."""
+    sys.path.insert(0, str(ROOT))
+    from ingress_logging.server.store import open_store
+
+    store = open_store(db)
+    counts = [0] * threads
+    deadline = time.perf_counter() + seconds
+
+    def loop(t: int) -> None:
+        sid, head = f"raw-{uuid.uuid4().hex[:8]}", None
+        while time.perf_counter() < deadline:
+            u = uuid.uuid4().hex
+            text = _body(sid.encode(), u.encode(), None if head is None else head.encode())
+            entry = {"uuid": u, "type": "assistant"}
+            assert store.append(sid, entry, text.decode(), head).stored
+            head = u
+            counts[t] += 1
+
+    start, cpu = time.perf_counter(), time.process_time()
+    workers = [threading.Thread(target=loop, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    spent = time.process_time() - cpu if threads == 1 else time.perf_counter() - start
+    rate = sum(counts) / spent
+    store.close()
+    return rate
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.5, help="per scenario")
-    parser.add_argument("--sessions", type=int, default=200, help="for the many-sessions run")
-    parser.add_argument("--workers", type=int, default=4, help="client threads, many sessions")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
+    parser.add_argument("--sessions", type=int, default=64, help="sessions (and connections)")
+    parser.add_argument("--baseline-rev", default="248d0c2", help="git rev of the stdlib server")
+    parser.add_argument("--pg", default=os.environ.get("INGRESS_LOGGING_TEST_PG"), help="libpq URL")
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
     server_cpu, client_cpu = cpus[0], cpus[-1]
     print(
-        f"server pinned to CPU {server_cpu}, client threads to CPU {client_cpu}"
-        f" ({len(cpus)} CPUs visible); {args.seconds:g} s per scenario"
+        f"server pinned to CPU {server_cpu}, client to CPU {client_cpu} ({len(cpus)} CPUs);"
+        f" {args.sessions} sessions over {args.sessions} connections; {args.seconds:g} s each"
     )
+    _pin(client_cpu)
     with tempfile.TemporaryDirectory() as tmp:
-        for db_name, db in (("memory", ":memory:"), ("file-wal", os.path.join(tmp, "b.db"))):
-            proc, port = start_server(db, server_cpu)
-            _pin(client_cpu)
-            try:
-                run(port, 1, 1, 0.3)  # warm-up
-                for label, sessions, workers in (
-                    ("1 session ", 1, 1),
-                    (f"{args.sessions} sessions", args.sessions, args.workers),
-                ):
-                    r = run(port, sessions, workers, args.seconds)
-                    print(
-                        f"{db_name:8s} {label:13s} {r['rate']:8.0f} entries/s"
-                        f"  (n={r['entries']:.0f}, p50 {r['p50_ms']:.2f} ms,"
-                        f" p99 {r['p99_ms']:.2f} ms, {workers} client thread(s))"
-                    )
-            finally:
-                proc.terminate()
-                proc.communicate(timeout=10)
+        base_env = baseline_env(args.baseline_rev, tmp)
+        proc, port = start_server("trivial", server_cpu)
+        try:
+            wall, stack = measure(proc, port, args.sessions, args.seconds)
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=10)
+        print(f"HTTP stack alone (an app that stores nothing): {stack:6.0f} per server CPU-second")
+        for name, db in (("memory", ":memory:"), ("file-wal", os.path.join(tmp, "b.db"))):
+            rates: dict[str, float] = {}  # per server CPU second: the "one core" rate
+            walls: dict[str, float] = {}
+            for label, env in (("baseline", base_env), ("asgi", None)):
+                if label == "baseline" and env is None:
+                    continue
+                if db != ":memory:" and os.path.exists(db):
+                    os.remove(db)
+                proc, port = start_server(db, server_cpu, env=env)
+                try:
+                    walls[label], rates[label] = measure(proc, port, args.sessions, args.seconds)
+                finally:
+                    proc.terminate()
+                    proc.communicate(timeout=10)
+            raw_db = db if db == ":memory:" else os.path.join(tmp, "raw.db")
+            raw = store_rate(raw_db, args.seconds)
+            ratio = (
+                f" = {rates['asgi'] / rates['baseline']:.2f}x baseline"
+                if "baseline" in rates
+                else ""
+            )
+            base = f"baseline {rates['baseline']:6.0f}, " if "baseline" in rates else ""
+            print(
+                f"sqlite {name:8s} per server CPU-second: {base}asgi {rates['asgi']:6.0f}{ratio};"
+                f" store alone {raw:6.0f} (asgi {rates['asgi'] / raw:.0%} of it);"
+                f" wall: " + ", ".join(f"{k} {v:.0f}/s" for k, v in walls.items())
+            )
+        if args.pg:
+            from urllib.parse import urlsplit
+
+            import psycopg
+
+            dbname = f"bench_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(args.pg, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{dbname}"')
+                try:
+                    url = urlsplit(args.pg)._replace(path=f"/{dbname}").geturl()
+                    for workers in (1, 2):
+                        proc, port = start_server(url, None, workers=workers)
+                        try:
+                            wall, per_cpu = measure(proc, port, args.sessions, args.seconds)
+                        finally:
+                            proc.terminate()
+                            proc.communicate(timeout=20)
+                        print(
+                            f"postgres {workers} worker(s), unpinned: {wall:6.0f}/s wall,"
+                            f" {per_cpu:6.0f} per server CPU-second"
+                        )
+                    for threads in (1, 8):
+                        raw = store_rate(url, args.seconds, threads)
+                        print(f"postgres store alone, {threads} thread(s): {raw:7.0f}/s")
+                finally:
+                    admin.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
     return 0
 
 

@@ -9,7 +9,10 @@ front door only does that once it builds its shared engine.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # importing delivery loads httpx: only for the type checker
+    from .delivery import FlushResult
 
 __all__ = ["EngineLike"]
 
@@ -26,4 +29,4 @@ class EngineLike(Protocol):
         size_hint: int | None = None,
     ) -> bool: ...
 
-    def flush(self, timeout: float | None = None) -> Any: ...
+    def flush(self, timeout: float | None = None) -> FlushResult: ...

@@ -56,6 +56,9 @@ _CACHE_LIMIT: Final = 4096
 #: may then be blocked on that very lock (a plugin or a logger created on the
 #: delivery path), and reconfiguring must not stall for a whole flush_timeout.
 _LOCKED_SLICE: Final = 0.5
+#: The longest a flush or close waits while this thread holds the logging
+#: module's lock (``dictConfig``): every other thread's logging waits on it.
+_LOCKED_BOUND: Final = 1.0
 #: This module's own logger: its records are never shipped (see IGNORED_LOGGERS).
 _log = logging.getLogger(__name__)
 #: Bytes charged per entry besides its message/exception text (the engine's
@@ -171,6 +174,8 @@ class IngressHandler(logging.Handler):
         settings: tuple[object, ...] = (url, token, base_api_url, plugins)
         if engine is not None and any(v is not None for v in (*settings, *engine_options.values())):
             raise TypeError("pass either engine= or the engine's settings, not both")
+        #: The engine is a shared one this handler holds: its ``close()`` releases it.
+        self._holds_engine = engine is None
         if engine is None:
             engine = self._shared_engine(
                 url=url,
@@ -216,7 +221,12 @@ class IngressHandler(logging.Handler):
         # (here or in the OpenTelemetry exporters) give the same engine.
         options = {key: value for key, value in engine_options.items() if value is not None}
         engine = get_shared_engine(
-            url_template=url, token=token, base_api_url=base_api_url, plugins=plugins, **options
+            hold=True,
+            url_template=url,
+            token=token,
+            base_api_url=base_api_url,
+            plugins=plugins,
+            **options,
         )
         if close_timeout is not None:
             # The engine, not this handler, closes at exit (before
@@ -338,8 +348,8 @@ class IngressHandler(logging.Handler):
 
         Returns at once on an engine worker thread (it cannot wait for
         itself). While this thread holds the logging module's lock
-        (``dictConfig``/``fileConfig``) it waits as long as entries keep
-        finishing, and stops after half a second without progress. The
+        (``dictConfig``/``fileConfig``) it waits at most one second, and
+        stops after half a second without progress. The
         result of the wait is kept in ``last_flush_result`` (a
         ``FlushResult``); ``engine.flush(timeout)`` returns it directly.
         """
@@ -357,15 +367,16 @@ class IngressHandler(logging.Handler):
             self._drops.add(DROP_HANDLER_ERROR)
 
     def _flush_in_slices(self, timeout: float) -> Any:
-        """Flush while this thread holds the module lock: wait as long as entries
-        keep finishing (up to ``timeout``), give up after a slice without progress.
+        """Flush while this thread holds the module lock: wait while entries keep
+        finishing (up to ``_LOCKED_BOUND``), give up after a slice without progress.
 
         The engine keeps its workers off that lock (warm level caches, diagnostics
         on their own thread), so normally everything is delivered before
         ``dictConfig`` returns; code outside the engine on the delivery path that
         still takes the lock costs one slice, not a deadlock.
         """
-        deadline = time.monotonic() + timeout
+        # Every thread's logging waits on this lock: never hold it long.
+        deadline = time.monotonic() + min(timeout, _LOCKED_BOUND)
         results: list[Any] = []
         while True:
             left = deadline - time.monotonic()
@@ -386,11 +397,13 @@ class IngressHandler(logging.Handler):
     def close(self) -> None:
         """Flush (up to ``close_timeout``) and detach; a second call does nothing.
 
-        The engine is not closed: it is shared with other handlers and the
-        OpenTelemetry exporters (or owned by whoever passed ``engine=``), and
-        it flushes at interpreter exit by itself. Records handed to a closed
-        handler are still submitted; the engine decides (a closed engine
-        counts them as dropped).
+        The shared engine is retired with the last handler that holds it: it
+        delivers what it holds, then closes, unless a new handler with the
+        same settings takes it first (an OpenTelemetry exporter on it keeps it
+        open until exit); an engine
+        passed as ``engine=`` is its owner's to close. Records handed to a
+        closed handler are still submitted; the engine decides (a closed
+        engine counts them as dropped).
         """
         with self._close_lock:
             if self._closed:
@@ -398,6 +411,12 @@ class IngressHandler(logging.Handler):
             self._closed = True
         try:
             self._flush(self.close_timeout)
+            if self._holds_engine:
+                from .delivery import release_shared_engine
+
+                release_shared_engine(self._engine)  # type: ignore[arg-type]
+        except Exception:
+            self._drops.add(DROP_HANDLER_ERROR)
         finally:
             super().close()
 

@@ -5,8 +5,14 @@ laptop closed, a killed job) must be finishable by running the same command
 again. So for each target session ``ship`` first reads what the session holds
 (which also primes the client's chain head), then skips every entry already
 there - by ``uuid``, or, for entries that carry none (summaries, snapshots),
-by identical content - and appends the rest in file order with the blocking
-client, one entry at a time, so each entry gets its own outcome.
+by identical content, counted: the n-th identical line of a run is skipped
+only when the session held at least n of them before it - and appends the
+rest in file order with the blocking client, one entry at a time, so each
+entry gets its own outcome.
+
+A server that cannot be reached stops the run at the first failure, with one
+line naming the address and the reason: every later line would fail the
+same way.
 
 Entries are sent exactly as read: their ``uuid``, ``parentUuid`` and
 ``sessionId`` are never rewritten, even when ``--session`` sends them to a
@@ -17,11 +23,15 @@ from __future__ import annotations
 
 import collections
 import copy
+import os
+import signal
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -30,8 +40,13 @@ from .._session_id import validate_session_id
 from ..errors import InvalidSessionIdError
 from ._app import pass_config
 from ._config import CliConfig, LastEvent
-from ._jsonl import BadLine, Line, canonical, read_jsonl
+from ._follow import Follower, FollowOptions
+from ._follow_state import ENV_STATE_FILE, default_state_path
+from ._jsonl import BadLine, Line, read_jsonl
+from ._once import append_once, has_uuid
+from ._present import Present, content_key
 from ._progress import Reporter, make_progress
+from ._reach import unreachable
 
 if TYPE_CHECKING:
     from ..client import SessionIngressClient
@@ -48,6 +63,12 @@ class ShipCounts:
     failed: int = 0
     bad: int = 0
     dropped: int = 0
+    #: Per target session, in the order first met: outcome -> count.
+    sessions: dict[str, collections.Counter[str]] = field(default_factory=dict)
+
+    def count(self, session_id: str, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        self.sessions.setdefault(session_id, collections.Counter())[outcome] += 1
 
     def summary(self) -> str:
         text = (
@@ -57,6 +78,18 @@ class ShipCounts:
         if self.dropped:
             text += f", {self.dropped} dropped by plugins"
         return text
+
+    def per_session(self) -> list[str]:
+        """One line per session: what was written to it (and what was not)."""
+        lines = []
+        for sid, c in self.sessions.items():
+            text = f"session {sid}: {c['sent']} sent, {c['skipped']} skipped"
+            if c["failed"]:
+                text += f", {c['failed']} failed"
+            if c["dropped"]:
+                text += f", {c['dropped']} dropped by plugins"
+            lines.append(text)
+        return lines
 
 
 @dataclass
@@ -117,42 +150,48 @@ def plan_files(paths: Sequence[str], session_override: str | None) -> _Plan:
     return plan
 
 
-class _Present:
-    """What a session already holds: uuids, plus content of uuid-less entries."""
-
-    def __init__(self, loglines: Iterable[dict[str, Any]]) -> None:
-        self.uuids: set[str] = set()
-        self.others: collections.Counter[bytes] = collections.Counter()
-        for entry in loglines:
-            self.add(entry)
-
-    def add(self, entry: dict[str, Any]) -> None:
-        uuid = entry.get("uuid")
-        if isinstance(uuid, str) and uuid:
-            self.uuids.add(uuid)
-        else:
-            self.others[canonical(entry)] += 1
-
-    def take(self, entry: dict[str, Any]) -> bool:
-        """True if the entry is already stored (and account for it)."""
-        uuid = entry.get("uuid")
-        if isinstance(uuid, str) and uuid:
-            return uuid in self.uuids
-        key = canonical(entry)
-        if self.others[key] > 0:
-            self.others[key] -= 1
-            return True
-        return False
-
-
 def _read_sessions(
     client: SessionIngressClient, config: CliConfig, sessions: Sequence[str]
-) -> dict[str, _Present | None]:
-    present: dict[str, _Present | None] = {}
+) -> dict[str, Present | None]:
+    present: dict[str, Present | None] = {}
     for sid in sessions:
-        logs = client.get_session_logs(sid, config.session_url(sid))
-        present[sid] = None if logs is None else _Present(logs)
+        url = config.session_url(sid)
+        logs = client.get_session_logs(sid, url)
+        if logs is None:
+            down = unreachable(url, config.timeout)
+            if down is not None:
+                raise click.ClickException(f"{down}; nothing was sent")
+        present[sid] = None if logs is None else Present(logs)
     return present
+
+
+def _append(
+    client: SessionIngressClient,
+    config: CliConfig,
+    session_id: str,
+    entry: dict[str, Any],
+    url: str,
+    held: Present,
+) -> bool:
+    """Append one entry; True once it is stored.
+
+    With a uuid, the client retries (it recognises an earlier attempt's
+    entry by its uuid). Without one, each attempt is single (see ``_once``)
+    and a failed one is followed by a read: one more copy of the content
+    than the session held means the reply was lost, not the entry.
+    """
+    if has_uuid(entry):
+        return client.append_session_log(session_id, entry, url)
+    key = content_key(entry)
+    for attempt in range(1, config.max_attempts + 1):
+        if append_once(client, session_id, entry, url):
+            return True
+        logs = client.get_session_logs(session_id, url)
+        if logs is not None and Present(logs).copies[key] > held.copies[key]:
+            return True
+        if attempt < config.max_attempts:
+            time.sleep(min(config.base_delay * 2 ** (attempt - 1), max(config.base_delay, 8.0)))
+    return False
 
 
 def _send(
@@ -160,20 +199,22 @@ def _send(
     client: SessionIngressClient,
     sink: LastEvent,
     items: Sequence[_Planned],
-    present: dict[str, _Present | None],
+    present: dict[str, Present | None],
     counts: ShipCounts,
     reporter: Reporter,
     jobs: int,
-) -> None:
+) -> str | None:
     """Append every planned entry not already present; count each outcome.
 
     Sessions are independent, so up to ``jobs`` of them are shipped at once
     (one thread each); within a session entries go strictly in file order.
+    Returns why the run stopped early (the server cannot be reached), if it did.
     """
     host = config.host()
     urls = {sid: config.session_url(sid) for sid in present}
     lock = threading.Lock()
     stop = threading.Event()
+    stopped: list[str] = []
 
     def one(item: _Planned) -> None:
         held = present[item.session_id]
@@ -188,13 +229,20 @@ def _send(
             outcome, note = "failed", f"failed: {where}: could not read session {item.session_id}"
         elif held.take(entry):
             outcome = "skipped"
-        elif client.append_session_log(item.session_id, entry, urls[item.session_id]):
+        elif _append(client, config, item.session_id, entry, urls[item.session_id], held):
             outcome = "sent"
-            held.add(entry)
+            held.sent(entry)
         else:
+            down = unreachable(urls[item.session_id], config.timeout)
+            if down is not None:
+                with lock:
+                    stopped.append(down)
+                stop.set()
+                sink.pop()
+                return
             outcome, note = "failed", f"failed: {where}: {sink.pop()}"
         with lock:
-            setattr(counts, outcome, getattr(counts, outcome) + 1)
+            counts.count(item.session_id, outcome)
             if note is not None:
                 reporter.note(note)
             reporter.advance(item.line.path, counts)
@@ -210,7 +258,7 @@ def _send(
         groups.setdefault(item.session_id, []).append(item)
     if jobs == 1 or len(groups) <= 1:
         run(items)
-        return
+        return stopped[0] if stopped else None
     with ThreadPoolExecutor(min(jobs, len(groups)), thread_name_prefix="ingress-ship") as pool:
         futures = [pool.submit(run, group) for group in groups.values()]
         try:
@@ -219,12 +267,11 @@ def _send(
         except BaseException:
             stop.set()  # the others finish their current entry, then stop
             raise
+    return stopped[0] if stopped else None
 
 
 @click.command()
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True)
-)
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option(
     "--session",
     "session_id",
@@ -248,6 +295,44 @@ def _send(
     show_default="a bar on a terminal, plain lines otherwise",
     help="Force the progress bar on or off.",
 )
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Keep running: ship each complete new line of the FILES (files, directories, "
+    "quoted globs) as it is written; resumable through --state-file. Stop with Ctrl-C.",
+)
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=ENV_STATE_FILE,
+    show_envvar=True,
+    default=None,
+    show_default="$XDG_STATE_HOME/ingress-logging/follow-state.json, "
+    "~/.local/state/ingress-logging/follow-state.json without it",
+    help="With --follow: where the offset confirmed stored of each file is kept.",
+)
+@click.option(
+    "--pattern",
+    default="*.jsonl",
+    show_envvar=True,
+    help="With --follow: the files taken from a directory (and its subdirectories).",
+)
+@click.option(
+    "--poll",
+    is_flag=True,
+    show_envvar=True,
+    help="With --follow: look for changes every 0.25 s instead of using file notifications.",
+)
+@click.option(
+    "--status-every",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_envvar=True,
+    metavar="SECONDS",
+    help="With --follow: how often a status line (lines shipped, last error) is written "
+    "while lines flow or deliveries fail.",
+)
 @pass_config
 def ship(
     config: CliConfig,
@@ -255,6 +340,11 @@ def ship(
     session_id: str | None,
     jobs: int,
     progress: bool | None,
+    follow: bool,
+    state_file: Path | None,
+    pattern: str,
+    poll: bool,
+    status_every: float,
 ) -> None:
     """Append JSONL transcript FILES (one JSON entry per line) to session-ingress.
 
@@ -262,8 +352,10 @@ def ship(
     content for entries without one) are skipped, so an interrupted upload
     resumes where it stopped. Entries are sent unchanged (uuid, parentUuid and
     sessionId are kept). Bad lines are reported as FILE:LINE and skipped; the
-    rest is still sent. Exit status: 0 if every line was sent or skipped, 1 if
-    any entry failed or any line was bad, 130 if interrupted.
+    rest is still sent. A server that cannot be reached stops the run at the
+    first failure. Exit status: 0 if every line was sent or skipped, 1 if any
+    entry failed, any line was bad or the server could not be reached, 130 if
+    interrupted.
     """
     if session_id is not None:
         try:
@@ -271,6 +363,23 @@ def ship(
         except InvalidSessionIdError as exc:
             raise click.BadParameter(str(exc), param_hint="--session") from None
     config.check()
+    if follow:
+        options = FollowOptions(
+            paths=files,
+            session=session_id,
+            state_file=state_file or default_state_path(),
+            pattern=pattern,
+            notifications=not poll,
+            status_every=status_every,
+        )
+        _follow(config, options)
+        return
+    for path in files:
+        if path != "-" and not os.path.isfile(path):
+            what = "is a directory" if os.path.isdir(path) else "does not exist"
+            raise click.BadParameter(
+                f"{path!r} {what} (directories and globs are for --follow)", param_hint="FILES"
+            )
     plan = plan_files(files, session_id)
     counts = ShipCounts(bad=len(plan.bad))
     for bad in plan.bad:
@@ -279,19 +388,62 @@ def ship(
     sink = LastEvent(config.debug)
     use_bar = progress if progress is not None else sys.stderr.isatty()
     interrupted = False
+    stopped: str | None = None
     with config.client(diagnostics=sink) as client:
         present = _read_sessions(client, config, plan.sessions)
         per_file = collections.Counter(item.line.path for item in plan.items)
         reporter = make_progress(bar=use_bar, per_file=per_file)
         try:
-            _send(config, client, sink, plan.items, present, counts, reporter, jobs)
+            stopped = _send(config, client, sink, plan.items, present, counts, reporter, jobs)
         except KeyboardInterrupt:
             interrupted = True
         finally:
             reporter.close(counts)
     click.echo(counts.summary())
+    for line in counts.per_session():
+        click.echo(line)
+    if stopped is not None:
+        left = len(plan.items) - counts.sent - counts.skipped - counts.failed - counts.dropped
+        raise click.ClickException(
+            f"{stopped}; {left} entries not sent: run the same command again to resume"
+        )
     if interrupted:
         click.echo("interrupted: run the same command again to resume", err=True)
         raise click.exceptions.Exit(130)
     if counts.failed or counts.bad:
         raise click.exceptions.Exit(1)
+
+
+class _Stop(BaseException):
+    """SIGTERM: stop following (raised in the main thread, like KeyboardInterrupt)."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+def _follow(config: CliConfig, options: FollowOptions) -> None:
+    """Run the follower until Ctrl-C or SIGTERM; the state is saved either way."""
+    if "-" in options.paths:
+        raise click.BadParameter("--follow reads files, not standard input", param_hint="FILES")
+    sink = LastEvent(config.debug)
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    code = 0
+    with config.client(diagnostics=sink) as client:
+        follower = Follower(config, client, sink, options, lambda text: click.echo(text, err=True))
+        try:
+            follower.run()
+        except KeyboardInterrupt:
+            code = 130
+        except _Stop:
+            code = 0
+        finally:
+            # A second signal must not cut the final save short.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                follower.close()
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+    raise click.exceptions.Exit(code)

@@ -66,11 +66,6 @@ class AsyncSessionTurns:
             if turn.users == 0 and self._turns.get(session_id) is turn:
                 del self._turns[session_id]
 
-    def users(self, session_id: str) -> int:
-        """Tasks running or queued for this session."""
-        turn = self._turns.get(session_id)
-        return 0 if turn is None else turn.users
-
     def __len__(self) -> int:
         return len(self._turns)
 

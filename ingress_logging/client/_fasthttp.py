@@ -19,6 +19,9 @@ time, so each (thread, origin) needs exactly one keep-alive connection. The
 * Headers are sent exactly as httpx built them; responses are streamed, so
   the client's body cap still stops reading early (that connection is then
   closed, never reused). Content decoding is httpx's.
+* A request's whole exchange - send, status line, ``100 Continue``s,
+  headers, body - ends by one deadline: the ``deadline`` request extension
+  (monotonic seconds, set by the client), else now + the read timeout.
 * TLS: ``ssl.create_default_context()`` (verification on; ``SSL_CERT_FILE`` /
   ``SSL_CERT_DIR`` honoured by OpenSSL). Proxies are not supported here: when
   a proxy environment variable is set, ``build_http_client`` returns a plain
@@ -28,11 +31,13 @@ time, so each (thread, origin) needs exactly one keep-alive connection. The
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -87,6 +92,56 @@ class _HTTPConnection(_OneSend, http.client.HTTPConnection):
 
 class _HTTPSConnection(_OneSend, http.client.HTTPSConnection):
     pass
+
+
+class _DeadlineSocket:
+    """A socket whose every send and receive ends by ``deadline`` (monotonic).
+
+    http.client sets one timeout per socket operation, so a server that
+    trickles a body, repeats ``100 Continue`` or sends a header line now and
+    then could hold a request for ever; here each operation gets only the
+    time left of the request's total deadline (``timeout``).
+    """
+
+    __slots__ = ("_sock", "_timeout", "deadline")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._timeout: float | None = sock.gettimeout()
+        self.deadline: float | None = None
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        self._sock.settimeout(timeout)
+
+    def _arm(self) -> None:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("request deadline passed")
+            # Only when the time left is below the operation timeout already
+            # set: a settimeout costs two fcntl calls, not worth it per read.
+            if self._timeout is None or left < self._timeout:
+                self.settimeout(left)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self._arm()
+        return self._sock.recv(bufsize, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self._arm()
+        self._sock.sendall(data, flags)
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
+        raw = socket.SocketIO(self, "rb")  # type: ignore[arg-type]
+        return io.BufferedReader(raw, buffering or io.DEFAULT_BUFFER_SIZE)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 def _seconds(timeout: dict[str, Any], key: str) -> float | None:
@@ -181,15 +236,22 @@ class HTTPClientTransport(httpx.BaseTransport):
             raise httpx.ConnectError(type(exc).__name__, request=request) from exc
         assert conn.sock is not None
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.sock = _DeadlineSocket(conn.sock)
         return conn
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self._closed:
             raise RuntimeError("transport is closed")
         timeout: dict[str, Any] = request.extensions.get("timeout", {})
+        deadline = request.extensions.get("deadline")
+        if deadline is None:
+            total = _seconds(timeout, "read")
+            deadline = None if total is None else time.monotonic() + total
         conn = self._connect(request, timeout)
-        assert conn.sock is not None
-        conn.sock.settimeout(_seconds(timeout, "read"))
+        sock = conn.sock
+        assert isinstance(sock, _DeadlineSocket)
+        sock.settimeout(_seconds(timeout, "read"))
+        sock.deadline = deadline
         try:
             conn.putrequest(
                 request.method,

@@ -127,6 +127,12 @@ def _read_capped(response: httpx.Response, cap: int, deadline: float | None) -> 
     return b"".join(chunks)
 
 
+def _total_seconds(timeout: httpx.Timeout) -> float | None:
+    """The request's total deadline: the largest of its timeouts."""
+    parts = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]
+    return max(parts) if parts else None
+
+
 class SessionIngressClient(WindowedClient):
     """Blocking session-ingress client: the seed's operations, on ``httpx.Client``.
 
@@ -232,6 +238,11 @@ class SessionIngressClient(WindowedClient):
     def _send(self, request: Request) -> Reply | BaseException:
         """Perform one request; a transport failure is returned, not raised."""
         try:
+            # One deadline for the whole exchange (connect, send, the reply and
+            # its body): the engine's transport enforces it on every socket
+            # operation; any transport at least between body chunks.
+            total = _total_seconds(request.timeout)
+            deadline = None if total is None else time.monotonic() + total
             built = self._http.build_request(
                 request.method,
                 request.url,
@@ -239,12 +250,10 @@ class SessionIngressClient(WindowedClient):
                 content=request.content,
                 params=request.params,
                 timeout=request.timeout,
+                extensions={"deadline": deadline},
             )
             response = self._http.send(built, stream=True)
             try:
-                deadline = None
-                if request.timeout.read is not None:
-                    deadline = time.monotonic() + 3 * request.timeout.read
                 body = _read_capped(response, request.cap, deadline)
             finally:
                 response.close()

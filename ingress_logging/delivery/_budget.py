@@ -233,10 +233,6 @@ class RetryBudget:
             self._denied += 1
             return max(self._next_probe - now, 1e-3)
 
-    def allow_retry(self) -> bool:
-        """``acquire() == 0.0``, for drivers that only need yes or no."""
-        return self.acquire() == 0.0
-
     def snapshot(self) -> RetryBudgetState:
         with self._lock:
             return RetryBudgetState(

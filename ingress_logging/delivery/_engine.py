@@ -43,12 +43,13 @@ from ..protocol import DEFAULT_WINDOW, RetryPolicy
 from . import _exit, _reentry
 from ._budget import RetryBudget
 from ._logsafe import warm_logging_caches
+from ._options import check_conflicts, check_numbers, overflow_name
 from ._pool import WorkerPool
 from ._reporter import Reporter
 from ._retention import DEFAULT_MAX_IDLE_SESSIONS
-from ._scheduler import Scheduler
+from ._scheduler import REFUSED, Scheduler
 from ._seams import RetryBudgetHook, Spool, Transport
-from ._session import Item, Prepared, SessionState, estimate_size, fill_entry
+from ._session import Prepared, estimate_size, fill_entry
 from ._spool import DEFAULT_SPOOL_MAX_BYTES
 from ._spool import Spool as SqliteSpool
 from ._threads import THREAD_PREFIX, is_worker_thread
@@ -56,7 +57,6 @@ from ._types import (
     DROP_BUILD_ERROR,
     DROP_PREPARE,
     DROP_REENTRANT,
-    OVERFLOW_POLICIES,
     FlushResult,
     Health,
     OverflowPolicy,
@@ -140,12 +140,12 @@ class DeliveryEngine:
         allow_insecure_http: bool = False,
         pipeline_window: int = DEFAULT_WINDOW,
     ) -> None:
-        overflow = _overflow_name(overflow)
+        overflow = overflow_name(overflow)
         if isinstance(pipeline_window, bool) or not isinstance(pipeline_window, int):
             raise TypeError(f"pipeline_window must be an int, not {type(pipeline_window).__name__}")
         if pipeline_window < 1:
             raise ValueError("pipeline_window must be at least 1")
-        _check_numbers(
+        check_numbers(
             max_queue_entries=max_queue_entries,
             max_queue_bytes=max_queue_bytes,
             max_concurrency=max_concurrency,
@@ -153,7 +153,7 @@ class DeliveryEngine:
             block_timeout=block_timeout,
             close_timeout=close_timeout,
         )
-        _check_conflicts(
+        check_conflicts(
             host=host,
             host_settings={
                 "url_template": url_template,
@@ -328,25 +328,28 @@ class DeliveryEngine:
         # request id, the current span) sees the caller's values. O(1).
         context = contextvars.copy_context() if spool_key is None else None
 
-        def make_item(s: SessionState) -> Item:
-            item = Item(s, entry, record, size)
-            item.spool_key = spool_key
-            if spool_key is not None:
-                item.prepared = Prepared.FILLED if filled_parent else Prepared.YES
-            item.context = context
-            return item
-
-        admission = self._sched.submit(
-            session_id, make_item, size, may_block=not is_worker_thread()
+        if spool_key is None:
+            prepared = Prepared.NO
+        else:
+            prepared = Prepared.FILLED if filled_parent else Prepared.YES
+        spawn = self._sched.submit(
+            session_id,
+            entry,
+            record,
+            size,
+            context=context,
+            spool_key=spool_key,
+            prepared=prepared,
+            may_block=not is_worker_thread(),
         )
-        if admission.spawn:
-            self._pool.spawn(admission.spawn)
+        if spawn > 0:
+            self._pool.spawn(spawn)
         if self._spool is not None:
-            if not admission.accepted and spool_key is not None:
+            if spawn == REFUSED and spool_key is not None:
                 self._spool.acknowledge(spool_key)
-            for key in admission.evicted_keys or ():  # drop_oldest evicted spooled entries
+            for key in self._sched.take_evicted_keys() or ():  # drop_oldest evicted them
                 self._spool.acknowledge(key)
-        return admission.accepted
+        return spawn != REFUSED
 
     def _submit_spooled(
         self,
@@ -496,54 +499,3 @@ class DeliveryEngine:
     def is_worker_thread(self) -> bool:
         """True on a delivery thread: records emitted there must never be shipped."""
         return is_worker_thread()
-
-
-def _overflow_name(value: object) -> OverflowPolicy:
-    """The policy named by ``value``; spellings from config files are accepted
-    (``"drop-oldest"``, ``"DROP_OLDEST"``, ``"drop oldest"``)."""
-    if isinstance(value, str):
-        name = value.strip().lower().replace("-", "_").replace(" ", "_")
-        for policy in OVERFLOW_POLICIES:
-            if name == policy:
-                return policy
-    raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, not {value!r}")
-
-
-def _check_numbers(**numbers: float) -> None:
-    for name in ("max_queue_entries", "max_queue_bytes", "max_concurrency", "max_idle_sessions"):
-        number = numbers[name]
-        if isinstance(number, bool) or not isinstance(number, int):
-            raise TypeError(f"{name} must be an int, not {type(number).__name__}")
-    if numbers["max_queue_entries"] < 1 or numbers["max_queue_bytes"] < 1:
-        raise ValueError("max_queue_entries and max_queue_bytes must be positive")
-    if numbers["max_concurrency"] < 1:
-        raise ValueError("max_concurrency must be at least 1")
-    if numbers["max_idle_sessions"] < 0:
-        raise ValueError("max_idle_sessions must not be negative")
-    if numbers["block_timeout"] < 0 or numbers["close_timeout"] < 0:
-        raise ValueError("block_timeout and close_timeout must not be negative")
-
-
-def _check_conflicts(
-    *,
-    host: object,
-    host_settings: dict[str, object],
-    spool: object,
-    spool_dir: object,
-    transport: object,
-    client_settings: dict[str, object],
-) -> None:
-    """Arguments one of which would be silently ignored: a TypeError naming both."""
-    if host is not None:
-        given = [name for name, value in host_settings.items() if value is not None]
-        if given:
-            raise TypeError(f"pass either host= or {'=, '.join(given)}=, not both")
-    if spool is not None and spool_dir is not None:
-        raise TypeError("pass either spool= or spool_dir=, not both")
-    if transport is not None:
-        given = [name for name, value in client_settings.items() if value is not None]
-        if given:
-            raise TypeError(
-                f"pass either transport= or the client's {'=, '.join(given)}=, not both"
-                " (the transport factory builds its own client)"
-            )

@@ -28,18 +28,19 @@ for the same-thread re-entry of ``submit`` from a signal handler or a
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import itertools
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ._flush import FlushWaiter
 from ._reporter import Reporter
 from ._retention import SessionRetention
-from ._session import Item, ItemState, Phase, SessionState
+from ._session import Item, ItemState, Phase, Prepared, SessionState
 from ._step import Step
 from ._types import (
     DROP_BLOCK_TIMEOUT,
@@ -55,19 +56,10 @@ from ._types import (
     OverflowPolicy,
 )
 
-__all__ = ["Admission", "Scheduler"]
+__all__ = ["REFUSED", "Scheduler"]
 
-
-class Admission:
-    """What ``Scheduler.submit`` decided: accepted or not, workers to start,
-    spool rows whose entries ``drop_oldest`` evicted (to delete)."""
-
-    __slots__ = ("accepted", "evicted_keys", "spawn")
-
-    def __init__(self, accepted: bool, spawn: int = 0, evicted_keys: list[object] | None = None):
-        self.accepted = accepted
-        self.spawn = spawn
-        self.evicted_keys = evicted_keys
+#: ``Scheduler.submit``: the entry was not queued (counted as dropped).
+REFUSED: Final = -1
 
 
 class Scheduler:
@@ -146,13 +138,18 @@ class Scheduler:
     def submit(
         self,
         session_id: str,
-        make_item: Callable[[SessionState], Item],
+        entry: dict[str, Any] | Callable[[], dict[str, Any]],
+        record: object,
         size: int,
         *,
+        context: contextvars.Context | None,
+        spool_key: object,
+        prepared: Prepared,
         may_block: bool,
-    ) -> Admission:
+    ) -> int:
         """Admit, look up the session and enqueue, in one critical section.
 
+        Returns ``REFUSED``, or how many workers the caller should start.
         Admission comes first and may wait (``block``) with the lock released;
         the session is looked up after it, so an idle-session eviction during
         the wait can never leave the item in a forgotten state.
@@ -160,31 +157,35 @@ class Scheduler:
         with self._lock:
             if self._closed:
                 self._refuse_locked(session_id, DROP_CLOSED, gap=False)
-                return Admission(False)
+                return REFUSED
             reason = self._admit_locked(size, may_block=may_block)
             if reason is None and self.closed:  # closed while this submit waited for room
                 reason = DROP_CLOSED
             if reason is not None:
                 self._refuse_locked(session_id, reason, gap=reason != DROP_CLOSED)
-                return Admission(False, 0, self._take_evicted_keys())
+                return REFUSED
             s = self._session_locked(session_id)
-            item = make_item(s)
+            item = Item(s, entry, record, size)
+            item.context = context
+            item.spool_key = spool_key
+            item.prepared = prepared
             s.submitted += 1
             self._totals[0] += 1
             self._enqueue_locked(s, item)
-            return Admission(True, self._dispatch_locked(), self._take_evicted_keys())
+            return self._dispatch_locked() if self._ready else 0
+
+    def take_evicted_keys(self) -> list[object] | None:
+        """Spool rows of entries ``drop_oldest`` evicted since the last call (to delete)."""
+        if not self._evicted_keys:
+            return None
+        with self._lock:
+            keys, self._evicted_keys = self._evicted_keys, []
+            return keys
 
     def refuse(self, session_id: str | None, reason: str, *, gap: bool) -> None:
         """A submit refused before the queue (build error, a plugin, a full spool)."""
         with self._lock:
             self._refuse_locked(session_id, reason, gap=gap)
-
-    def _take_evicted_keys(self) -> list[object] | None:
-        keys = self._evicted_keys
-        if not keys:
-            return None
-        self._evicted_keys = []
-        return keys
 
     def _session_locked(self, session_id: str) -> SessionState:
         s = self._sessions.get(session_id)

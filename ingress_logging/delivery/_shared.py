@@ -5,7 +5,8 @@ The ``IngressHandler`` and the OpenTelemetry exporter both call
 engine, hence the same queue, the same ``parentUuid`` chain per session and
 the same connections. Settings are compared by value where they are
 hashable (strings, numbers, ``RetryPolicy``) and by identity otherwise
-(plugin managers, hosts, callables). A closed engine is replaced.
+(plugin managers, hosts, callables). A closed engine is replaced; an engine
+whose last holding front door closed is retired (``release_shared_engine``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 from typing import Any
 
 from ._engine import DeliveryEngine
+from ._threads import THREAD_PREFIX
 
 __all__ = ["get_shared_engine", "release_shared_engine"]
 
@@ -64,22 +66,41 @@ def get_shared_engine(*, hold: bool = False, **config: Any) -> DeliveryEngine:
         return engine
 
 
-def release_shared_engine(engine: DeliveryEngine, timeout: float | None = None) -> bool:
-    """A holder is done with ``engine``; the last one closes it (bounded by
-    ``timeout``). True when this call closed it."""
+def release_shared_engine(engine: DeliveryEngine) -> None:
+    """A holder is done with ``engine``; after the last one it is retired.
+
+    Retiring runs on a short-lived thread: the engine delivers what it holds
+    (up to its ``close_timeout``), then closes - unless a new holder took it
+    meanwhile (``dictConfig`` closes the old handlers before it builds the
+    new ones with the same settings, and those must find the same engine,
+    entries and chain).
+    """
     with _lock:
         held = _holders.get(id(engine))
         if not held:
-            return False
+            return
         _holders[id(engine)] = held - 1
         if held > 1 or id(engine) in _pinned:
-            return False
-        del _holders[id(engine)]
+            return
+    thread = threading.Thread(
+        target=_retire, args=(engine,), name=f"{THREAD_PREFIX}.retire", daemon=True
+    )
+    try:
+        thread.start()
+    except RuntimeError:  # interpreter shutting down: the exit hook closes it
+        return
+
+
+def _retire(engine: DeliveryEngine) -> None:
+    engine.flush(engine.close_timeout)
+    with _lock:
+        if _holders.get(id(engine)):
+            return  # taken again meanwhile
+        _holders.pop(id(engine), None)
         for key, known in list(_engines.items()):
             if known is engine:
                 del _engines[key]
-    engine.close(timeout)
-    return True
+    engine.close(engine.close_timeout)
 
 
 def _after_fork_in_child() -> None:

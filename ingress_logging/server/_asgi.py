@@ -21,14 +21,10 @@ the lost-reply fault needs the ``ingress_logging.drop`` extension that
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import functools
 import hmac
-import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from email.utils import formatdate
@@ -39,7 +35,7 @@ import orjson
 
 from .._session_id import validate_session_id
 from ..errors import InvalidSessionIdError
-from ._faults import FaultDecision
+from . import _routes as routes
 from ._metrics import ACCESS_LOGGER, access_line
 from ._runner import DROP_EXTENSION
 from ._state import RequestRecord, ServerState
@@ -57,31 +53,10 @@ CODE_PREFIX = "/v1/code/sessions/"
 TELEPORT_SUFFIX = "/teleport-events"
 ADMIN_FAULTS = "/_admin/faults"
 UNRECORDED = (ADMIN_FAULTS, "/healthz", "/metrics")
-MAX_PAGE = 1000
-MAX_SESSIONS_PAGE = 1000
-MAX_UUID_LENGTH = 256
 #: An oversize body up to this size is discarded and the connection kept.
 DRAIN_LIMIT = 64 * 1024 * 1024
-_UUID_CHARS = re.compile(rf"[\x21-\x7e]{{1,{MAX_UUID_LENGTH}}}")
 #: Sent with every 401 (RFC 9110 requires the challenge).
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="session-ingress"'}
-
-
-def _encode_cursor(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"e:{event_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        digits = text[2:]
-        if not text.startswith("e:") or not (digits.isascii() and digits.isdigit()):
-            raise ValueError(cursor)
-        if len(digits) > 18:  # 64-bit integers in the database; our ids never get this long
-            raise ValueError(cursor)
-        return int(digits)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Reply(400, "cursor is not one this server issued") from None
 
 
 _date_cache: tuple[int, bytes] = (0, b"")
@@ -96,25 +71,11 @@ def _http_date() -> bytes:
     return _date_cache[1]
 
 
-def _retry_after(seconds: float) -> str:
-    return str(int(seconds)) if seconds == int(seconds) else f"{seconds:g}"
-
-
 def _same(given: str, expected: str) -> bool:
     """Constant-time equality of a header value (latin-1 text) and a secret."""
     return hmac.compare_digest(
         given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
     )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _positive(raw: str, what: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-        raise Reply(400, f"{what} must be a positive integer")
-    return int(raw)
 
 
 class IngressApp:
@@ -150,10 +111,10 @@ class IngressApp:
                     return
         if scope["type"] != "http":
             return
-        await _Exchange(self, scope, receive, send).run()
+        await Exchange(self, scope, receive, send).run()
 
 
-class _Exchange:
+class Exchange:
     """One request and its reply."""
 
     def __init__(self, app: IngressApp, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -180,6 +141,7 @@ class _Exchange:
         self.route = "other"
         self.close = False
         self.unrecorded = self.path not in UNRECORDED
+        self.accounted = False
 
     # --- the request ----------------------------------------------------------
 
@@ -187,48 +149,60 @@ class _Exchange:
         state = self.state
         try:
             if self.path == "/healthz":
-                await self._healthz()
+                await routes.healthz(self)
                 return
             if self.path == "/metrics":
-                self._only("GET")
-                await self._send(200, state.metrics.render().encode(), content_type="text/plain")
+                self.only("GET")
+                await self.send(200, state.metrics.render().encode(), content_type="text/plain")
                 return
             body = await self._read_body()
             if body is None:  # the client went away mid-body: nobody to answer
                 return
             if self.path == ADMIN_FAULTS:
-                await self._admin(body)
+                await routes.admin(self, body)
                 return
             if state.faults.latency:
                 await self.app.wait(state.faults.latency)
             await self._route(body)
         except Reply as reply:
-            await self._send_error(reply.status, reply.message, reply.headers)
+            await self.send_error(reply.status, reply.message, reply.headers)
         except Exception:
             logger.exception("ingress server: unexpected error")
             self.close = True
-            await self._send_error(500, "internal server error")
+            await self.send_error(500, "internal server error")
         finally:
             self._record()
-            seconds = time.monotonic() - self.t
-            if self.path not in UNRECORDED:
-                state.metrics.observe(self.route, self.status, seconds)
-            # state.access_log, not logger.isEnabledFor: that takes the logging
-            # module lock when its cache is cold, and an app may hold that lock
-            # while it waits for this server (dictConfig flushing handlers).
-            if state.access_log:
-                client = self.scope.get("client")
-                ACCESS_LOGGER.info(
-                    access_line(
-                        method=self.method,
-                        path=self.path,
-                        status=self.status,
-                        seconds=seconds,
-                        size=self.size,
-                        peer=None if not client else str(client[0]),
-                        fault=self.fault,
-                    )
+            self._account()
+
+    def _account(self) -> None:
+        """Count the request in the metrics and write its access-log line, once.
+
+        Called just before the reply goes out (so a client holding its answer
+        finds both), or at the end for a request that got none.
+        """
+        if self.accounted:
+            return
+        self.accounted = True
+        state = self.state
+        seconds = time.monotonic() - self.t
+        if self.path not in UNRECORDED:
+            state.metrics.observe(self.route, self.status, seconds)
+        # state.access_log, not logger.isEnabledFor: that takes the logging
+        # module lock when its cache is cold, and an app may hold that lock
+        # while it waits for this server (dictConfig flushing handlers).
+        if state.access_log:
+            client = self.scope.get("client")
+            ACCESS_LOGGER.info(
+                access_line(
+                    method=self.method,
+                    path=self.path,
+                    status=self.status,
+                    seconds=seconds,
+                    size=self.size,
+                    peer=None if not client else str(client[0]),
+                    fault=self.fault,
                 )
+            )
 
     async def _read_body(self) -> bytes | None:
         limit = self.state.max_body_bytes
@@ -270,34 +244,34 @@ class _Exchange:
             sid = self._session_from(path[len(SESSION_PREFIX) :], ("GET", "PUT", "DELETE"))
             if self.method == "PUT":
                 self.route = "append"
-                await self._put(sid, body)
+                await routes.put(self, sid, body)
             elif self.method == "DELETE":
                 self.route = "delete"
-                await self._delete(sid)
+                await routes.delete(self, sid)
             else:
                 self.route = "read"
-                await self._read(sid)
+                await routes.read(self, sid)
             return
         if path == SESSIONS_PATH:
             self.route = "sessions"
-            self._only("GET")
-            await self._sessions()
+            self.only("GET")
+            await routes.sessions(self)
             return
         if path.startswith(CODE_PREFIX) and path.endswith(TELEPORT_SUFFIX):
             raw = path[len(CODE_PREFIX) : -len(TELEPORT_SUFFIX)]
             self.route = "teleport"
-            await self._teleport(self._session_from(raw, ("GET",)))
+            await routes.teleport(self, self._session_from(raw, ("GET",)))
             return
         raise Reply(404, f"no route for {path[:200]!r}")
 
-    def _only(self, *methods: str) -> None:
+    def only(self, *methods: str) -> None:
         if self.method not in methods:
             raise Reply(405, f"{self.method} not allowed", {"Allow": ", ".join(methods)})
 
     def _session_from(self, raw: str, methods: tuple[str, ...]) -> str:
         if "/" in raw:
             raise Reply(404, "no such route")
-        self._only(*methods)
+        self.only(*methods)
         try:
             sid = validate_session_id(unquote(raw, errors="strict"))
         except (InvalidSessionIdError, UnicodeDecodeError) as exc:
@@ -305,12 +279,12 @@ class _Exchange:
         self.session_id = sid
         return sid
 
-    def _params(self) -> dict[str, list[str]]:
+    def params(self) -> dict[str, list[str]]:
         return parse_qs(self.query, keep_blank_values=True)
 
     # --- replies --------------------------------------------------------------
 
-    async def _send(
+    async def send(
         self,
         status: int,
         body: bytes,
@@ -322,6 +296,7 @@ class _Exchange:
         self.status = status
         self.size = len(body)
         self._record()
+        self._account()
         raw = [
             (b"date", _http_date()),
             (b"content-type", content_type.encode()),
@@ -338,18 +313,16 @@ class _Exchange:
         except OSError:  # the client is gone
             self.status = None
 
-    async def _send_json(
-        self, status: int, obj: Any, headers: dict[str, str] | None = None
-    ) -> None:
-        await self._send(status, orjson.dumps(obj), headers)
+    async def send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        await self.send(status, orjson.dumps(obj), headers)
 
-    async def _send_error(
+    async def send_error(
         self, status: int, message: str, headers: dict[str, str] | None = None
     ) -> None:
         error = {"error": {"message": message, "type": ERROR_TYPES.get(status, "api_error")}}
-        await self._send_json(status, error, headers)
+        await self.send_json(status, error, headers)
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
         """Close the TCP connection without sending a single byte."""
         self.status = None
         self._record()
@@ -381,7 +354,7 @@ class _Exchange:
 
     # --- the store --------------------------------------------------------------
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a store call (on a worker thread for a pooled store); 503 when it fails."""
         try:
             if self.state.store.concurrent:
@@ -397,215 +370,38 @@ class _Exchange:
 
     # --- auth -----------------------------------------------------------------
 
-    def _bearer(self) -> str | None:
+    def bearer(self) -> str | None:
         value = self.headers.get("authorization", "")
         scheme, _, credential = value.partition(" ")
         return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
 
-    async def _authorize(self, needed: Scope, *, oauth: bool = False) -> None:
+    async def authorize(self, needed: Scope, *, oauth: bool = False) -> None:
         """The dev token has every scope; named tokens their own; OAuth reads need the org."""
         state = self.state
-        bearer = self._bearer()
+        bearer = self.bearer()
         if bearer is None:
             raise Reply(401, "missing bearer token", dict(_CHALLENGE))
         if state.token is not None and _same(bearer, state.token):
             return
         if oauth and _same(bearer, state.oauth_token):
-            self._check_org()
+            self.check_org()
             return
-        row = await self._call(state.store.verify_token, bearer)
+        row = await self.call(state.store.verify_token, bearer)
         if row is None:
             raise Reply(401, "missing or invalid bearer token", dict(_CHALLENGE))
         if not row.allows(needed):
             raise Reply(403, f"this token lacks the {needed} scope")
 
-    def _check_org(self) -> None:
+    def check_org(self) -> None:
         org = self.headers.get("x-organization-uuid")
         expected = self.state.org_uuid
         if org is None or (expected is not None and not _same(org, expected)):
             raise Reply(403, "x-organization-uuid is missing or not this token's organization")
 
-    def _require_oauth(self) -> None:
-        bearer = self._bearer()
+    def require_oauth(self) -> None:
+        bearer = self.bearer()
         if bearer is None:
             raise Reply(401, "missing bearer token", dict(_CHALLENGE))
         if not _same(bearer, self.state.oauth_token):
             raise Reply(401, "invalid bearer token", dict(_CHALLENGE))
-        self._check_org()
-
-    # --- faults ---------------------------------------------------------------
-
-    async def _pre_faults(self, method: str, sid: str) -> FaultDecision:
-        """Consume this request's fault; answer here if it replaces the handling."""
-        decision = self.state.faults.decide(method, sid)
-        self.fault = decision.name
-        if decision.foreign_write:
-            await self._call(self.state.store.append_foreign, sid)
-        if decision.reply_status is not None:
-            headers = {}
-            if decision.retry_after is not None:
-                headers["Retry-After"] = _retry_after(decision.retry_after)
-            raise Reply(decision.reply_status, "injected fault", headers)
-        return decision
-
-    async def _post_faults(self, decision: FaultDecision) -> bool:
-        """Apply an after-commit fault; True when it replaced the reply."""
-        if decision.after_commit == "drop":
-            self._drop()
-            return True
-        if decision.after_commit == "error":
-            await self._send_error(decision.after_commit_status, "injected fault after commit")
-            return True
-        return False
-
-    # --- routes ---------------------------------------------------------------
-
-    async def _put(self, sid: str, body: bytes) -> None:
-        await self._authorize("append")
-        content_type = self.headers.get("content-type", "")
-        if content_type.split(";", 1)[0].strip().lower() != "application/json":
-            raise Reply(400, "Content-Type must be application/json")
-        try:
-            text = body.decode("utf-8")
-            # orjson, as the library's reader uses: what it cannot read back (NaN,
-            # 1e400, a lone surrogate escape) would make the whole session unreadable.
-            entry = orjson.loads(body)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise Reply(400, f"body is not valid JSON: {str(exc)[:200]}") from None
-        if not isinstance(entry, dict):
-            raise Reply(400, f"body must be a JSON object, not {type(entry).__name__}")
-        entry_uuid = entry.get("uuid")
-        if entry_uuid is not None and (
-            not isinstance(entry_uuid, str) or _UUID_CHARS.fullmatch(entry_uuid) is None
-        ):
-            # It may be echoed in x-last-uuid: no spaces, no CR/LF, no non-ASCII.
-            raise Reply(400, "uuid must be 1 to 256 printable ASCII characters, no spaces")
-        self.entry_uuid = entry_uuid
-        last_uuid = self.headers.get("last-uuid") or None
-        decision = await self._pre_faults("PUT", sid)
-        result = await self._call(self.state.store.append, sid, entry, text, last_uuid)
-        if await self._post_faults(decision):
-            return
-        if result.stored:
-            await self._send_json(result.status, {"stored": True, "head": result.head})
-            return
-        headers = {}
-        if result.head is not None and not self.state.faults.omit_conflict_head:
-            headers["x-last-uuid"] = result.head
-        message = "Last-Uuid does not match the session head, or the uuid is already stored"
-        raise Reply(409, message, headers)
-
-    async def _read(self, sid: str) -> None:
-        await self._authorize("read", oauth=True)
-        query = self._params()
-        flag = query.get("after_last_compact", ["false"])[-1].lower()
-        if flag not in ("true", "1", "false", "0"):
-            raise Reply(400, "after_last_compact must be true or false")
-        after = query.get("after", [None])[-1]
-        decision = await self._pre_faults("GET", sid)
-        try:
-            lines = await self._call(
-                self.state.store.loglines,
-                sid,
-                after_last_compact=flag in ("true", "1"),
-                after=after,
-            )
-        except UnknownEntryError:
-            raise Reply(400, "after= names no entry of this session") from None
-        if await self._post_faults(decision):
-            return
-        if lines is None:
-            raise Reply(404, "session not found")
-        await self._send(200, b'{"loglines":[' + ",".join(lines).encode() + b"]}")
-
-    async def _delete(self, sid: str) -> None:
-        await self._authorize("admin")
-        if not await self._call(self.state.store.delete_session, sid):
-            raise Reply(404, "session not found")
-        await self._send_json(200, {"deleted": True, "id": sid})
-
-    async def _sessions(self) -> None:
-        await self._authorize("read", oauth=True)
-        query = self._params()
-        prefix = query.get("prefix", [""])[-1]
-        if len(prefix) > 256:
-            raise Reply(400, "prefix is longer than a session id can be")
-        limit = min(_positive(query.get("limit", ["100"])[-1], "limit"), MAX_SESSIONS_PAGE)
-        cursor = query.get("cursor", [None])[-1]
-        try:
-            page = await self._call(
-                self.state.store.list_sessions, prefix=prefix, limit=limit, cursor=cursor
-            )
-        except ValueError as exc:
-            raise Reply(400, str(exc)) from None
-        await self._send_json(
-            200,
-            {
-                "sessions": [
-                    {
-                        "id": s.id,
-                        "entries": s.entries,
-                        "first_activity": s.first_activity,
-                        "last_activity": s.last_activity,
-                    }
-                    for s in page.sessions
-                ],
-                "next_cursor": page.next_cursor,
-            },
-        )
-
-    async def _teleport(self, sid: str) -> None:
-        self._require_oauth()
-        query = self._params()
-        limit = min(_positive(query.get("limit", [str(MAX_PAGE)])[-1], "limit"), MAX_PAGE)
-        cursor = query.get("cursor", [None])[-1]
-        after = 0 if cursor is None else _decode_cursor(cursor)
-        decision = await self._pre_faults("GET", sid)
-        rows = await self._call(self.state.store.events_page, sid, after, limit + 1)
-        if await self._post_faults(decision):
-            return
-        if rows is None:
-            raise Reply(404, "session not found")
-        more = len(rows) > limit
-        rows = rows[:limit]
-        page: dict[str, Any] = {
-            "data": [
-                {
-                    "event_id": f"evt_{row.id}",
-                    "event_type": row.event_type,
-                    "is_compaction": row.is_compaction,
-                    "payload": None if row.payload is None else json.loads(row.payload),
-                    "created_at": row.created_at,
-                }
-                for row in rows
-            ]
-        }
-        if more or self.state.faults.endless_teleport_cursor:
-            page["next_cursor"] = _encode_cursor(rows[-1].id if rows else after)
-        await self._send_json(200, page)
-
-    async def _admin(self, body: bytes) -> None:
-        self._only("GET", "POST", "DELETE")
-        await self._authorize("admin")
-        faults = self.state.faults
-        if self.method == "POST":
-            content_type = self.headers.get("content-type", "")
-            if content_type.split(";", 1)[0].strip().lower() != "application/json":
-                raise Reply(400, "Content-Type must be application/json")
-            try:
-                spec = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-                faults.configure(spec)
-            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-                raise Reply(400, f"bad fault spec: {str(exc)[:300]}") from None
-        elif self.method == "DELETE":
-            faults.reset()
-        await self._send_json(200, faults.snapshot())
-
-    async def _healthz(self) -> None:
-        self._only("GET", "HEAD")
-        try:
-            await self._call(self.state.store.healthcheck)
-        except Reply:
-            await self._send_json(503, {"status": "unavailable"})
-            return
-        await self._send_json(200, {"status": "ok"})
+        self.check_org()

@@ -31,7 +31,7 @@ def test_failures_close_the_bucket_at_half() -> None:
     for _ in range(4):
         b.record_failure()
     assert b.snapshot().tokens == 6.0
-    assert b.allow_retry()
+    assert b.acquire() == 0.0
     b.record_failure()  # 5 tokens: not > 5, closed
     s = b.snapshot()
     assert (s.tokens, s.open) == (5.0, False)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import httpx
 import pytest
 
 from ingress_logging import IngressHandler
-from ingress_logging.delivery import DeliveryEngine, SqliteSpool
+from ingress_logging.delivery import DeliveryEngine, FlushResult, SqliteSpool
 
 
 def _contents(server: Any, sid: str) -> list[str]:
@@ -124,22 +125,27 @@ def test_a_blocked_submit_never_lands_in_a_session_state_eviction_forgot(
 def test_spool_mode_concurrent_submitters_chain_in_stored_order(
     ingress_server, make_engine, tmp_path
 ):
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: any unlocked window shows
     engine = make_engine(spool_dir=tmp_path / "spool", max_concurrency=4)
     barrier = threading.Barrier(8)
 
     def submitter(n: int) -> None:
         barrier.wait()
-        for i in range(50):
+        for i in range(150):
             engine.submit("chain", {"type": "system", "content": f"{n}-{i}"})
 
     threads = [threading.Thread(target=submitter, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert engine.flush(30)
     stored = ingress_server.entries("chain")
-    assert len(stored) == 400
+    assert len(stored) == 1200
     assert stored[0]["parentUuid"] is None
     assert _chained(stored)
 
@@ -188,6 +194,7 @@ class _SameHead409(http.server.BaseHTTPRequestHandler):
     (or a fixed head), and every GET with a session holding only that head."""
 
     HEAD = "00000000-0000-4000-8000-000000000000"
+    protocol_version = "HTTP/1.1"
 
     def do_PUT(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", "0")))
@@ -228,7 +235,7 @@ def test_a_409_echoing_the_sent_head_is_never_reported_delivered(same_head_serve
             assert engine.submit("s", {"type": "system", "content": f"m{i}"})
         result = engine.flush(20)
         assert (result.delivered, result.failed) == (0, 5)
-        assert engine.stats().failed_by_reason == {"retries_exhausted": 5}
+        assert engine.stats().failed_by_reason == {"retries_exhausted": 5}  # read, never "stored"
     finally:
         engine.close(2)
 
@@ -323,3 +330,54 @@ def test_a_50_mb_message_is_truncated_and_flagged_not_dropped(ingress_server, ma
     assert [len(e["content"]) for e in stored] == [64 * 1024, 5]
     assert stored[0]["truncated"] == {"content": 50_000_000}
     assert engine.stats().dropped == 0
+
+
+# -- conflicting arguments -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"host": "HOST", "token": "t"}, "host=.*token="),
+        ({"spool": "SPOOL", "spool_dir": "/tmp/x"}, "spool=.*spool_dir="),
+        ({"transport": "T", "timeout": 3.0}, "transport=.*timeout="),
+        ({"transport": "T", "http_client": "C"}, "transport=.*http_client="),
+    ],
+)
+def test_conflicting_arguments_raise_type_error_naming_both(kwargs, names, tmp_path):
+    from ingress_logging.plugins import PluginHost
+
+    values = {"HOST": PluginHost(token="t"), "SPOOL": object(), "T": lambda host: None, "C": None}
+    given = {k: values.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
+    if "http_client" in given:
+        given["http_client"] = httpx.Client()
+    if "host" not in given:
+        given["base_api_url"] = "http://127.0.0.1:9"
+    try:
+        with pytest.raises(TypeError, match=names):
+            DeliveryEngine(**given)
+    finally:
+        if "http_client" in given:
+            given["http_client"].close()
+
+
+# -- item 1, the rules of re-entry (the signal and __del__ runs are in tests/reliability) --
+
+
+def test_calls_nested_inside_the_engine_take_no_lock(ingress_server, make_engine):
+    from ingress_logging.delivery import _reentry
+
+    engine = make_engine()
+    with _reentry.guard():  # as if a signal handler interrupted this thread inside submit
+        assert engine.submit("nested", {"type": "system", "content": "inner"})
+        assert engine.flush(5) == FlushResult(timed_out=True)  # returns at once
+        with pytest.raises(RuntimeError, match="same thread"):
+            engine.stats()
+        for i in range(_reentry.MAX_DEFERRED + 5):  # "inner" is kept already: 6 beyond
+            engine.submit("nested", {"type": "system", "content": f"n{i}"})
+        assert ingress_server.entries("nested") == []
+    # Leaving the outermost call queued what waited, in order.
+    assert engine.flush(30).delivered == _reentry.MAX_DEFERRED
+    stored = _contents(ingress_server, "nested")
+    assert stored == ["inner"] + [f"n{i}" for i in range(_reentry.MAX_DEFERRED - 1)]
+    assert engine.stats().dropped_by_reason == {"reentrant": 6}

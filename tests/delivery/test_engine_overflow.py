@@ -146,7 +146,10 @@ def test_server_down_memory_stays_within_the_cap_and_drops_are_exact(ingress_ser
         tracemalloc.stop()
         health = engine.stats()
         assert health.queued_bytes <= cap
-        assert peak < cap + 128 * 1024  # the cap plus a small constant
+        # The cap plus a small constant, plus what each worker holds while its
+        # request fails (the exception, the request: measured 5-7 KiB each; a
+        # worker per ready session, 8 here, since a burst gets its workers).
+        assert peak < cap + 128 * 1024 + 8 * 1024 * engine.max_concurrency
         assert refused == health.dropped == n - health.queued_entries
         assert health.submitted == n
         engine._reporter.drain(5)

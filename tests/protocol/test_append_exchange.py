@@ -276,3 +276,16 @@ def test_diagnostics_carry_only_numbers_and_known_names() -> None:
     for _level, name, data in rec.events:
         assert name in ev.EVENTS
         assert all(isinstance(v, int | float) for v in data.values())
+
+
+def test_a_server_naming_a_new_head_for_ever_is_given_up_on() -> None:
+    from ingress_logging.protocol._append import CONTENTION_MAX_ROUNDS
+
+    ex, rec = make()
+    action = ex.start(has_token=True)
+    for n in range(CONTENTION_MAX_ROUNDS + 1):
+        action = ex.on_response(409, x_last_uuid=f"head-{n}")
+        if isinstance(action, Wait):
+            action = ex.on_waited()
+    assert action == Done(AppendOutcome.CONFLICT, 409)
+    assert rec.names()[-1] == ev.SESSION_PERSIST_FAIL_CONCURRENT_MODIFICATION

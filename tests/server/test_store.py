@@ -137,3 +137,59 @@ def test_an_unopenable_sqlite_path_is_named(tmp_path):
     bad = str(tmp_path / "no-such-dir" / "x.db")
     with pytest.raises(StoreError, match="no-such-dir"):
         open_store(bad)
+
+
+def test_an_old_postgres_database_is_upgraded_and_a_newer_refused(pg_url):
+    import threading
+
+    import psycopg
+
+    from ingress_logging.server.store import postgres
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # what the first version created
+        conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        for statement in postgres.MIGRATIONS[1].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        conn.execute(
+            "INSERT INTO sessions (id, head, created_at, last_activity)"
+            " VALUES ('s', NULL, now(), now())"
+        )
+    with pytest.raises(SchemaError, match="migrate"):
+        open_store(pg_url, migrate=False)
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:  # two replicas starting at once: each migration applied once
+        try:
+            opened.append(open_store(pg_url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    try:
+        assert [s.schema_version() for s in opened] == [postgres.SCHEMA_VERSION] * 2
+        assert opened[0].exists("s")
+        assert opened[0].create_token("after-upgrade", "read").startswith("ilt_")
+    finally:
+        for s in opened:
+            s.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE schema_version SET version = %s", (postgres.SCHEMA_VERSION + 1,))
+    with pytest.raises(SchemaError, match="newer"):
+        open_store(pg_url)
+
+
+def test_an_unreachable_postgres_is_named_without_its_password():
+    from ingress_logging.server.store import StoreError
+
+    with pytest.raises(StoreError) as caught:
+        open_store("postgresql://someone:s3cret@127.0.0.1:1/nowhere")
+    assert "127.0.0.1:1/nowhere" in str(caught.value)
+    assert "s3cret" not in str(caught.value)

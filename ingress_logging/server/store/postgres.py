@@ -114,7 +114,11 @@ class PostgresStore:
                 "PostgreSQL needs the postgres extra: pip install 'ingress-logging[postgres]'"
             ) from None
         self.description = _safe(url)
-        self._errors: tuple[type[Exception], ...] = (psycopg.Error,)
+        try:  # one direct attempt first: the pool would retry until its timeout
+            psycopg.connect(url, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {self.description}: {_reason(exc)}") from None
+        self._unique_violation = psycopg.errors.UniqueViolation
         self._pool = ConnectionPool(
             url,
             min_size=min_size,
@@ -217,33 +221,29 @@ class PostgresStore:
                     "SELECT head FROM sessions WHERE id = %s FOR UPDATE", (session_id,)
                 ).fetchone()
             head: str | None = _one(row)[0]
-            if (check and last_uuid != head) or (
-                entry_uuid is not None
-                and (
-                    entry_uuid == head
-                    or conn.execute(
-                        "SELECT 1 FROM events WHERE session_id = %s AND uuid = %s",
-                        (session_id, entry_uuid),
-                    ).fetchone()
-                    is not None
-                )
-            ):
+            if (check and last_uuid != head) or (entry_uuid is not None and entry_uuid == head):
                 conn.rollback()  # also forgets a session row created just now
                 return AppendResult(409, None if created else head, stored=False)
-            event_id = _one(
-                conn.execute(
-                    "INSERT INTO events (session_id, uuid, event_type, is_compaction, is_entry,"
-                    " payload, created_at) VALUES (%s, %s, %s, %s, true, %s, %s) RETURNING id",
-                    (
-                        session_id,
-                        entry_uuid,
-                        event_type(entry),
-                        is_compaction_boundary(entry),
-                        payload,
-                        stamp,
-                    ),
-                ).fetchone()
-            )[0]
+            try:
+                # a uuid already in the session: the unique index refuses it
+                event_id = _one(
+                    conn.execute(
+                        "INSERT INTO events (session_id, uuid, event_type, is_compaction,"
+                        " is_entry, payload, created_at)"
+                        " VALUES (%s, %s, %s, %s, true, %s, %s) RETURNING id",
+                        (
+                            session_id,
+                            entry_uuid,
+                            event_type(entry),
+                            is_compaction_boundary(entry),
+                            payload,
+                            stamp,
+                        ),
+                    ).fetchone()
+                )[0]
+            except self._unique_violation:
+                conn.rollback()
+                return AppendResult(409, None if created else head, stored=False)
             if entry_uuid is not None:
                 head = entry_uuid
             conn.execute(

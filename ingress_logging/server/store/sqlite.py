@@ -192,60 +192,59 @@ class SQLiteStore:
         entry_uuid = entry.get("uuid")
         if not isinstance(entry_uuid, str):
             entry_uuid = None
+        stamp = iso(now())
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute(
-                    "SELECT head FROM sessions WHERE id = ?", (session_id,)
-                ).fetchone()
-                exists = row is not None
-                head: str | None = row[0] if row is not None else None
-                if check and last_uuid != head:
+                try:
+                    # a uuid already in the session (the head included): the
+                    # unique index refuses it
+                    event_id = conn.execute(
+                        "INSERT INTO events (session_id, uuid, event_type, is_compaction,"
+                        " is_entry, payload, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                        (
+                            session_id,
+                            entry_uuid,
+                            event_type(entry),
+                            int(is_compaction_boundary(entry)),
+                            payload,
+                            stamp,
+                        ),
+                    ).lastrowid
+                except sqlite3.IntegrityError:
+                    conn.execute("ROLLBACK")
+                    return AppendResult(409, self._head(session_id), stored=False)
+                # The compare-and-set: the head moves only if it is still last_uuid.
+                moved = conn.execute(
+                    "UPDATE sessions SET head = coalesce(?, head), entries = entries + 1,"
+                    " last_activity = ?, last_event = ? WHERE id = ?"
+                    + (" AND head IS ?" if check else ""),
+                    (entry_uuid, stamp, event_id, session_id) + ((last_uuid,) if check else ()),
+                ).rowcount
+                if moved:
+                    head = entry_uuid if entry_uuid is not None else self._head(session_id)
+                    conn.execute("COMMIT")
+                    return AppendResult(200, head, stored=True)
+                head = self._head(session_id)
+                if self._exists(session_id) or (check and last_uuid is not None):
                     conn.execute("ROLLBACK")
                     return AppendResult(409, head, stored=False)
-                if entry_uuid is not None and (
-                    entry_uuid == head
-                    or conn.execute(
-                        "SELECT 1 FROM events WHERE session_id = ? AND uuid = ?",
-                        (session_id, entry_uuid),
-                    ).fetchone()
-                    is not None
-                ):
-                    conn.execute("ROLLBACK")
-                    return AppendResult(409, head, stored=False)
-                stamp = iso(now())
-                if not exists:
-                    conn.execute(
-                        "INSERT INTO sessions (id, head, created_at, entries, last_activity)"
-                        " VALUES (?, NULL, ?, 0, ?)",
-                        (session_id, stamp, stamp),
-                    )
-                cur = conn.execute(
-                    "INSERT INTO events (session_id, uuid, event_type, is_compaction, is_entry,"
-                    " payload, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                    (
-                        session_id,
-                        entry_uuid,
-                        event_type(entry),
-                        int(is_compaction_boundary(entry)),
-                        payload,
-                        stamp,
-                    ),
-                )
-                if entry_uuid is not None:
-                    head = entry_uuid
                 conn.execute(
-                    "UPDATE sessions SET head = ?, entries = entries + 1, last_activity = ?,"
-                    " last_event = ? WHERE id = ?",
-                    (head, stamp, cur.lastrowid, session_id),
+                    "INSERT INTO sessions (id, head, created_at, entries, last_activity,"
+                    " last_event) VALUES (?, ?, ?, 1, ?, ?)",
+                    (session_id, entry_uuid, stamp, stamp, event_id),
                 )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        return AppendResult(200 if exists else 201, head, stored=True)
+        return AppendResult(201, entry_uuid, stored=True)
+
+    def _head(self, session_id: str) -> str | None:
+        row = self._conn.execute("SELECT head FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return None if row is None else row[0]
 
     def append_foreign(self, session_id: str, entry: dict[str, Any] | None = None) -> str | None:
         if entry is None:

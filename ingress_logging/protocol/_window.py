@@ -263,7 +263,14 @@ class AppendWindow:
             status, named, _ = item.reply or _NO_REPLY
             if status in (200, 201):
                 proven = max(proven, i)
-            elif status == 409 and named is not None and named in position:
+            elif (
+                status == 409
+                and named is not None
+                and named in position
+                and named != item.sent_last
+            ):
+                # A 409 naming the head this request itself sent proves nothing
+                # (a proxy may echo ``Last-Uuid``): the exchange reads the session.
                 proven = max(proven, position[named])
         for _ in range(proven + 1):
             item = self._pending.popleft()

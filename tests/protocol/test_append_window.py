@@ -235,6 +235,18 @@ def test_a_409_naming_an_entry_of_the_window_proves_it_stored() -> None:
     assert dict(outcomes)[1].outcome is AppendOutcome.ALREADY_STORED
 
 
+def test_a_409_echoing_the_sent_head_proves_nothing() -> None:
+    window = AppendWindow(None, window=3, policy=POLICY, emit=lambda *a: None)
+    for uuid in ("a", "b", "c"):
+        window.add(uuid)
+    window.to_send()
+    window.on_reply(503)  # a not stored
+    window.on_reply(409, "a")  # b's reply echoes the Last-Uuid it sent: not proof of a
+    window.on_reply(409, "b")  # ... nor is c's
+    assert window.take_outcomes() == []
+    assert window.recovering_seq == 0
+
+
 def test_another_writer_mid_window_is_adopted() -> None:
     chain = Chain()
     window = AppendWindow(None, window=4, policy=POLICY, emit=lambda *a: None)

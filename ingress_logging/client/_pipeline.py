@@ -200,7 +200,9 @@ class PipelinedConnection:
     def _read_exactly(self, n: int, deadline: float | None) -> None:
         while n > 0:
             self._sock.settimeout(_remaining(deadline))
-            got = self._rfile.read(min(n, 65536))
+            # read1: at most one recv, so a body trickled a byte at a time meets
+            # the deadline check here instead of blocking until it is complete.
+            got = self._rfile.read1(min(n, 65536))
             if not got:
                 raise ConnectionLost("closed in the body")
             n -= len(got)

@@ -75,6 +75,8 @@ DIAGNOSTIC_SINK_FAILED: Final = "diagnostic_sink_failed"  # {count}
 RETRY_BUDGET_EXHAUSTED: Final = "retry_budget_exhausted"
 #: An ``ingress_prepare_entry`` implementation raised; the entry was dropped.
 PLUGIN_PREPARE_ENTRY_FAILED: Final = "plugin_prepare_entry_failed"  # {plugin, count}
+#: Pipelined appends met a path that does not keep order; one at a time from then on.
+PIPELINE_REORDERED: Final = "pipeline_reordered"  # {origin_reorders}
 
 SEED_EVENTS: Final = frozenset(
     {
@@ -110,6 +112,7 @@ EVENTS: Final = SEED_EVENTS | {
     DIAGNOSTIC_SINK_FAILED,
     RETRY_BUDGET_EXHAUSTED,
     PLUGIN_PREPARE_ENTRY_FAILED,
+    PIPELINE_REORDERED,
 }
 
 _LEVELS: Final[Mapping[Level, int]] = {

@@ -15,6 +15,9 @@ non-default options (``max_body_bytes``, a file ``db``, ``faults``,
 the test. Servers use the store named by the ``ingress_server_db`` fixture
 unless ``db=`` is given: ``":memory:"`` here; override that fixture (for
 instance with a ``postgresql://`` URL) to run the same tests on another store.
+``delay_proxy_factory(target, rtt=0.05)`` puts a network round trip in front
+of a server (:class:`~ingress_logging.testing_proxy.DelayProxy`; ``target`` is
+a server or a base URL; use the proxy's ``base_url``).
 Importing this module has no side effects beyond defining the fixtures; the
 server is imported only when a fixture runs.
 """
@@ -28,8 +31,9 @@ import pytest
 
 if TYPE_CHECKING:
     from ingress_logging.server import IngressServer
+    from ingress_logging.testing_proxy import DelayProxy
 
-__all__ = ["ingress_server", "ingress_server_db", "ingress_server_factory"]
+__all__ = ["delay_proxy_factory", "ingress_server", "ingress_server_db", "ingress_server_factory"]
 
 
 @pytest.fixture
@@ -62,3 +66,21 @@ def ingress_server(
 ) -> IngressServer:
     """A running local session-ingress server, fresh for this test."""
     return ingress_server_factory()
+
+
+@pytest.fixture
+def delay_proxy_factory() -> Iterator[Callable[..., DelayProxy]]:
+    """Start delaying proxies: ``factory(server_or_url, rtt=seconds)``; closed at teardown."""
+    from ingress_logging.testing_proxy import DelayProxy
+
+    started: list[DelayProxy] = []
+
+    def factory(target: IngressServer | str, *, rtt: float = 0.05) -> DelayProxy:
+        url = target if isinstance(target, str) else target.base_url
+        proxy = DelayProxy(url, rtt=rtt).start()
+        started.append(proxy)
+        return proxy
+
+    yield factory
+    for proxy in reversed(started):
+        proxy.close()

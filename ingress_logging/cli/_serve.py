@@ -3,18 +3,26 @@
 A thin wrapper over ``ingress_logging.server.serve``: options map one to one,
 and the fault switches (``--latency``, ``--fail-share``, ``--faults JSON``)
 build the same spec the admin endpoint accepts, so a demo or a benchmark can
-start a misbehaving server from the shell.
+start a misbehaving server from the shell. ``--rtt 50ms`` puts a delaying
+proxy (``ingress_logging.testing_proxy``) on the requested address and the
+server behind it on an ephemeral port: a real round trip that, unlike
+``--latency``, does not serialise a connection's pipelined requests.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import _defaults
+from ..testing_proxy import DelayProxy
+from ..testing_proxy import parse_duration as parse_rtt
 from ._config import CliConfig, pass_config
+
+if TYPE_CHECKING:
+    from ..server import IngressServer
 
 __all__ = ["fault_spec", "serve"]
 
@@ -126,6 +134,13 @@ def fault_spec(
 )
 @click.option("--seed", type=int, default=0, show_envvar=True, help="Random seed for --fail-share.")
 @click.option(
+    "--rtt",
+    metavar="DURATION",
+    default=None,
+    show_envvar=True,
+    help="Add a network round trip (e.g. 50ms): a delaying proxy listens on --host/--port.",
+)
+@click.option(
     "--faults",
     metavar="JSON",
     show_envvar=True,
@@ -151,6 +166,7 @@ def serve(
     keyfile: str | None,
     retention: str | None,
     access_log: bool,
+    rtt: str | None,
 ) -> None:
     """Run a session-ingress server (SQLite or PostgreSQL) until Ctrl-C or SIGTERM.
 
@@ -167,6 +183,19 @@ def serve(
 
     token = server_token or config.token
     spec = fault_spec(faults, latency, fail_share, fail_status, seed)
+    delay = _rtt_seconds(rtt)
+    seconds = delay if delay is not None else 0.0
+    proxies: list[DelayProxy] = []
+
+    def in_front(server: IngressServer) -> None:
+        try:
+            proxy = DelayProxy(server.base_url, rtt=seconds, host=host, port=port).start()
+        except OSError as exc:
+            message = f"--rtt proxy cannot listen on {host}:{port}: {exc}"
+            raise click.ClickException(message) from None
+        proxies.append(proxy)
+        click.echo(f"  with a {seconds * 1000:g} ms round trip: {proxy.base_url}", err=True)
+
     try:
         keep = None if retention is None else parse_duration(retention)
     except ValueError as exc:
@@ -174,7 +203,7 @@ def serve(
     try:
         run(
             host,
-            port,
+            0 if delay is not None else port,
             db,
             token,
             oauth_token=oauth_token,
@@ -186,6 +215,7 @@ def serve(
             keyfile=keyfile,
             retention=keep,
             access_log=access_log,
+            on_ready=in_front if delay is not None else None,
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
@@ -195,3 +225,15 @@ def serve(
         raise click.ClickException(exc.strerror or str(exc)) from None
     except ValueError as exc:
         raise click.ClickException(f"bad fault switches: {exc}") from None
+    finally:
+        for proxy in proxies:
+            proxy.close()
+
+
+def _rtt_seconds(rtt: str | None) -> float | None:
+    if rtt is None:
+        return None
+    try:
+        return parse_rtt(rtt)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rtt") from None

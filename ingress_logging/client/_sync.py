@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Never, Self
 
 import httpx
+import pluggy
 
+from .._host import Host
 from .._session_id import validate_session_id
-from ..protocol import Action, Done, Wait
-from ._base import TRANSPORT_ERRORS, ClientBase, Request
+from ..diagnostics import DiagnosticSink
+from ..protocol import DEFAULT_WINDOW, Action, Done, RetryPolicy, Wait
+from ._base import TRANSPORT_ERRORS, Request
 from ._common import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_TIMEOUT,
     PendingAppend,
+    TokenSource,
+    serialise_entry,
 )
+from ._pipeline import Pipelines
+from ._windowed import WindowedClient, WindowResult, proxy_configured
 
 __all__ = ["SessionIngressClient"]
 
@@ -122,7 +132,7 @@ def _total_seconds(timeout: httpx.Timeout) -> float | None:
     return max(parts) if parts else None
 
 
-class SessionIngressClient(ClientBase[httpx.Client]):
+class SessionIngressClient(WindowedClient):
     """Blocking session-ingress client: the seed's operations, on ``httpx.Client``.
 
     The arguments are ``ClientBase``'s:
@@ -144,12 +154,60 @@ class SessionIngressClient(ClientBase[httpx.Client]):
         max_response_bytes: largest read/page body accepted (default 64 MiB).
         host: a ready-made ``Host`` (e.g. the delivery engine's) to use instead of
             building a ``PluginHost`` from token/plugins/diagnostics.
+        pipeline: whether ``append_many`` may keep several appends in flight on
+            its own keep-alive connections. None (default): when the client
+            made its own ``httpx.Client`` and no proxy variable is set, since
+            a given ``http_client`` may carry a transport, proxy or hooks the
+            pipelined connection would bypass.
     """
 
     _http_type = httpx.Client
 
+    def __init__(
+        self,
+        token: TokenSource | None = None,
+        base_api_url: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        read_timeout: float | httpx.Timeout = DEFAULT_READ_TIMEOUT,
+        http_client: httpx.Client | None = None,
+        diagnostics: DiagnosticSink | None = None,
+        plugins: pluggy.PluginManager | None = None,
+        allow_insecure_http: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        host: Host | None = None,
+        pipeline: bool | None = None,
+        **unknown: Never,
+    ) -> None:
+        # ``pipeline`` is this driver's own; ClientBase's constructor does the rest
+        # (and names the right keyword for a misspelt one).
+        self._pipeline_requested = pipeline
+        super().__init__(
+            token,
+            base_api_url,
+            retry_policy,
+            timeout=timeout,
+            read_timeout=read_timeout,
+            http_client=http_client,
+            diagnostics=diagnostics,
+            plugins=plugins,
+            allow_insecure_http=allow_insecure_http,
+            max_response_bytes=max_response_bytes,
+            host=host,
+            **unknown,
+        )
+
     def _init_driver(self) -> None:
         self._turns = SessionTurns()
+        pipeline = self._pipeline_requested
+        if pipeline is None:
+            pipeline = self._owns_http and not proxy_configured()
+        timeout = self._settings.timeout
+        self._pipelines = Pipelines(connect_timeout=timeout.connect) if pipeline else None
+        self._unordered = set()
+        self._windows = {}  # per origin: the window the last one ended with
+        self.pipeline_fallbacks = 0
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -158,6 +216,8 @@ class SessionIngressClient(ClientBase[httpx.Client]):
         if self._closed:
             return
         self._closed = True
+        if self._pipelines is not None:
+            self._pipelines.close()
         if self._owns_http:
             self._http.close()
 
@@ -234,6 +294,92 @@ class SessionIngressClient(ClientBase[httpx.Client]):
                 else:
                     action = self.advance(pending)
         return self._outcome(pending)
+
+    def append_many(
+        self,
+        session_id: str,
+        entries: Sequence[Mapping[str, Any]],
+        url: str | None = None,
+        *,
+        window: int = DEFAULT_WINDOW,
+    ) -> list[Done]:
+        """Append ``entries`` to the session in order; one ``Done`` per entry, in order.
+
+        Up to ``window`` appends are in flight at once on one keep-alive
+        connection (``protocol.AppendWindow``): entry k+1 is sent with
+        ``Last-Uuid: uuid(k)`` before k is acknowledged. Order and exactly
+        once hold with any failure at any position; ``window=1``, a client
+        built with ``pipeline=False``, or an origin seen to reorder appends
+        sends one at a time. Shares the session's turn with ``append_session_log``.
+        Bad input raises before any request.
+        """
+        self._check_open()
+        session_id = validate_session_id(session_id)
+        target = self._url(session_id, url)
+        for entry in entries:
+            serialise_entry(entry)  # bad input raises here, before any request
+        if self._pipelines is None or window == 1 or Pipelines.origin(target) in self._unordered:
+            with self._turns.turn(session_id):
+                return [self._drive(self.begin_append(session_id, e, target)) for e in entries]
+        results: list[Done] = []
+        while len(results) < len(entries):
+            batch = self.append_window(session_id, entries[len(results) :], target, window=window)
+            results += batch.done
+            if batch.pending is not None:
+                with self._turns.turn(session_id):
+                    results.append(self._drive(batch.pending))
+        return results
+
+    def append_window(
+        self,
+        session_id: str,
+        entries: Sequence[Mapping[str, Any]],
+        url: str | None = None,
+        *,
+        window: int = DEFAULT_WINDOW,
+        chain_parent: bool | Sequence[bool] = False,
+    ) -> WindowResult:
+        """Pipeline ``entries`` until done or until one needs recovering (step API).
+
+        Returns the outcomes of the first ``len(done)`` entries and, when an
+        entry was not proven stored, its exchange as a ``PendingAppend`` to
+        drive with ``advance``/``resume`` (a driver with its own timers, like
+        the delivery engine, waits there instead of in a sleep). The entries
+        after it were not proven stored: append them again afterwards (a
+        resend of one that was stored is recognised as already stored).
+        ``chain_parent`` (one flag, or one per entry): the entry's ``parentUuid``
+        is the caller's filling, rewritten to the ``Last-Uuid`` it is sent with.
+        """
+        self._check_open()
+        session_id = validate_session_id(session_id)
+        target = self._url(session_id, url)
+        flags = [chain_parent] * len(entries) if isinstance(chain_parent, bool) else chain_parent
+        if len(flags) != len(entries):
+            raise ValueError("chain_parent needs one flag per entry")
+        bodies = [serialise_entry(entry) for entry in entries]
+        chained = [dict(e) if flag else None for e, flag in zip(entries, flags, strict=True)]
+        with self._turns.turn(session_id):
+            if (
+                self._pipelines is None
+                or window == 1
+                or Pipelines.origin(target) in self._unordered
+            ):
+                # One at a time, through httpx: the first entry as an ordinary append.
+                if not entries:
+                    return WindowResult([], None)
+                first = self.begin_append(session_id, entries[0], target, chain_parent=flags[0])
+                return WindowResult([], first)
+            return self._pipelined(session_id, target, bodies, chained, entries, window)
+
+    def _drive(self, pending: PendingAppend) -> Done:
+        action = pending.action
+        while not isinstance(action, Done):
+            if isinstance(action, Wait):
+                time.sleep(action.delay)
+                action = self.resume(pending)
+            else:
+                action = self.advance(pending)
+        return action
 
     @staticmethod
     def _outcome(pending: PendingAppend) -> bool:

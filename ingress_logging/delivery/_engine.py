@@ -39,7 +39,7 @@ import pluggy
 
 from .._host import Host
 from .._session_id import validate_session_id
-from ..protocol import RetryPolicy
+from ..protocol import DEFAULT_WINDOW, RetryPolicy
 from . import _exit, _reentry
 from ._budget import RetryBudget
 from ._logsafe import warm_logging_caches
@@ -107,6 +107,11 @@ class DeliveryEngine:
             ``SpoolLockedError`` when another process or engine uses it.
         transport: a factory for the ``Transport`` (default: the sync client).
         timeout / http_client / allow_insecure_http: passed to the client.
+        pipeline_window: appends of one session in flight at once on one
+            keep-alive connection (``protocol.AppendWindow``; default 16,
+            docs/delivery.md); 1 sends one at a time. Pipelining needs the
+            client's own connections: with ``http_client=`` or a proxy
+            variable it is off.
     """
 
     def __init__(
@@ -133,8 +138,13 @@ class DeliveryEngine:
         timeout: float | httpx.Timeout | None = None,
         http_client: httpx.Client | None = None,
         allow_insecure_http: bool = False,
+        pipeline_window: int = DEFAULT_WINDOW,
     ) -> None:
         overflow = overflow_name(overflow)
+        if isinstance(pipeline_window, bool) or not isinstance(pipeline_window, int):
+            raise TypeError(f"pipeline_window must be an int, not {type(pipeline_window).__name__}")
+        if pipeline_window < 1:
+            raise ValueError("pipeline_window must be at least 1")
         check_numbers(
             max_queue_entries=max_queue_entries,
             max_queue_bytes=max_queue_bytes,
@@ -194,6 +204,7 @@ class DeliveryEngine:
                     allow_insecure_http=allow_insecure_http,
                     http_client=http_client,
                     max_connections=max_concurrency,
+                    window=pipeline_window,
                 )
 
         self._sched = Scheduler(
@@ -482,6 +493,7 @@ class DeliveryEngine:
             return self._sched.snapshot(
                 retry_budget=self._budget.snapshot(),
                 spool=spool.stats() if spool is not None else None,
+                pipeline_fallbacks=self._pool.pipeline_fallbacks(),
             )
 
     def is_worker_thread(self) -> bool:

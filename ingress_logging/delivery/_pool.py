@@ -47,6 +47,7 @@ class WorkerPool:
             budget=budget,
             reporter=reporter,
             gap_snapshot=sched.gap_snapshot,
+            take_batch=sched.take_batch,
         )
         budget.set_wakeup(sched.wake_held)
         budget.set_diagnostics(reporter.event)
@@ -83,13 +84,16 @@ class WorkerPool:
         try:
             while True:
                 spool = self.spool
-                if spool is not None and s is not None and step is not None and step.kind:
-                    # Delete the spool row *before* booking the item as done, so
-                    # that once flush() says delivered, the row is gone too (this
+                if spool is not None and s is not None and step is not None:
+                    # Delete the spool rows *before* booking the items as done, so
+                    # that once flush() says delivered, the rows are gone too (this
                     # worker holds ``s``, so ``s.current`` is stable here).
                     item = s.current
-                    if item is not None and item.spool_key is not None:
+                    if step.kind and item is not None and item.spool_key is not None:
                         spool.acknowledge(item.spool_key)
+                    for done, _, _ in step.finished or ():
+                        if done.spool_key is not None:
+                            spool.acknowledge(done.spool_key)
                 s, wakeups, spawn = sched.next(s, step, wakeups)
                 if spawn:
                     self.spawn(spawn)
@@ -112,6 +116,11 @@ class WorkerPool:
                 if transport is None:
                     transport = self._transport = self._factory(self._host)
         return transport
+
+    def pipeline_fallbacks(self) -> int:
+        """Servers the transport sends one append at a time because they reordered."""
+        transport = self._transport
+        return 0 if transport is None else transport.pipeline_fallbacks
 
     def forget_head(self, session_id: str) -> None:
         """The engine forgot this session's chain head: so does the transport

@@ -300,6 +300,9 @@ class Scheduler:
         """
         if s.pending is not None or s.current is not None:
             return True
+        if s.batch:  # taken for a window, not sent: they go first, in order
+            s.current = s.batch.pop(0)
+            return True
         if not s.queue:
             return False
         item = s.queue.popleft()
@@ -395,7 +398,18 @@ class Scheduler:
                 self._finish_locked(item, step.kind, step.reason)
             elif self._stopping:
                 self._finish_locked(item, Outcome.DROPPED, DROP_CLOSED)
+        if step.finished:  # the rest of a pipelined window, in order
+            for done, kind, why in step.finished:
+                s.batch.remove(done)
+                self._finish_locked(done, kind, why)
+        if step.promote is not None:  # the window's first entry to recover goes on alone
+            s.batch.remove(step.promote)
+            s.current = step.promote
         if self._stopping:
+            while s.batch:
+                self._finish_locked(s.batch.pop(0), Outcome.DROPPED, DROP_CLOSED)
+            if s.current is not None and step.promote is not None:
+                self._finish_locked(s.current, Outcome.DROPPED, DROP_CLOSED)
             return None
         wait = step.wait
         if step.held and self._budget_wakeups != wakeups:
@@ -437,6 +451,20 @@ class Scheduler:
             s.phase = Phase.RUNNING
             return s
         return None
+
+    def take_batch(self, s: SessionState, limit: int) -> list[Item]:
+        """Up to ``limit`` items to pipeline after ``s.current``, in order (a worker's call).
+
+        Items already taken for an earlier window come first, then queued ones,
+        up to the first that carries a gap (its gap entry goes first, alone).
+        """
+        with self._lock:
+            queue = s.queue
+            while len(s.batch) < limit and queue and queue[0].gap is None:
+                item = queue.popleft()
+                item.state = ItemState.TAKEN
+                s.batch.append(item)
+            return s.batch[:limit]
 
     def gap_snapshot(self, s: SessionState) -> tuple[int, dict[str, int]]:
         """The losses ``s`` owes a gap entry for, now (a worker's consistent read)."""
@@ -519,6 +547,7 @@ class Scheduler:
             for s in self._sessions.values():
                 if s.current is not None and s.current.state is not ItemState.DONE:
                     items.append(s.current)
+                items.extend(s.batch)
                 items.extend(s.queue)
             waiter = FlushWaiter(len(items))
             for item in items:
@@ -551,6 +580,9 @@ class Scheduler:
                     item = s.queue.popleft()
                     item.state = ItemState.TAKEN
                     self._finish_locked(item, Outcome.DROPPED, DROP_CLOSED)
+                if s.phase is not Phase.RUNNING:
+                    while s.batch:
+                        self._finish_locked(s.batch.pop(0), Outcome.DROPPED, DROP_CLOSED)
                 if s.current is not None and s.phase is not Phase.RUNNING:
                     self._finish_locked(s.current, Outcome.DROPPED, DROP_CLOSED)
                     s.pending = None
@@ -580,7 +612,9 @@ class Scheduler:
                 failed_by_reason=dict(self._failed_by),
                 queued_entries=self._entries,
                 queued_bytes=self._bytes,
-                in_flight=sum(1 for s in self._sessions.values() if s.current is not None),
+                in_flight=sum(
+                    (s.current is not None) + len(s.batch) for s in self._sessions.values()
+                ),
                 gaps_written=self._gaps,
                 gaps_unmarked=self._gaps_unmarked,
                 workers=self._workers,

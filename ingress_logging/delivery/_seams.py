@@ -21,9 +21,16 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ..diagnostics import DiagnosticSink
-from ..protocol import Action, AppendExchange
+from ..protocol import Action, AppendExchange, Done
 
-__all__ = ["NoRetryBudget", "Pending", "RetryBudgetHook", "Spool", "Transport"]
+__all__ = [
+    "NoRetryBudget",
+    "Pending",
+    "RetryBudgetHook",
+    "Spool",
+    "Transport",
+    "WindowResult",
+]
 
 
 class Pending(Protocol):
@@ -37,6 +44,18 @@ class Pending(Protocol):
         """What has to happen next."""
 
 
+class WindowResult(Protocol):
+    """What a window did (the client's ``WindowResult``)."""
+
+    @property
+    def done(self) -> list[Done]:
+        """Outcomes of the first entries, in order."""
+
+    @property
+    def pending(self) -> Pending | None:
+        """The next entry's exchange, when it needs recovering."""
+
+
 class Transport(Protocol):
     """Performs appends one step at a time; never sleeps."""
 
@@ -48,6 +67,25 @@ class Transport(Protocol):
         ``chain_parent``: the engine filled ``entry["parentUuid"]``; every
         attempt's body names that attempt's ``Last-Uuid`` instead.
         """
+
+    @property
+    def pipeline_fallbacks(self) -> int:
+        """Servers switched to one append at a time because their path reordered."""
+
+    def window_for(self, url: str) -> int:
+        """Appends of one session it would keep in flight to ``url`` now (1: one at a
+        time, no ``append_window``); it adapts to failures."""
+
+    def append_window(
+        self,
+        session_id: str,
+        entries: list[dict[str, Any]],
+        url: str,
+        *,
+        chain_parent: list[bool],
+    ) -> WindowResult:
+        """Pipeline ``entries`` (the client's ``append_window``): the outcomes of the
+        first ones, and the next one's exchange when it needs recovering."""
 
     def advance(self, pending: Pending) -> Action:
         """Perform ``pending.action`` (a Put or Refetch) and return the next action."""

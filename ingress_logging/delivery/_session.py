@@ -143,6 +143,7 @@ class SessionState:
     """Everything the engine keeps about one session."""
 
     __slots__ = (
+        "batch",
         "current",
         "current_entry",
         "delivered",
@@ -170,6 +171,9 @@ class SessionState:
         self.queue: deque[Item] = deque()
         self.phase = Phase.IDLE
         self.current: Item | None = None  # taken from the queue, not finished
+        #: Taken after ``current`` for a pipelined window, in order, not finished;
+        #: ``current`` is refilled from here before the queue.
+        self.batch: list[Item] = []
         # The worker's: the exchange in progress.
         self.current_entry: dict[str, Any] | None = None  # built, waiting behind a gap
         self.pending: Pending | None = None  # the exchange in progress

@@ -49,6 +49,11 @@ class Step:
     held: bool = False  # ``wait`` comes from the retry budget, not the backoff
     gap_written: tuple[str, int, dict[str, int]] | None = None
     body_size: int = 0
+    #: Items of a pipelined window finished after ``current``, in order.
+    finished: list[tuple[Item, Outcome, str | None]] | None = None
+    #: The window's first entry to recover when it is not ``current`` (which is then
+    #: finished): it becomes ``current``, its exchange in ``s.pending``.
+    promote: Item | None = None
 
 
 class Stepper:
@@ -62,12 +67,14 @@ class Stepper:
         budget: RetryBudgetHook,
         reporter: Reporter,
         gap_snapshot: Callable[[SessionState], tuple[int, dict[str, int]]],
+        take_batch: Callable[[SessionState, int], list[Item]],
     ) -> None:
         self._host = host
         self._transport = transport
         self._budget = budget
         self._reporter = reporter
         self._gap_snapshot = gap_snapshot
+        self._take_batch = take_batch
 
     def step(self, s: SessionState) -> Step:
         try:
@@ -97,6 +104,9 @@ class Stepper:
             transport = self._transport()
             url = self._host.session_url(s.session_id)
             entry = s.current_entry
+            window = transport.window_for(url)
+            if window > 1 and not s.gap_count and not s.gap_skip:
+                return self._window(s, transport, url, window)
             if s.gap_count and not s.gap_skip:
                 count, reasons = self._gap_snapshot(s)
                 gap = gap_entry(s.session_id, s.parent, count, reasons)
@@ -132,28 +142,132 @@ class Stepper:
     def _build(self, s: SessionState) -> dict[str, Any] | str:
         item = s.current
         assert item is not None
+        built = self._build_item(s, item, s.parent)
+        if isinstance(built, str):
+            return built
+        entry, filled = built
+        if item.prepared is Prepared.NO:
+            s.filled_parent = filled
+        return entry
+
+    def _build_item(
+        self, s: SessionState, item: Item, parent: str | None
+    ) -> tuple[dict[str, Any], bool] | str:
+        """(entry, parentUuid filled here) or the drop reason; ``parent`` for the filling."""
         source = item.entry
         if item.prepared is not Prepared.NO and isinstance(source, dict):
-            return source
+            return source, item.prepared is Prepared.FILLED
         context, item.context = item.context, None
         if context is None:
-            return self._build_and_prepare(s, item, source)
-        return context.run(self._build_and_prepare, s, item, source)
+            return self._build_and_prepare(s, item, source, parent)
+        return context.run(self._build_and_prepare, s, item, source, parent)
 
     def _build_and_prepare(
-        self, s: SessionState, item: Item, source: object
-    ) -> dict[str, Any] | str:
+        self, s: SessionState, item: Item, source: object, parent: str | None
+    ) -> tuple[dict[str, Any], bool] | str:
         try:
             entry = source() if callable(source) else source
         except Exception:
             return DROP_BUILD_ERROR
         if not isinstance(entry, dict):
             return DROP_BUILD_ERROR
-        s.filled_parent = fill_entry(entry, s.session_id, s.parent)
+        filled = fill_entry(entry, s.session_id, parent)
         prepared = self._host.prepare_entry(entry, item.record)
         if prepared is None:
             return DROP_PREPARE
-        return prepared
+        return prepared, filled
+
+    # -- a pipelined window ---------------------------------------------------
+
+    def _window(self, s: SessionState, transport: Transport, url: str, window: int) -> Step:
+        """Send ``current`` and the session's next entries as one window.
+
+        The entries are built in order, each ``parentUuid`` filled with the
+        uuid before it. Every entry the window proves stored is booked at once;
+        the first one it could not prove goes on alone, as ``current`` with its
+        exchange in ``s.pending`` (backoff on the scheduler's timers, as for
+        any append); the ones after it stay taken, built, for the next steps.
+        """
+        current = s.current
+        first = s.current_entry
+        assert current is not None
+        assert first is not None
+        items = [current]
+        entries = [first]
+        filled = [s.filled_parent]
+        out = Step()
+        parent = first.get("uuid") or s.parent
+        for item in self._take_batch(s, window - 1):
+            built = self._build_item(s, item, parent)
+            if isinstance(built, str):
+                # Lost before it was sent: it ends the window (its gap entry goes
+                # before the next entry, on the ordinary path).
+                out.finished = [(item, DROPPED, built)]
+                break
+            entry, was_filled = built
+            item.entry, item.context = entry, None
+            item.prepared = Prepared.FILLED if was_filled else Prepared.YES
+            items.append(item)
+            entries.append(entry)
+            filled.append(was_filled)
+            parent = entry.get("uuid") or parent
+        try:
+            result = transport.append_window(s.session_id, entries, url, chain_parent=filled)
+        except TypeError:
+            # One of them cannot be serialised: send them one at a time instead,
+            # so that only that one fails.
+            return self._alone(s, transport, url, out)
+        finished: list[tuple[Item, Outcome, str | None]] = out.finished or []
+        head: list[tuple[Item, Outcome, str | None]] = []
+        for item, entry, done in zip(items, entries, result.done, strict=False):
+            head.append((item, *self._outcome(s, entry, done)))
+        if head:
+            _, out.kind, out.reason = head[0]
+            finished[:0] = head[1:]
+        out.finished = finished or None
+        pending = result.pending
+        if pending is None:
+            s.current_entry = None
+            return out
+        j = len(result.done)
+        s.pending = pending
+        s.current_entry = entries[j]
+        s.filled_parent = filled[j]
+        if j:
+            out.promote = items[j]
+        return self._after(s, pending.action, out)
+
+    def _alone(self, s: SessionState, transport: Transport, url: str, out: Step) -> Step:
+        entry = s.current_entry
+        assert entry is not None
+        try:
+            pending = transport.begin(s.session_id, entry, url, chain_parent=s.filled_parent)
+        except TypeError:
+            s.current_entry = None
+            out.kind, out.reason = FAILED, FAIL_UNSERIALISABLE
+            return out
+        out.body_size = len(pending.body)
+        s.pending = pending
+        return self._after(s, self._transport().advance(pending), out)
+
+    def _outcome(
+        self, s: SessionState, entry: dict[str, Any], done: Done
+    ) -> tuple[Outcome, str | None]:
+        """Book one finished entry of a window: the budget, the parent, a diagnostic."""
+        if done.ok:
+            self._budget.record_success()
+            uuid = entry.get("uuid")
+            if isinstance(uuid, str) and uuid:
+                s.parent = uuid
+            return DELIVERED, None
+        if done.outcome is AppendOutcome.RETRIES_EXHAUSTED:
+            self._budget.record_failure()
+        reason = done.outcome.value
+        data: dict[str, int | str | None] = {"count": 1, "reason": reason}
+        if done.status is not None:
+            data["status"] = done.status
+        self._reporter.event("error", ev.DELIVERY_FAILED, data)
+        return FAILED, reason
 
     def _after(self, s: SessionState, action: Action, out: Step) -> Step:
         if isinstance(action, Wait):

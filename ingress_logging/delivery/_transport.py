@@ -27,8 +27,9 @@ import httpx
 from .._host import Host
 from ..client import SessionIngressClient
 from ..client._fasthttp import build_http_client
+from ..client._windowed import WindowResult, proxy_configured
 from ..diagnostics import DiagnosticData, Level
-from ..protocol import Action, RetryPolicy
+from ..protocol import DEFAULT_WINDOW, Action, RetryPolicy
 from ._reporter import Reporter
 from ._seams import Pending
 
@@ -75,7 +76,12 @@ class ClientTransport:
         allow_insecure_http: bool = False,
         http_client: httpx.Client | None = None,
         max_connections: int = 8,
+        window: int = DEFAULT_WINDOW,
     ) -> None:
+        # The pipelined connections are the client's own: not with a caller's
+        # httpx.Client (its transport, proxy or hooks would be bypassed), not
+        # through a proxy variable.
+        pipeline = http_client is None and not proxy_configured() and window > 1
         if http_client is None:
             http_client = build_http_client(max_connections)
             self._owned: httpx.Client | None = http_client
@@ -85,10 +91,31 @@ class ClientTransport:
             "retry_policy": retry_policy,
             "http_client": http_client,
             "allow_insecure_http": allow_insecure_http,
+            "pipeline": pipeline,
         }
         if timeout is not None:
             kwargs["timeout"] = timeout
         self.client = SessionIngressClient(host=host, **kwargs)
+        self.window = window if pipeline else 1
+
+    @property
+    def pipeline_fallbacks(self) -> int:
+        return self.client.pipeline_fallbacks
+
+    def window_for(self, url: str) -> int:
+        return 1 if self.window == 1 else self.client.window_for(url, self.window)
+
+    def append_window(
+        self,
+        session_id: str,
+        entries: list[dict[str, Any]],
+        url: str,
+        *,
+        chain_parent: list[bool],
+    ) -> WindowResult:
+        return self.client.append_window(
+            session_id, entries, url, window=self.window, chain_parent=chain_parent
+        )
 
     def begin(
         self, session_id: str, entry: dict[str, Any], url: str, *, chain_parent: bool

@@ -93,7 +93,10 @@ class Health:
     lost entries whose session was forgotten (``max_idle_sessions``) before its
     gap entry could be written: reported here and in one diagnostic, never
     kept per session. ``retry_budget`` is the budget's snapshot; ``spool`` the
-    spool's numbers (``SpoolStats``), if there is one.
+    spool's numbers (``SpoolStats``), if there is one. ``pipeline_fallbacks``
+    counts servers whose path was seen to reorder pipelined appends and that
+    are sent one append at a time since (each also reported once as a
+    ``pipeline_reordered`` diagnostic).
     """
 
     submitted: int
@@ -112,6 +115,7 @@ class Health:
     workers: int = 0
     retry_budget: object | None = None
     spool: object | None = None
+    pipeline_fallbacks: int = 0
 
     @property
     def pending(self) -> int:

@@ -29,19 +29,23 @@ from ._read import (
     read_without_token,
 )
 from ._retry import RetryPolicy, parse_retry_after
+from ._window import DEFAULT_WINDOW, AppendWindow, Send
 
 __all__ = [
+    "DEFAULT_WINDOW",
     "PERMANENT_STATUSES",
     "TELEPORT_MAX_PAGES",
     "TELEPORT_PAGE_LIMIT",
     "Action",
     "AppendExchange",
     "AppendOutcome",
+    "AppendWindow",
     "Done",
     "Emit",
     "Put",
     "Refetch",
     "RetryPolicy",
+    "Send",
     "TeleportPager",
     "Wait",
     "find_last_uuid",

@@ -101,6 +101,10 @@ class IngressProtocol(HttpToolsProtocol):
         self.headers = None  # type: ignore[assignment]
         self.expect_100_continue = False
         self.cycle = None  # type: ignore[assignment]
+        # Corked transports of the cycles not yet flushed, in request order: with
+        # pipelined requests ``self.cycle`` is the newest parsed one, not the one
+        # whose response just completed.
+        self._corked: deque[_Corked] = deque()
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
@@ -117,15 +121,17 @@ class IngressProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:
-            cycle.transport = _Corked(self.transport, cycle)  # type: ignore[assignment]
+            corked = _Corked(self.transport, cycle)
+            self._corked.append(corked)
+            cycle.transport = corked  # type: ignore[assignment]
             extensions: dict[str, Any] = dict(self.scope.get("extensions") or {})
             extensions[DROP_EXTENSION] = partial(_drop, cycle, self.transport)
             self.scope["extensions"] = extensions
 
     def on_response_complete(self) -> None:
-        cycle = self.cycle
-        if cycle is not None and isinstance(cycle.transport, _Corked):
-            cycle.transport.flush()
+        corked = self._corked
+        while corked and corked[0].complete:
+            corked.popleft().flush()
         super().on_response_complete()
 
     def _refuse(self, status: int, message: str) -> None:
@@ -168,6 +174,10 @@ class _Corked:
             self._head_seen = True
             return
         self._transport.write(data)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self._cycle.response_complete)
 
     def flush(self) -> None:
         if self._head is not None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ingress_logging.server import IngressServer
@@ -143,11 +145,43 @@ def test_serve_runs_the_server_from_the_shell(
     assert proc.wait(timeout=10) == 0
 
 
+def test_serve_with_rtt_puts_a_round_trip_in_front(
+    cli_command, started, bare_env, tmp_path: Path
+) -> None:
+    env = bare_env(INGRESS_LOGGING_TOKEN="serve-token")
+    proc = subprocess.Popen(
+        [*cli_command, "serve", "--port", "0", "--rtt", "200ms", "--db", str(tmp_path / "s.db")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started.append(proc)
+    assert proc.stderr is not None
+    direct = re.search(r"listening on (http://127\.0\.0\.1:\d+)", proc.stderr.readline())
+    lines = [proc.stderr.readline(), proc.stderr.readline()]
+    delayed = re.search(r"200 ms round trip: (http://127\.0\.0\.1:\d+)", "".join(lines))
+    assert direct is not None
+    assert delayed is not None
+    assert delayed.group(1) != direct.group(1)
+    url = f"{delayed.group(1)}/v1/session_ingress/session/s"
+    auth = {"Authorization": "Bearer serve-token"}
+    with httpx.Client(timeout=10) as client:
+        assert client.put(url, json={"type": "user", "uuid": "u"}, headers=auth).status_code == 201
+        sent = time.monotonic()
+        read = client.get(url, headers=auth)
+        assert time.monotonic() - sent >= 0.2
+    assert read.json()["loglines"][0]["uuid"] == "u"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["serve", "--faults", "{oops"], "Invalid value for --faults: not valid JSON"),
         (["serve", "--faults", '{"no_such_switch": 1}'], "bad fault switches"),
+        (["serve", "--rtt", "soon"], "Invalid value for --rtt: not a duration"),
     ],
 )
 def test_serve_rejects_bad_fault_switches_in_one_line(run_cli, args, message) -> None:

@@ -137,7 +137,9 @@ def test_a_session_in_backoff_with_queued_entries_is_never_evicted(
     ingress_server, make_engine, wait_for
 ):
     slow_retry = RetryPolicy(max_attempts=5, base_delay=0.15, max_delay=0.3)
-    engine = make_engine(max_idle_sessions=0, max_concurrency=2, retry_policy=slow_retry)
+    engine = make_engine(
+        max_idle_sessions=0, max_concurrency=2, retry_policy=slow_retry, pipeline_window=1
+    )
     ingress_server.faults.fail_next(2, status=503, session_id="slow")
     for i in range(3):
         assert engine.submit("slow", {"type": "user", "message": f"slow {i}"})

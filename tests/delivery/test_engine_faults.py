@@ -105,7 +105,10 @@ def test_permanent_failure_counts_moves_on_and_writes_a_gap(ingress_server, make
 
 
 def test_retries_exhausted_then_recovery(ingress_server, make_engine):
-    engine = make_engine(retry_policy=RetryPolicy(max_attempts=3, base_delay=0.001))
+    # One at a time, so that the three faults meet the first entry's attempts.
+    engine = make_engine(
+        retry_policy=RetryPolicy(max_attempts=3, base_delay=0.001), pipeline_window=1
+    )
     ingress_server.faults.fail_next(3, status=503, session_id="r")
     engine.submit("r", {"type": "user", "message": "gone"})
     engine.submit("r", {"type": "user", "message": "kept"})
@@ -199,7 +202,7 @@ def test_a_gap_entry_that_fails_is_tried_again_before_the_next_entry(ingress_ser
 
 
 def test_conflicts_are_resolved_by_the_protocol_core_across_steps(ingress_server, make_engine):
-    engine = make_engine()
+    engine = make_engine(pipeline_window=1)  # each fault meets the entry it is meant for
     engine.submit("c", {"type": "user", "message": "0"})
     assert engine.flush(5)
     ingress_server.faults.foreign_write_next(1, session_id="c")  # 409 naming another head

@@ -128,7 +128,8 @@ def test_many_threads_and_sessions_arrive_complete_in_order_once(ingress_server,
 def test_recursion_nothing_of_the_library_is_shipped_nothing_loops(ingress_server, root_debug):
     srv = ingress_server
     seen = ListHandler()
-    handler = make_handler(srv, session_id="recursion")
+    # One at a time: those appends go through httpx, which logs each request.
+    handler = make_handler(srv, session_id="recursion", pipeline_window=1)
     root_debug.addHandler(seen)
     root_debug.addHandler(handler)
     app = logging.getLogger("app.recursion")

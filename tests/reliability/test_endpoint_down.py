@@ -40,6 +40,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from ingress_logging.protocol import DEFAULT_WINDOW
+
 RECORDS = int(os.environ.get("RELIABILITY_DOWN_RECORDS", "20000"))
 CLOSE_TIMEOUT = 1.0
 #: The engine's ``atexit`` close spends the deadline once; ``logging.shutdown``
@@ -192,10 +194,11 @@ def test_down_drop_newest_never_blocks_memory_capped_drops_exact_exit_bounded(
     assert stats["peak"] < stats["cap_bytes"] + 4 * 1024 * 1024  # type: ignore[operator]
     assert exit_after < EXIT_BOUND
     # Every drop was reported through diagnostics, counted once: those while
-    # logging, and the queued entries the exit's close abandoned. The one
-    # request hanging on the socket at exit is abandoned with the process
-    # (it may or may not reach a server): not reported as a drop.
-    assert stats["in_flight"] == 1
+    # logging, and the queued entries the exit's close abandoned. The requests
+    # hanging on the socket at exit (one window: the first entry and those
+    # pipelined behind it) are abandoned with the process (they may or may
+    # not reach a server): not reported as drops.
+    assert 1 <= stats["in_flight"] <= DEFAULT_WINDOW
     closed = stats["pending"] - stats["in_flight"]  # type: ignore[operator]
     assert reported == {"queue_full": stats["dropped"], "closed": closed}
 
@@ -215,7 +218,7 @@ def test_down_block_waits_at_most_block_timeout(
     assert block_timeout <= stats["worst"] < block_timeout + 0.5  # type: ignore[operator]
     check_counts(stats, n)
     assert stats["by_reason"] == {"block_timeout": stats["dropped"]}
-    assert stats["in_flight"] == 1
+    assert 1 <= stats["in_flight"] <= DEFAULT_WINDOW
     closed = stats["pending"] - stats["in_flight"]  # type: ignore[operator]
     assert reported == {"block_timeout": stats["dropped"], "closed": closed}
     assert exit_after < EXIT_BOUND

@@ -82,6 +82,7 @@ def test_public_names_of_the_server_package():
     }
     assert all(hasattr(server, name) for name in server.__all__)
     assert set(testing.__all__) == {
+        "delay_proxy_factory",
         "ingress_server",
         "ingress_server_db",
         "ingress_server_factory",

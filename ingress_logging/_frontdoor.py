@@ -86,6 +86,7 @@ class DeliveryOptions:
     block_timeout: float | None = None
     max_concurrency: int | None = None
     max_idle_sessions: int | None = None
+    pipeline_window: int | None = None
     timeout: float | httpx.Timeout | None = None
     allow_insecure_http: bool | None = None
     spool_dir: str | os.PathLike[str] | None = None

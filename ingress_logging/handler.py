@@ -117,7 +117,7 @@ class IngressHandler(logging.Handler):
             what ``dictConfig``'s ``"formatter"`` key does).
         base_api_url: API root used by the default ``url``.
         retry_policy, max_queue_entries, max_queue_bytes, overflow,
-            block_timeout, max_concurrency, max_idle_sessions, timeout,
+            block_timeout, max_concurrency, max_idle_sessions, pipeline_window, timeout,
             allow_insecure_http, spool_dir, spool_max_bytes: the shared
             engine's settings (``DeliveryEngine``); None keeps its default.
         max_message_length: characters kept of the message, exception text
@@ -157,6 +157,7 @@ class IngressHandler(logging.Handler):
         block_timeout: float | None = None,
         max_concurrency: int | None = None,
         max_idle_sessions: int | None = None,
+        pipeline_window: int | None = None,
         timeout: float | httpx.Timeout | None = None,
         allow_insecure_http: bool | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
@@ -193,6 +194,7 @@ class IngressHandler(logging.Handler):
             block_timeout=block_timeout,
             max_concurrency=max_concurrency,
             max_idle_sessions=max_idle_sessions,
+            pipeline_window=pipeline_window,
             timeout=timeout,
             allow_insecure_http=allow_insecure_http,
             spool_dir=spool_dir,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -219,6 +221,19 @@ def teleport_events_url(base: str, session_id: str) -> str:
 
 def describe_transport_error(exc: BaseException) -> str:
     """What went wrong on the wire, in a few words (``connection refused``)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "host name not found"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "TLS certificate not accepted"
+    if isinstance(exc, ssl.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, TimeoutError):
+        return "no reply in time"
+    if not isinstance(exc, httpx.HTTPError) and isinstance(exc.__cause__, OSError):
+        # The pipelined connection wraps the socket's error; its cause says why.
+        return describe_transport_error(exc.__cause__)
     if isinstance(exc, httpx.ConnectTimeout):
         return "connect timed out"
     if isinstance(exc, httpx.TimeoutException):

@@ -18,9 +18,17 @@ from typing import Any, Final
 import httpx
 
 from .. import diagnostics as ev
+from .._notices import NOTICES
 from ..protocol import AppendWindow, Done
 from ._base import ClientBase
-from ._common import APPEND_BODY_CAP, PendingAppend, append_headers, entry_uuid, serialise_entry
+from ._common import (
+    APPEND_BODY_CAP,
+    PendingAppend,
+    append_headers,
+    describe_transport_error,
+    entry_uuid,
+    serialise_entry,
+)
 from ._pipeline import ConnectionLost, PipelinedConnection, Pipelines, encode_request
 
 __all__ = ["INITIAL_WINDOW", "WindowResult", "WindowedClient", "proxy_configured"]
@@ -160,7 +168,8 @@ class WindowedClient(ClientBase[httpx.Client]):
             if conn is None or conn.closed:
                 try:
                     conn = pipes.get(target)
-                except ConnectionLost:
+                except ConnectionLost as exc:
+                    NOTICES.note_transport_error(describe_transport_error(exc))
                     win.to_send()
                     win.on_lost()
                     return None
@@ -178,14 +187,16 @@ class WindowedClient(ClientBase[httpx.Client]):
                 )
                 try:
                     conn.write(data, _deadline(read_timeout))
-                except ConnectionLost:
+                except ConnectionLost as exc:
+                    NOTICES.note_transport_error(describe_transport_error(exc))
                     pipes.discard(conn)
                     win.on_lost()
                     return None
         assert conn is not None
         try:
             status, headers, will_close = conn.read_reply(_deadline(read_timeout), APPEND_BODY_CAP)
-        except ConnectionLost:
+        except ConnectionLost as exc:
+            NOTICES.note_transport_error(describe_transport_error(exc))
             pipes.discard(conn)
             win.on_lost()
             return None

@@ -86,7 +86,7 @@ class ExporterCore:
         limits: string/list/depth limits for entries (``entries.Limits``).
         plugins: a pluggy ``PluginManager`` for the engine (default: global).
         retry_policy, max_queue_entries, max_queue_bytes, overflow,
-            block_timeout, max_concurrency, max_idle_sessions, timeout,
+            block_timeout, max_concurrency, max_idle_sessions, pipeline_window, timeout,
             allow_insecure_http, spool_dir, spool_max_bytes: the shared
             engine's settings, as ``IngressHandler`` takes them.
 
@@ -115,6 +115,7 @@ class ExporterCore:
         block_timeout: float | None = None,
         max_concurrency: int | None = None,
         max_idle_sessions: int | None = None,
+        pipeline_window: int | None = None,
         timeout: float | httpx.Timeout | None = None,
         allow_insecure_http: bool | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
@@ -135,6 +136,7 @@ class ExporterCore:
             block_timeout=block_timeout,
             max_concurrency=max_concurrency,
             max_idle_sessions=max_idle_sessions,
+            pipeline_window=pipeline_window,
             timeout=timeout,
             allow_insecure_http=allow_insecure_http,
             spool_dir=spool_dir,

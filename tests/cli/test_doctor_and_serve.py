@@ -159,7 +159,8 @@ def test_serve_with_rtt_puts_a_round_trip_in_front(
     started.append(proc)
     assert proc.stderr is not None
     direct = re.search(r"listening on (http://127\.0\.0\.1:\d+)", proc.stderr.readline())
-    lines = [proc.stderr.readline(), proc.stderr.readline()]
+    # The announcement's lines (viewer, OAuth org, round trip) end with the delayed address.
+    lines = [proc.stderr.readline() for _ in range(3)]
     delayed = re.search(r"200 ms round trip: (http://127\.0\.0\.1:\d+)", "".join(lines))
     assert direct is not None
     assert delayed is not None

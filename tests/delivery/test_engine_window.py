@@ -186,7 +186,7 @@ def scripted() -> Iterator[_Scripted]:
 def test_a_reordering_path_is_counted_and_reported_once(
     scripted: _Scripted,
     make_engine: Callable[..., DeliveryEngine],
-    wait_until: Callable[..., None],
+    wait_for: Callable[..., Any],
 ) -> None:
     events: list[str] = []
     engine = make_engine(
@@ -202,7 +202,7 @@ def test_a_reordering_path_is_counted_and_reported_once(
     scripted.once[("c", "b")] = (409, {"x-last-uuid": "a"})
     scripted.hold.clear()
     assert engine.submit("r", {"type": "user", "uuid": "a"})
-    wait_until(lambda: scripted.seen == [("a", None)], what="a on the wire")
+    wait_for(lambda: scripted.seen == [("a", None)], what="a on the wire")
     for uuid in "bcd":
         assert engine.submit("r", {"type": "user", "uuid": uuid})
     scripted.hold.set()

@@ -1,33 +1,36 @@
-"""Validation for fault switches: arguments, script steps and the JSON spec.
+"""Fault switches as plain data: checked here, applied by the injector in one step.
 
-Shared by the Python API (:class:`FaultInjector` methods check their own
-arguments) and the admin endpoint / ``--faults`` (``apply_spec``), so both
-refuse the same bad values with the same ValueError messages.
+Both doors build the same values: :class:`FaultInjector`'s methods call the
+builders below with their arguments, and the admin endpoint / ``--faults``
+parse a JSON spec into one :class:`FaultSpec` (:func:`parse_spec`). So both
+refuse the same bad values with the same ValueError messages, and a spec is
+fully checked before the injector changes anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from ._faults import FaultInjector
+from typing import Any, Literal
 
 __all__ = [
     "MAX_COUNT",
-    "SPEC_KEYS",
+    "Batch",
     "FaultDecision",
+    "FaultSpec",
     "Method",
+    "QueuedFault",
     "ScriptStep",
-    "apply_spec",
-    "check_count",
-    "check_method",
-    "check_optional_seconds",
+    "ShareSpec",
     "check_seconds",
-    "check_session",
-    "check_status",
-    "step_decision",
+    "conflict_without_head_batch",
+    "drop_after_commit_batch",
+    "error_after_commit_batch",
+    "fail_batch",
+    "foreign_write_batch",
+    "parse_spec",
+    "script_batches",
+    "share_spec",
 ]
 
 Method = Literal["PUT", "GET"]
@@ -40,6 +43,9 @@ AfterCommit = Literal["drop", "error"]
 ScriptStep = int | str | None | Mapping[str, Any]
 
 _STEP_NAMES = ("ok", "drop", "error_after_commit", "conflict_without_head", "foreign_write")
+
+#: Most scripted faults one call may queue (each is one object in memory).
+MAX_COUNT = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +68,52 @@ class FaultDecision:
     after_commit_status: int = 500
 
 
-#: Most scripted faults one call may queue (each is one object in memory).
-MAX_COUNT = 100_000
+@dataclass(frozen=True, slots=True)
+class QueuedFault:
+    """A scripted fault, consumed by the first request of ``method`` for
+    ``session_id`` (any session when None)."""
+
+    decision: FaultDecision
+    session_id: str | None
+    method: Method
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """``count`` copies of one scripted fault, queued one after the other."""
+
+    fault: QueuedFault
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShareSpec:
+    """The standing random failure: ``share`` 0 switches it off."""
+
+    share: float
+    status: int
+    retry_after: float | None
+    method: Method
+    seed: int | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """Every change one ``configure`` makes, in the order it is applied.
+
+    ``None`` leaves a standing switch as it is; ``queue`` is appended to the
+    scripted faults.
+    """
+
+    reset: bool = False
+    latency: float | None = None
+    fail_share: ShareSpec | None = None
+    omit_conflict_head: bool | None = None
+    endless_teleport_cursor: bool | None = None
+    queue: tuple[Batch, ...] = ()
+
+
+# --- checks -----------------------------------------------------------------
 
 
 def check_count(n: object) -> int:
@@ -84,11 +134,11 @@ def check_seconds(value: object, what: str) -> float:
     return float(value)
 
 
-def check_optional_seconds(value: object, what: str) -> float | None:
+def _optional_seconds(value: object, what: str) -> float | None:
     return None if value is None else check_seconds(value, what)
 
 
-def check_method(method: object) -> Method:
+def _method(method: object) -> Method:
     if method == "PUT":
         return "PUT"
     if method == "GET":
@@ -96,13 +146,77 @@ def check_method(method: object) -> Method:
     raise ValueError(f"method must be 'PUT' or 'GET', not {method!r}")
 
 
-def check_session(session_id: object) -> str | None:
+def _session(session_id: object) -> str | None:
     if session_id is not None and not isinstance(session_id, str):
         raise ValueError(f"session_id must be a string or null, not {session_id!r}")
     return session_id
 
 
-def step_decision(step: ScriptStep) -> FaultDecision:
+def _flag(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false")
+    return value
+
+
+# --- builders: one per switch, shared by the methods and the JSON spec --------
+
+
+def share_spec(
+    share: object, *, status: object, seed: object, retry_after: object, method: object
+) -> ShareSpec:
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        raise ValueError(f"share must be a number in 0..1, not {share!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | str)):
+        raise ValueError(f"seed must be an int, a string or null, not {seed!r}")
+    return ShareSpec(
+        float(share),
+        check_status(status),
+        _optional_seconds(retry_after, "retry_after"),
+        _method(method),
+        seed,
+    )
+
+
+def _batch(n: object, decision: FaultDecision, session_id: object, method: object) -> Batch:
+    return Batch(QueuedFault(decision, _session(session_id), _method(method)), check_count(n))
+
+
+def fail_batch(
+    n: object, *, status: object, retry_after: object, session_id: object, method: object
+) -> Batch:
+    decision = FaultDecision(
+        name=f"status_{check_status(status)}",
+        reply_status=check_status(status),
+        retry_after=_optional_seconds(retry_after, "retry_after"),
+    )
+    return _batch(n, decision, session_id, method)
+
+
+def drop_after_commit_batch(n: object, *, session_id: object) -> Batch:
+    decision = FaultDecision(name="drop_after_commit", after_commit="drop")
+    return _batch(n, decision, session_id, "PUT")
+
+
+def error_after_commit_batch(n: object, *, status: object, session_id: object) -> Batch:
+    decision = FaultDecision(
+        name="error_after_commit",
+        after_commit="error",
+        after_commit_status=check_status(status, low=500),
+    )
+    return _batch(n, decision, session_id, "PUT")
+
+
+def conflict_without_head_batch(n: object, *, session_id: object) -> Batch:
+    decision = FaultDecision(name="conflict_without_head", reply_status=409)
+    return _batch(n, decision, session_id, "PUT")
+
+
+def foreign_write_batch(n: object, *, session_id: object) -> Batch:
+    decision = FaultDecision(name="foreign_write", foreign_write=True)
+    return _batch(n, decision, session_id, "PUT")
+
+
+def _step_decision(step: object) -> FaultDecision:
     """The fault one :data:`ScriptStep` stands for; ValueError if it is none."""
     if step is None or step == "ok":
         return FaultDecision(name="ok")
@@ -114,7 +228,7 @@ def step_decision(step: ScriptStep) -> FaultDecision:
         return FaultDecision(
             name=f"status_{status}",
             reply_status=status,
-            retry_after=check_optional_seconds(step.get("retry_after"), "retry_after"),
+            retry_after=_optional_seconds(step.get("retry_after"), "retry_after"),
         )
     if isinstance(step, int) and not isinstance(step, bool):
         return FaultDecision(name=f"status_{check_status(step)}", reply_status=step)
@@ -129,62 +243,157 @@ def step_decision(step: ScriptStep) -> FaultDecision:
     raise ValueError(f"unknown script step {step!r}; use a status, a mapping or {_STEP_NAMES}")
 
 
-_COUNTED = (
-    "fail_next",
-    "rate_limit_next",
-    "drop_after_commit_next",
-    "error_after_commit_next",
-    "conflict_without_head_next",
-    "foreign_write_next",
-)
-SPEC_KEYS = (
-    "reset",
-    "latency",
-    "fail_share",
-    "omit_conflict_head",
-    "endless_teleport_cursor",
-    *_COUNTED,
-    "script",
-)
+def script_batches(steps: object, *, session_id: object, method: object) -> tuple[Batch, ...]:
+    if not isinstance(steps, Iterable) or isinstance(steps, str | bytes | Mapping):
+        raise ValueError(f"script steps must be a list, not {steps!r}")
+    decisions = [_step_decision(step) for step in steps]
+    sid, m = _session(session_id), _method(method)
+    return tuple(Batch(QueuedFault(d, sid, m), 1) for d in decisions)
 
 
-def _kwargs(value: object, key: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{key} must be a JSON object of arguments")
-    return dict(value)
+# --- the JSON spec -------------------------------------------------------------
 
 
-def _flag(value: object, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{key} must be true or false")
-    return value
+class _Args:
+    """The arguments object of one switch in a JSON spec, checked against the
+    names that switch takes."""
+
+    def __init__(
+        self, key: str, value: object, names: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> None:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{key} must be a JSON object of arguments")
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"{key} got unknown arguments {unknown}; it takes {list(names)}")
+        missing = [name for name in required if name not in value]
+        if missing:
+            raise ValueError(f"{key} needs the arguments {missing}")
+        self._key = key
+        self._names = names
+        self._value: Mapping[object, object] = value
+
+    def get(self, name: str, default: object = None) -> object:
+        assert name in self._names, (self._key, name)
+        return self._value.get(name, default)
 
 
-def apply_spec(target: FaultInjector, spec: Mapping[str, Any]) -> None:
-    try:
-        if "reset" in spec and _flag(spec["reset"], "reset"):
-            target.reset()
-        if "latency" in spec:
-            target.latency = spec["latency"]
-        if "fail_share" in spec:
-            if spec["fail_share"] is None:
-                target.fail_share(0)
-            else:
-                target.fail_share(**_kwargs(spec["fail_share"], "fail_share"))
-        if "omit_conflict_head" in spec:
-            target.omit_conflict_head = _flag(spec["omit_conflict_head"], "omit_conflict_head")
-        if "endless_teleport_cursor" in spec:
-            target.endless_teleport_cursor = _flag(
-                spec["endless_teleport_cursor"], "endless_teleport_cursor"
+_FAIL_ARGS = ("n", "status", "retry_after", "session_id", "method")
+_RATE_LIMIT_ARGS = ("n", "retry_after", "session_id", "method")
+_SESSION_ARGS = ("n", "session_id")
+
+
+def _queue(spec: Mapping[str, object]) -> tuple[Batch, ...]:
+    """The scripted faults of a spec, in the order :meth:`configure` documents."""
+    queue: list[Batch] = []
+    if "fail_next" in spec:
+        a = _Args("fail_next", spec["fail_next"], _FAIL_ARGS)
+        queue.append(
+            fail_batch(
+                a.get("n", 1),
+                status=a.get("status", 503),
+                retry_after=a.get("retry_after"),
+                session_id=a.get("session_id"),
+                method=a.get("method", "PUT"),
             )
-        for key in _COUNTED:
-            if key in spec:
-                getattr(target, key)(**_kwargs(spec[key], key))
-        if "script" in spec:
-            script = spec["script"]
-            if isinstance(script, list):
-                target.script(script)
-            else:
-                target.script(**_kwargs(script, "script"))
-    except TypeError as exc:  # unexpected keyword arguments
-        raise ValueError(f"bad fault spec: {exc}") from None
+        )
+    if "rate_limit_next" in spec:
+        a = _Args("rate_limit_next", spec["rate_limit_next"], _RATE_LIMIT_ARGS)
+        queue.append(
+            fail_batch(
+                a.get("n", 1),
+                status=429,
+                retry_after=a.get("retry_after", 1.0),
+                session_id=a.get("session_id"),
+                method=a.get("method", "PUT"),
+            )
+        )
+    if "drop_after_commit_next" in spec:
+        a = _Args("drop_after_commit_next", spec["drop_after_commit_next"], _SESSION_ARGS)
+        queue.append(drop_after_commit_batch(a.get("n", 1), session_id=a.get("session_id")))
+    if "error_after_commit_next" in spec:
+        a = _Args(
+            "error_after_commit_next", spec["error_after_commit_next"], (*_SESSION_ARGS, "status")
+        )
+        queue.append(
+            error_after_commit_batch(
+                a.get("n", 1), status=a.get("status", 500), session_id=a.get("session_id")
+            )
+        )
+    if "conflict_without_head_next" in spec:
+        a = _Args("conflict_without_head_next", spec["conflict_without_head_next"], _SESSION_ARGS)
+        queue.append(conflict_without_head_batch(a.get("n", 1), session_id=a.get("session_id")))
+    if "foreign_write_next" in spec:
+        a = _Args("foreign_write_next", spec["foreign_write_next"], _SESSION_ARGS)
+        queue.append(foreign_write_batch(a.get("n", 1), session_id=a.get("session_id")))
+    if "script" in spec:
+        script = spec["script"]
+        if isinstance(script, list):
+            queue.extend(script_batches(script, session_id=None, method="PUT"))
+        else:
+            a = _Args("script", script, ("steps", "session_id", "method"), required=("steps",))
+            queue.extend(
+                script_batches(
+                    a.get("steps"), session_id=a.get("session_id"), method=a.get("method", "PUT")
+                )
+            )
+    return tuple(queue)
+
+
+_SPEC_KEYS = frozenset(
+    {
+        "reset",
+        "latency",
+        "fail_share",
+        "omit_conflict_head",
+        "endless_teleport_cursor",
+        "fail_next",
+        "rate_limit_next",
+        "drop_after_commit_next",
+        "error_after_commit_next",
+        "conflict_without_head_next",
+        "foreign_write_next",
+        "script",
+    }
+)
+
+
+def _share(value: object) -> ShareSpec:
+    if value is None:  # null switches the share off
+        return share_spec(0, status=503, seed=0, retry_after=None, method="PUT")
+    a = _Args(
+        "fail_share",
+        value,
+        ("share", "status", "seed", "retry_after", "method"),
+        required=("share",),
+    )
+    return share_spec(
+        a.get("share"),
+        status=a.get("status", 503),
+        seed=a.get("seed", 0),
+        retry_after=a.get("retry_after"),
+        method=a.get("method", "PUT"),
+    )
+
+
+def parse_spec(spec: object) -> FaultSpec:
+    """Check a JSON fault spec (see :meth:`FaultInjector.configure`) and return
+    it as plain data; ValueError names the first thing wrong."""
+    if not isinstance(spec, Mapping):
+        raise ValueError("fault spec must be a JSON object")
+    unknown = set(spec) - _SPEC_KEYS
+    if unknown:
+        raise ValueError(f"unknown fault switches: {sorted(unknown)}")
+    flags = {
+        key: _flag(spec[key], key)
+        for key in ("reset", "omit_conflict_head", "endless_teleport_cursor")
+        if key in spec
+    }
+    return FaultSpec(
+        reset=flags.get("reset", False),
+        latency=check_seconds(spec["latency"], "latency") if "latency" in spec else None,
+        fail_share=_share(spec["fail_share"]) if "fail_share" in spec else None,
+        omit_conflict_head=flags.get("omit_conflict_head"),
+        endless_teleport_cursor=flags.get("endless_teleport_cursor"),
+        queue=_queue(spec),
+    )

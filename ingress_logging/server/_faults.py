@@ -29,21 +29,25 @@ import random
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from ._fault_spec import (
-    SPEC_KEYS,
     FaultDecision,
+    FaultSpec,
     Method,
+    QueuedFault,
     ScriptStep,
-    apply_spec,
-    check_count,
-    check_method,
-    check_optional_seconds,
+    ShareSpec,
     check_seconds,
-    check_session,
-    check_status,
-    step_decision,
+    conflict_without_head_batch,
+    drop_after_commit_batch,
+    error_after_commit_batch,
+    fail_batch,
+    foreign_write_batch,
+    parse_spec,
+    script_batches,
+    share_spec,
 )
 
 __all__ = ["FaultDecision", "FaultInjector", "ScriptStep"]
@@ -52,18 +56,8 @@ _NO_FAULT = FaultDecision()
 
 
 @dataclass(slots=True)
-class _Step:
-    decision: FaultDecision
-    session_id: str | None
-    method: Method
-
-
-@dataclass(slots=True)
 class _Share:
-    share: float
-    status: int
-    retry_after: float | None
-    method: Method
+    spec: ShareSpec
     rng: random.Random = field(repr=False)
 
 
@@ -72,7 +66,7 @@ class FaultInjector:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._steps: list[_Step] = []
+        self._steps: list[QueuedFault] = []
         self._share: _Share | None = None
         self._latency = 0.0
         self.omit_conflict_head = False
@@ -108,26 +102,10 @@ class FaultInjector:
         given request order. ``retry_after`` adds a ``Retry-After`` header.
         ``share=0`` switches it off. Scripted faults take precedence.
         """
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
-            raise ValueError(f"share must be a number in 0..1, not {share!r}")
-        checked = _Share(
-            float(share),
-            check_status(status),
-            check_optional_seconds(retry_after, "retry_after"),
-            check_method(method),
-            random.Random(seed),
-        )
-        with self._lock:
-            self._share = checked if share > 0 else None
+        spec = share_spec(share, status=status, seed=seed, retry_after=retry_after, method=method)
+        self._apply(FaultSpec(fail_share=spec))
 
     # --- scripted faults --------------------------------------------------
-
-    def _push(
-        self, n: int, decision: FaultDecision, session_id: str | None, method: Method
-    ) -> None:
-        step = _Step(decision, check_session(session_id), check_method(method))
-        with self._lock:
-            self._steps.extend(_Step(step.decision, step.session_id, step.method) for _ in range(n))
 
     def fail_next(
         self,
@@ -139,12 +117,10 @@ class FaultInjector:
         method: Method = "PUT",
     ) -> None:
         """The next ``n`` requests are answered ``status`` without being stored."""
-        decision = FaultDecision(
-            name=f"status_{check_status(status)}",
-            reply_status=status,
-            retry_after=check_optional_seconds(retry_after, "retry_after"),
+        batch = fail_batch(
+            n, status=status, retry_after=retry_after, session_id=session_id, method=method
         )
-        self._push(check_count(n), decision, session_id, method)
+        self._apply(FaultSpec(queue=(batch,)))
 
     def rate_limit_next(
         self,
@@ -165,34 +141,27 @@ class FaultInjector:
         """The next ``n`` PUTs are handled normally (stored if valid), then the
         TCP connection is closed without a single response byte: the
         "lost response" case, where the client cannot know the entry is stored."""
-        decision = FaultDecision(name="drop_after_commit", after_commit="drop")
-        self._push(check_count(n), decision, session_id, "PUT")
+        self._apply(FaultSpec(queue=(drop_after_commit_batch(n, session_id=session_id),)))
 
     def error_after_commit_next(
         self, n: int = 1, *, status: int = 500, session_id: str | None = None
     ) -> None:
         """The next ``n`` PUTs are handled normally (stored if valid), then
         answered ``status`` (default 500) as if the server failed."""
-        decision = FaultDecision(
-            name="error_after_commit",
-            after_commit="error",
-            after_commit_status=check_status(status, low=500),
-        )
-        self._push(check_count(n), decision, session_id, "PUT")
+        batch = error_after_commit_batch(n, status=status, session_id=session_id)
+        self._apply(FaultSpec(queue=(batch,)))
 
     def conflict_without_head_next(self, n: int = 1, *, session_id: str | None = None) -> None:
         """The next ``n`` PUTs get 409 without ``x-last-uuid`` (an older server)
         and nothing is stored; the chain is unchanged."""
-        decision = FaultDecision(name="conflict_without_head", reply_status=409)
-        self._push(check_count(n), decision, session_id, "PUT")
+        self._apply(FaultSpec(queue=(conflict_without_head_batch(n, session_id=session_id),)))
 
     def foreign_write_next(self, n: int = 1, *, session_id: str | None = None) -> None:
         """Before each of the next ``n`` PUTs is handled, a foreign writer
         appends an entry (a fresh uuid, chained to the head) to that PUT's
         session, so the client's Last-Uuid is stale and it gets a 409 naming
         the new head."""
-        decision = FaultDecision(name="foreign_write", foreign_write=True)
-        self._push(check_count(n), decision, session_id, "PUT")
+        self._apply(FaultSpec(queue=(foreign_write_batch(n, session_id=session_id),)))
 
     def script(
         self,
@@ -206,11 +175,8 @@ class FaultInjector:
         ``script([503, 503, None])``: two 503s, then one request handled
         normally. See :data:`ScriptStep` for the step forms.
         """
-        decisions = [step_decision(step) for step in steps]
-        check_session(session_id)
-        m = check_method(method)
-        with self._lock:
-            self._steps.extend(_Step(d, session_id, m) for d in decisions)
+        batches = script_batches(steps, session_id=session_id, method=method)
+        self._apply(FaultSpec(queue=batches))
 
     # --- bookkeeping ------------------------------------------------------
 
@@ -221,17 +187,12 @@ class FaultInjector:
 
     def reset(self) -> None:
         """Switch every fault off and drop all scripted ones."""
-        with self._lock:
-            self._steps.clear()
-            self._share = None
-            self._latency = 0.0
-            self.omit_conflict_head = False
-            self.endless_teleport_cursor = False
+        self._apply(FaultSpec(reset=True))
 
     def snapshot(self) -> dict[str, Any]:
         """The current switches as JSON-able data (``GET /_admin/faults``)."""
         with self._lock:
-            share = self._share
+            share = None if self._share is None else self._share.spec
             return {
                 "latency": self._latency,
                 "fail_share": None
@@ -257,13 +218,28 @@ class FaultInjector:
         steps, or kwargs of :meth:`script`). A bad spec raises ValueError and
         changes nothing.
         """
-        if not isinstance(spec, Mapping):
-            raise ValueError("fault spec must be a JSON object")
-        unknown = set(spec) - set(SPEC_KEYS)
-        if unknown:
-            raise ValueError(f"unknown fault switches: {sorted(unknown)}")
-        apply_spec(FaultInjector(), spec)  # dry run: raises before anything changes
-        apply_spec(self, spec)
+        self._apply(parse_spec(spec))
+
+    def _apply(self, spec: FaultSpec) -> None:
+        """Make every change of an already checked spec, under one lock."""
+        share = spec.fail_share
+        with self._lock:
+            if spec.reset:
+                self._steps.clear()
+                self._share = None
+                self._latency = 0.0
+                self.omit_conflict_head = False
+                self.endless_teleport_cursor = False
+            if spec.latency is not None:
+                self._latency = spec.latency
+            if share is not None:
+                self._share = _Share(share, random.Random(share.seed)) if share.share > 0 else None
+            if spec.omit_conflict_head is not None:
+                self.omit_conflict_head = spec.omit_conflict_head
+            if spec.endless_teleport_cursor is not None:
+                self.endless_teleport_cursor = spec.endless_teleport_cursor
+            for batch in spec.queue:
+                self._steps.extend(repeat(batch.fault, batch.count))
 
     def decide(self, method: str, session_id: str) -> FaultDecision:
         """Consume and return the fault for one validated data request."""
@@ -273,10 +249,12 @@ class FaultInjector:
                     del self._steps[i]
                     return step.decision
             share = self._share
-            if share is not None and share.method == method and share.rng.random() < share.share:
-                return FaultDecision(
-                    name=f"share_{share.status}",
-                    reply_status=share.status,
-                    retry_after=share.retry_after,
-                )
+            if share is not None and share.spec.method == method:
+                spec = share.spec
+                if share.rng.random() < spec.share:
+                    return FaultDecision(
+                        name=f"share_{spec.status}",
+                        reply_status=spec.status,
+                        retry_after=spec.retry_after,
+                    )
         return _NO_FAULT

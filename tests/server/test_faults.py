@@ -189,6 +189,11 @@ def test_faults_given_at_construction(ingress_server_factory, client):
         {"omit_conflict_head": 1},
         {"fail_next": {"n": 10**11}},  # would queue 10^11 steps: refused, not a hang
         {"drop_after_commit_next": {"n": 10**7}},
+        {"fail_share": {"status": 503}},  # the share itself is required
+        {"fail_share": {"share": 0.5, "seed": [1]}},
+        {"script": {"method": "PUT"}},  # the steps are required
+        {"script": "drop"},
+        {"reset": True, "fail_next": {"n": 2}, "script": [503, "explode"]},
     ],
 )
 def test_bad_fault_specs_raise_and_change_nothing(spec):
@@ -198,6 +203,29 @@ def test_bad_fault_specs_raise_and_change_nothing(spec):
         faults.configure(spec)
     assert faults.pending() == 1
     assert faults.snapshot()["latency"] == 0.0
+
+
+def test_a_spec_is_applied_in_its_documented_order_whatever_the_key_order():
+    faults = FaultInjector()
+    faults.fail_next(3)
+    faults.configure(
+        {
+            "script": ["drop"],
+            "fail_share": None,
+            "foreign_write_next": {"session_id": "s"},
+            "fail_next": {"status": 502},
+            "reset": True,
+            "latency": 0.5,
+        }
+    )
+    snap = faults.snapshot()
+    assert snap["latency"] == 0.5
+    assert snap["fail_share"] is None
+    assert [(p["fault"], p["session_id"]) for p in snap["pending"]] == [
+        ("status_502", None),
+        ("foreign_write", "s"),
+        ("drop_after_commit", None),
+    ]
 
 
 def test_drop_sends_zero_response_bytes(ingress_server):

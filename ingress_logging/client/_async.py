@@ -21,6 +21,7 @@ import httpx
 from .._session_id import validate_session_id
 from ..protocol import Action, Done, Wait
 from ._base import TRANSPORT_ERRORS, ClientBase, Request
+from ._body import CappedBody
 from ._common import (
     PendingAppend,
 )
@@ -60,22 +61,6 @@ class AsyncSessionTurns:
 
     def __len__(self) -> int:
         return len(self._turns)
-
-
-async def _read_capped(response: httpx.Response, cap: int, deadline: float | None) -> bytes | None:
-    length = response.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > cap:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > cap:
-            return None
-        if deadline is not None and time.monotonic() > deadline:
-            raise httpx.ReadTimeout("response body took too long")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class AsyncSessionIngressClient(ClientBase[httpx.AsyncClient]):
@@ -164,7 +149,12 @@ class AsyncSessionIngressClient(ClientBase[httpx.AsyncClient]):
                 deadline = None
                 if request.timeout.read is not None:
                     deadline = time.monotonic() + 3 * request.timeout.read
-                body = await _read_capped(response, request.cap, deadline)
+                reader = CappedBody(response, request.cap, deadline)
+                if reader.wants_more:
+                    async for chunk in response.aiter_bytes():
+                        if not reader.feed(chunk):
+                            break
+                body = reader.body
             finally:
                 await response.aclose()
         except TRANSPORT_ERRORS as exc:

@@ -22,6 +22,7 @@ from .._session_id import validate_session_id
 from ..diagnostics import DiagnosticSink
 from ..protocol import DEFAULT_WINDOW, Action, Done, RetryPolicy, Wait
 from ._base import TRANSPORT_ERRORS, Request
+from ._body import CappedBody
 from ._common import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_READ_TIMEOUT,
@@ -107,23 +108,6 @@ class SessionTurns:
 
     def __len__(self) -> int:
         return len(self._turns)
-
-
-def _read_capped(response: httpx.Response, cap: int, deadline: float | None) -> bytes | None:
-    """The decoded body, or None once it passes ``cap`` bytes (the rest is not read)."""
-    length = response.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > cap:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > cap:
-            return None
-        if deadline is not None and time.monotonic() > deadline:
-            raise httpx.ReadTimeout("response body took too long")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _total_seconds(timeout: httpx.Timeout) -> float | None:
@@ -253,7 +237,12 @@ class SessionIngressClient(WindowedClient):
             )
             response = self._http.send(built, stream=True)
             try:
-                body = _read_capped(response, request.cap, deadline)
+                reader = CappedBody(response, request.cap, deadline)
+                if reader.wants_more:
+                    for chunk in response.iter_bytes():
+                        if not reader.feed(chunk):
+                            break
+                body = reader.body
             finally:
                 response.close()
         except TRANSPORT_ERRORS as exc:

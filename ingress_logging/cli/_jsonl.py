@@ -1,21 +1,21 @@
-"""JSONL transcripts in and out: one JSON object per line, exactly preserved.
+"""JSONL transcripts in: one JSON object per line, exactly preserved.
 
 Reading never stops at a bad line: each one becomes a ``BadLine`` (file, line
 number, reason) and the rest of the file is still read. Values are parsed
-with orjson and written back with orjson, so a transcript survives
-``export`` -> ``ship`` -> ``export`` byte for byte (key order, numbers and
-strings as they were parsed).
+with orjson and written back with orjson (``entries.dump_line``), so a
+transcript survives ``export`` -> ``ship`` -> ``export`` byte for byte (key
+order, numbers and strings as they were parsed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
 import orjson
 
-__all__ = ["BadLine", "Line", "canonical", "dump_line", "dump_lines", "read_jsonl"]
+__all__ = ["BadLine", "Line", "canonical", "read_jsonl"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,32 +70,3 @@ def read_jsonl(path: str, stream: IO[bytes]) -> Iterator[Line | BadLine]:
 def canonical(entry: dict[str, Any]) -> bytes:
     """A stable byte form of an entry, for recognising one already stored."""
     return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
-
-
-#: Characters JSON allows raw inside strings but that ``str.splitlines()``
-#: (and other line readers) treat as line breaks: NEL, LINE and PARAGRAPH
-#: SEPARATOR. In UTF-8 these byte sequences only ever encode those characters.
-_LINE_BREAKERS: Final = (
-    (b"\xc2\x85", b"\\u0085"),
-    (b"\xe2\x80\xa8", b"\\u2028"),
-    (b"\xe2\x80\xa9", b"\\u2029"),
-)
-
-
-def dump_line(entry: dict[str, Any]) -> bytes:
-    """One JSONL line (compact, key order kept, newline-terminated).
-
-    Line-breaking characters inside strings are written as escapes, so one
-    entry is one line for every reader; the JSON value is unchanged.
-    """
-    data = orjson.dumps(entry)
-    for raw, escaped in _LINE_BREAKERS:
-        if raw in data:
-            data = data.replace(raw, escaped)
-    return data + b"\n"
-
-
-def dump_lines(entries: Iterable[dict[str, Any]]) -> Iterator[bytes]:
-    """``dump_line`` for each entry."""
-    for entry in entries:
-        yield dump_line(entry)

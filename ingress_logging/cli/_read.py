@@ -24,8 +24,8 @@ import click
 import httpx
 
 from .._entry_filter import LEVELS, EntryFilter, parse_since
+from ..entries import dump_line
 from ._config import ENV_OAUTH_TOKEN, ENV_ORG_UUID, CliConfig, LastEvent, pass_config
-from ._jsonl import dump_line
 from ._render import render_line
 from ._tail_after import Follower
 

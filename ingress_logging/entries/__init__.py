@@ -7,12 +7,14 @@ Public API::
     record_to_entry(record, ...)   LogRecord -> JSON-safe entry dict
     RecordCapture(record, ...)     the caller-thread half; call it on the worker
     dumps_entry(entry)             orjson bytes; never raises
+    dump_line(entry)               one JSONL line (line breakers escaped)
     Limits, DEFAULT_LIMITS         message/string/list/depth limits
 """
 
 from __future__ import annotations
 
 from ._context import SESSION_ID_VAR, current_session_id, session
+from ._line import dump_line
 from ._record import (
     ENTRY_OVERHEAD,
     ENTRY_SUBTYPE,
@@ -44,6 +46,7 @@ __all__ = [
     "RecordCapture",
     "Sanitizer",
     "current_session_id",
+    "dump_line",
     "dumps_entry",
     "record_to_entry",
     "safe_repr",

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 
 from ..._entry_filter import LEVELS
 from ..._session_id import validate_session_id
-from ...cli._jsonl import dump_line
+from ...entries import dump_line
 from ...errors import InvalidSessionIdError
 from ._context import ViewerContext
 from ._cookie import COOKIE_NAME

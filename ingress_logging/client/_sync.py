@@ -100,12 +100,6 @@ class SessionTurns:
         else:
             turn.cond.notify_all()
 
-    def tickets(self, session_id: str) -> int:
-        """Calls that took a turn for this session since it was last idle (running or queued)."""
-        with self._lock:
-            turn = self._turns.get(session_id)
-            return 0 if turn is None else turn.next_ticket
-
     def __len__(self) -> int:
         return len(self._turns)
 

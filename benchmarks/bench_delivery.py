@@ -1,4 +1,4 @@
-"""Delivery engine benchmarks (issue 4). Ratios are printed from one run.
+"""Delivery engine benchmarks. Ratios are printed from one run.
 
     .venv/bin/python benchmarks/bench_delivery.py            # everything
     .venv/bin/python benchmarks/bench_delivery.py --quick    # smaller counts

@@ -1,4 +1,4 @@
-"""Delivery at network speed (issue 12), default engine settings, ratios from one run.
+"""Delivery at network speed, default engine settings, ratios from one run.
 
     .venv/bin/python benchmarks/bench_network.py            # everything
     .venv/bin/python benchmarks/bench_network.py --quick    # smaller counts

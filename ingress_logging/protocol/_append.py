@@ -12,7 +12,8 @@ action, and feeds the result back:
     Done(outcome)   -> finished; ``outcome.ok`` is the seed's boolean result
 
 Row by row this is PROTOCOL.md's append table and the seed's
-``appendSessionLogImpl``. Where we go beyond the seed it says so.
+``appendSessionLogImpl``; where the two differ, docs/protocol.md lists each
+difference and why.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ logger = logging.getLogger("ingress_logging.protocol")
 
 Emit = Callable[[Level, str, DiagnosticData], None]
 
-#: Beyond the seed: statuses that retrying cannot fix (the seed retries them).
+#: Statuses that retrying cannot fix: the append fails at once.
 PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 413, 422})
-#: Statuses on which a ``Retry-After`` header is honoured (beyond the seed).
+#: Statuses on which the server's ``Retry-After`` is honoured: it knows when it
+#: can take more.
 RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 #: Losing the race for the head to a writer that made progress is not a failed
 #: attempt. The first loss retries at once (the seed's rule); each further
@@ -227,9 +229,8 @@ class AppendExchange:
             x_last_uuid = None
         if status in (200, 201):
             if self._entry_uuid:
-                # Divergence: the seed sets head := undefined for uuid-less entries and
-                # pays a 409 round trip on the next append; such entries never become
-                # the head on the server, so the head is kept.
+                # A uuid-less entry never becomes the server's head, so ours stays
+                # as it was (forgetting it would cost a 409 round trip next time).
                 self.head = self._entry_uuid
             return Done(AppendOutcome.STORED, status)
         if status == 409:
@@ -294,9 +295,8 @@ class AppendExchange:
     def on_refetch_unauthorized(self) -> Action:
         """The header-less 409's re-read got 401.
 
-        Divergence: the seed's re-read throws inside its retry loop, so it backs
-        off and retries with a token the server just refused; a 401 is final for
-        an append, so it is final here too.
+        The server just refused this token, and a 401 is final for an append,
+        so it is final here too: retrying would resend a refused token.
         """
         self._emit("error", ev.SESSION_PERSIST_FAIL_BAD_TOKEN, {})
         return Done(AppendOutcome.UNAUTHORIZED, 401)

@@ -310,8 +310,9 @@ EXIT = """
 
 
 def test_exit_spends_the_close_deadline_once(child_env: dict[str, str], dead_url: str) -> None:
-    """A server that accepts and never replies, close_timeout=2: exit used to take
-    three deadlines (engine close, then logging.shutdown's flush and close)."""
+    """A server that accepts and never replies, close_timeout=2: exit waits one
+    deadline, not one each for the engine's close and logging.shutdown's flush
+    and close."""
     t0 = time.monotonic()
     out = _run(EXIT, dead_url, env=child_env, timeout=30)
     assert "start" in out

@@ -244,7 +244,7 @@ def test_drop_sends_zero_response_bytes(ingress_server):
     assert ingress_server.entries("raw") == [{"uuid": "a"}]
 
 
-def test_stop_cuts_an_injected_latency_short(ingress_server, client):
+def test_stop_cuts_an_injected_latency_short(ingress_server, client, wait_for):
     import threading
 
     ingress_server.faults.latency = 60
@@ -258,10 +258,7 @@ def test_stop_cuts_an_injected_latency_short(ingress_server, client):
 
     caller = threading.Thread(target=call)
     caller.start()
-    deadline = time.monotonic() + 5
-    while ingress_server.open_connections() == 0:  # the request is in flight
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
+    wait_for(lambda: ingress_server.open_connections() > 0, what="the request in flight")
     started = time.monotonic()
     ingress_server.stop()
     caller.join(10)

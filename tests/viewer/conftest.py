@@ -3,13 +3,17 @@
 The browser is Debian's ``/usr/bin/chromium`` driven by Playwright for
 Python (never ``playwright install``); ``.ci/run`` installs the package.
 Screenshots of the pages go to docs/img/ (``screenshot`` fixture), so the
-docs show the real pages.
+docs show the real pages. What a page shows is fixed (session ids, entries,
+and the store's clock for activity times: ``store_clock``), so a run rewrites
+an image only when the page itself changed.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,17 @@ DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 @pytest.fixture
 def server(ingress_server: IngressServer) -> IngressServer:
     return ingress_server
+
+
+@pytest.fixture
+def store_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQLite store's clock starts at a fixed moment and advances one second
+    per reading, so the activity times a page shows are the same on every run."""
+    from ingress_logging.server.store import sqlite
+
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    seconds = itertools.count()
+    monkeypatch.setattr(sqlite, "now", lambda: start + timedelta(seconds=next(seconds)))
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def test_sign_in_sets_a_signed_httponly_strict_cookie_and_sign_out_clears_it(
 
 
 def test_sessions_newest_first_filtered_by_prefix_paginated_with_live_counts(
-    server, viewer_factory, page, sign_in, screenshot
+    server, viewer_factory, page, sign_in, screenshot, store_clock
 ) -> None:
     viewer = viewer_factory(sessions_per_page=3)
     names = [f"team-a-{i}" for i in range(4)] + ["other-1"]

@@ -31,6 +31,8 @@ class Metrics:
         self._requests: Counter[tuple[str, str]] = Counter()
         self._conflicts = 0
         self._store_errors = 0
+        self._batches = 0
+        self._batched = 0
         self._buckets = [0] * (len(BUCKETS) + 1)
         self._sum = 0.0
         self._count = 0
@@ -48,6 +50,12 @@ class Metrics:
             self._sum += seconds
             self._count += 1
 
+    def batch(self, size: int) -> None:
+        """One group-commit transaction of ``size`` appends was attempted."""
+        with self._lock:
+            self._batches += 1
+            self._batched += size
+
     def store_error(self) -> None:
         with self._lock:
             self._store_errors += 1
@@ -58,6 +66,7 @@ class Metrics:
             appends = sorted(self._appends.items())
             requests = sorted(self._requests.items())
             conflicts, errors = self._conflicts, self._store_errors
+            batches, batched = self._batches, self._batched
             buckets, total, count = list(self._buckets), self._sum, self._count
         out = [
             "# HELP ingress_appends_total Appends (PUT of an entry) answered, by status.",
@@ -72,6 +81,12 @@ class Metrics:
             "# HELP ingress_store_errors_total Store operations that failed (answered 503).",
             "# TYPE ingress_store_errors_total counter",
             f"ingress_store_errors_total {errors}",
+            "# HELP ingress_append_batches_total Store transactions of the group commit.",
+            "# TYPE ingress_append_batches_total counter",
+            f"ingress_append_batches_total {batches}",
+            "# HELP ingress_append_batched_total Appends those transactions carried.",
+            "# TYPE ingress_append_batched_total counter",
+            f"ingress_append_batched_total {batched}",
             "# HELP ingress_requests_total Requests answered, by route and status.",
             "# TYPE ingress_requests_total counter",
         ]

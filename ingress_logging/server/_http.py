@@ -62,7 +62,6 @@ class HttpConnection(asyncio.Protocol):
         app: IngressApp,
         outbox: Outbox,
         connections: set[HttpConnection],
-        tasks: set[asyncio.Task[None]],
         *,
         tls: bool = False,
     ) -> None:
@@ -70,7 +69,6 @@ class HttpConnection(asyncio.Protocol):
         self.outbox = outbox
         self.loop = asyncio.get_running_loop()
         self.connections = connections
-        self.tasks = tasks
         self.scheme = "https" if tls else "http"
         self.transport: asyncio.Transport | None = None
         self.peer: str | None = None
@@ -85,7 +83,7 @@ class HttpConnection(asyncio.Protocol):
         self.dropped = False  # by the server, without a reply (the lost-reply fault)
         self.lost_waiters: list[asyncio.Future[None]] = []
         self.last_active = self.loop.time()
-        self._gate: asyncio.Future[None] | None = None
+        self._last: _Responder | None = None  # of the newest request
         self._paused = False
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -205,8 +203,9 @@ class HttpConnection(asyncio.Protocol):
 
             coro = run_asgi(self, slot, method, raw_path, query, self._headers, body, close=last)
         else:
-            responder = _Responder(self, slot, self.loop.create_future())
-            after, self._gate = self._gate, responder.gate
+            responder = _Responder(self, slot)
+            after = None if self._last is None else self._last.waiter()
+            self._last = responder
 
             async def read_body() -> bytes:
                 if refused is not None:
@@ -227,9 +226,7 @@ class HttpConnection(asyncio.Protocol):
             coro = exchange.run()
         if last:
             self.closing = True  # nothing after this request is read
-        task = self.loop.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.loop.create_task(coro)  # the runner waits for every task when it stops
 
     def write(self, slot: _Slot, data: bytes, *, complete: bool, close: bool = False) -> None:
         """Reply bytes of ``slot`` (all of them when ``complete``)."""
@@ -319,12 +316,21 @@ def reply_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
 class _Responder:
     """An exchange's :class:`~._exchange.Responder` on this connection."""
 
-    __slots__ = ("conn", "gate", "slot")
+    __slots__ = ("_waiter", "conn", "passed", "slot")
 
-    def __init__(self, conn: HttpConnection, slot: _Slot, gate: asyncio.Future[None]) -> None:
+    def __init__(self, conn: HttpConnection, slot: _Slot) -> None:
         self.conn = conn
         self.slot = slot
-        self.gate = gate
+        self.passed = False  # queued its append, or ended
+        self._waiter: asyncio.Future[None] | None = None
+
+    def waiter(self) -> asyncio.Future[None] | None:
+        """What the next request on the connection awaits before it appends."""
+        if self.passed:
+            return None
+        if self._waiter is None:
+            self._waiter = self.conn.loop.create_future()
+        return self._waiter
 
     async def respond(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *, close: bool
@@ -335,8 +341,10 @@ class _Responder:
         self.conn.drop(self.slot)
 
     def queued(self) -> None:
-        if not self.gate.done():
-            self.gate.set_result(None)
+        if not self.passed:
+            self.passed = True
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
 
     def finished(self) -> None:
         self.queued()

@@ -99,7 +99,6 @@ class Runner:
         self._ssl = ssl_context
         self._keep_alive = keep_alive
         self._connections: set[HttpConnection] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._on_stopping = on_stopping
         self._periodic = periodic
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,15 +171,10 @@ class Runner:
         self, loop: asyncio.AbstractEventLoop, ready: Callable[[], None] | None
     ) -> None:
         outbox = Outbox(loop)
-        connections, tasks, app, tls = (
-            self._connections,
-            self._tasks,
-            self.app,
-            self._ssl is not None,
-        )
+        connections, app, tls = self._connections, self.app, self._ssl is not None
 
         def factory() -> asyncio.Protocol:
-            return HttpConnection(app, outbox, connections, tasks, tls=tls)
+            return HttpConnection(app, outbox, connections, tls=tls)
 
         self._stop = asyncio.Event()
         self._loop = loop
@@ -202,8 +196,10 @@ class Runner:
                 self._on_stopping()
             for connection in list(connections):
                 connection.shutdown()  # idle ones close now, busy ones after their reply
+            # the requests in flight: every task of this loop but this one
+            tasks = asyncio.all_tasks() - {asyncio.current_task()}
             if tasks:
-                _done, pending = await asyncio.wait(list(tasks), timeout=GRACE_SECONDS)
+                _done, pending = await asyncio.wait(tasks, timeout=GRACE_SECONDS)
                 for task in pending:
                     task.cancel()
             outbox.flush()

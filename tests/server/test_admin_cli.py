@@ -179,6 +179,14 @@ def test_serve_with_workers_on_postgres_answers_and_stops_cleanly(pg_url: str):
                     assert r.status_code in (200, 201)
                     last = f"u{i}"
             rows = client.get(url + "/v1/session_ingress/session/w", headers=auth).json()
+            # each scrape is one worker's counts, and every sample says which worker
+            for _ in range(6):
+                with httpx.Client() as fresh:
+                    text = fresh.get(url + "/metrics").text
+                samples = [line for line in text.splitlines() if not line.startswith("#")]
+                workers = {re.search(r'worker="(\d+)"', line).group(1) for line in samples}  # type: ignore[union-attr]
+                assert len(workers) == 1
+                assert workers <= {"0", "1"}
         assert [e["uuid"] for e in rows["loglines"]] == [f"u{i}" for i in range(20)]
     finally:
         _stop(proc)

@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -85,11 +85,12 @@ class AppendRequest:
     payload: str
     last_uuid: str | None
     check: bool = True
+    #: The entry's ``uuid`` when it is a string (else None).
+    uuid: str | None = field(init=False)
 
-    @property
-    def uuid(self) -> str | None:
+    def __post_init__(self) -> None:
         value = self.entry.get("uuid")
-        return value if isinstance(value, str) else None
+        object.__setattr__(self, "uuid", value if isinstance(value, str) else None)
 
 
 @dataclass(frozen=True, slots=True)

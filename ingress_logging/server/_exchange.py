@@ -44,6 +44,7 @@ ADMIN_FAULTS = "/_admin/faults"
 UNRECORDED = (ADMIN_FAULTS, "/healthz", "/metrics")
 #: An oversize body up to this size is discarded and the connection kept.
 DRAIN_LIMIT = 64 * 1024 * 1024
+_JSON = b"application/json"
 #: Sent with every 401 (RFC 9110 requires the challenge).
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="session-ingress"'}
 
@@ -280,8 +281,11 @@ class Exchange:
         self._account()
         raw = [
             (b"date", http_date()),
-            (b"content-type", content_type.encode()),
-            (b"content-length", str(len(body)).encode()),
+            (
+                b"content-type",
+                _JSON if content_type == "application/json" else content_type.encode(),
+            ),
+            (b"content-length", b"%d" % len(body)),
         ]
         if headers:
             raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
@@ -366,8 +370,9 @@ class Exchange:
 
     def bearer(self) -> str | None:
         value = self.headers.get("authorization", "")
-        scheme, _, credential = value.partition(" ")
-        return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+        if value[:7].lower() != "bearer ":
+            return None
+        return value[7:].strip() or None
 
     async def authorize(self, needed: Scope, *, oauth: bool = False) -> None:
         """The dev token has every scope; named tokens their own; OAuth reads need the org."""

@@ -39,6 +39,7 @@ __all__ = ["HttpConnection"]
 #: Requests parsed ahead on one connection before it stops reading.
 MAX_PIPELINED = 64
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_STATUS_LINES = {s: b"HTTP/1.1 %d %s\r\n" % (s, _REASONS[s]) for s in (200, 201, 409)}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -145,11 +146,11 @@ class HttpConnection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        headers: dict[str, str] = {}
-        for name, value in self._headers:
-            key = name.decode("latin-1").lower()
-            if key not in headers:
-                headers[key] = value.decode("latin-1")
+        # reversed: the first of a repeated header wins
+        headers = {
+            name.lower().decode("latin-1"): value.decode("latin-1")
+            for name, value in reversed(self._headers)
+        }
         self._header_map = headers
         try:
             check_length(headers, self.app.state.max_body_bytes)
@@ -307,10 +308,10 @@ class HttpConnection(asyncio.Protocol):
 
 def reply_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
     """The status line and header block of a reply."""
-    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
-    lines += [name + b": " + value + b"\r\n" for name, value in headers]
-    lines.append(b"\r\n")
-    return b"".join(lines)
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+    return line + b"".join([name + b": " + value + b"\r\n" for name, value in headers]) + b"\r\n"
 
 
 class _Responder:

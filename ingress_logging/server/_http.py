@@ -204,7 +204,7 @@ class HttpConnection(asyncio.Protocol):
 
             coro = run_asgi(self, slot, method, raw_path, query, self._headers, body, close=last)
         else:
-            responder = _Responder(self, slot)
+            responder = _Responder(self, slot, head=method == "HEAD")
             after = None if self._last is None else self._last.waiter()
             self._last = responder
 
@@ -317,11 +317,12 @@ def reply_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
 class _Responder:
     """An exchange's :class:`~._exchange.Responder` on this connection."""
 
-    __slots__ = ("_waiter", "conn", "passed", "slot")
+    __slots__ = ("_waiter", "conn", "head", "passed", "slot")
 
-    def __init__(self, conn: HttpConnection, slot: _Slot) -> None:
+    def __init__(self, conn: HttpConnection, slot: _Slot, *, head: bool) -> None:
         self.conn = conn
         self.slot = slot
+        self.head = head  # a HEAD request: the reply's headers only
         self.passed = False  # queued its append, or ended
         self._waiter: asyncio.Future[None] | None = None
 
@@ -336,7 +337,8 @@ class _Responder:
     async def respond(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *, close: bool
     ) -> None:
-        self.conn.write(self.slot, reply_head(status, headers) + body, complete=True, close=close)
+        data = reply_head(status, headers) + (b"" if self.head else body)
+        self.conn.write(self.slot, data, complete=True, close=close)
 
     def drop(self) -> None:
         self.conn.drop(self.slot)

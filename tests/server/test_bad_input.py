@@ -256,3 +256,21 @@ def test_a_client_reset_is_not_a_traceback_on_stderr(ingress_server, capsys):
     assert ingress_server.open_connections() == 0
     ingress_server.stop()  # joins the handler threads: any report is printed by now
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_head_reply_has_no_body_and_the_connection_goes_on(ingress_server):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", ingress_server.port), timeout=10) as sock:
+        sock.sendall(
+            b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"content-length: 15" in head.lower()  # the length a GET would get
+    assert rest.startswith(b"HTTP/1.1 200 ")  # no body bytes before the next reply
+    assert rest.endswith(b'{"status":"ok"}')

@@ -13,7 +13,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from ._exchange import DRAIN_LIMIT
 from ._wire import ERROR_TYPES
 
 if TYPE_CHECKING:
@@ -64,7 +63,7 @@ async def run_asgi(
     async def receive() -> dict[str, Any]:
         if not state["sent_body"]:
             state["sent_body"] = True
-            return {"type": "http.request", "body": body[:DRAIN_LIMIT], "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
         if not state["done"] and not lost.done():
             await asyncio.shield(lost)
         return {"type": "http.disconnect"}

@@ -199,7 +199,7 @@ class HttpConnection(asyncio.Protocol):
         refused = self._refused
         headers = self._header_map
         app = self.app
-        if app.fallback is not None and not is_api_path(path):
+        if app.fallback is not None and refused is None and not is_api_path(path):
             from ._asgi_bridge import run_asgi
 
             coro = run_asgi(self, slot, method, raw_path, query, self._headers, body, close=last)

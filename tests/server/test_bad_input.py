@@ -7,6 +7,7 @@ import http.client
 import json
 from email.message import Message
 
+import httpx
 import pytest
 
 from ingress_logging.server import IngressServer
@@ -274,3 +275,12 @@ def test_a_head_reply_has_no_body_and_the_connection_goes_on(ingress_server):
     assert b"content-length: 15" in head.lower()  # the length a GET would get
     assert rest.startswith(b"HTTP/1.1 200 ")  # no body bytes before the next reply
     assert rest.endswith(b'{"status":"ok"}')
+
+
+def test_an_oversize_body_for_the_web_viewer_is_413_too(ingress_server_factory):
+    srv = ingress_server_factory(viewer=True, max_body_bytes=1024)
+    with httpx.Client(timeout=10) as client:
+        too_big = client.post(srv.base_url + "/signin", content=b"x" * 2000)
+        assert too_big.status_code == 413
+        assert too_big.json()["error"]["type"] == "request_too_large"
+        assert client.get(srv.base_url + "/healthz").status_code == 200  # same connection

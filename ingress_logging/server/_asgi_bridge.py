@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from ._http import reply_head
 from ._wire import ERROR_TYPES
 
 if TYPE_CHECKING:
@@ -35,8 +36,6 @@ async def run_asgi(
     close: bool,
 ) -> None:
     """Run one request through ``conn.app.fallback``."""
-    from ._http import reply_head
-
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -128,8 +127,6 @@ async def run_asgi(
 
 
 def _internal_error(conn: HttpConnection, slot: _Slot) -> None:
-    from ._http import reply_head
-
     error = b'{"error":{"message":"internal server error","type":"%s"}}' % (
         ERROR_TYPES.get(500, "api_error").encode()
     )

@@ -12,9 +12,11 @@ In the same run, for the same workload:
 * the baseline: the stdlib ``http.server`` server of ``--baseline-rev``
   (extracted with ``git archive`` into a temporary directory);
 * the store alone: ``store.append`` called in a loop, in process, with no
-  HTTP (the ceiling for any HTTP layer on that store);
-* the HTTP stack alone: the same runner with an app that stores nothing
-  (``_trivial_server.py``), the ceiling of the HTTP layer;
+  HTTP, and ``store.append_batch`` with one append per session (the group
+  commit's batches when every connection has a request ready): the ceiling
+  for any HTTP layer on that store;
+* the HTTP stack alone: the same runner and connections with an app that
+  stores nothing (``_trivial_server.py``), the ceiling of the HTTP layer;
 * with ``--pg URL``: PostgreSQL with 1 and 2 worker processes, and its store alone.
 
 Usage: ``.venv/bin/python benchmarks/bench_server.py [--seconds 3] [--pg postgresql://...]``
@@ -214,25 +216,30 @@ def baseline_env(rev: str, tmp: str) -> dict[str, str] | None:
     return {**os.environ, "PYTHONPATH": target}
 
 
-def store_rate(db: str, seconds: float, threads: int = 1) -> float:
-    """``store.append`` alone, chained, over ``threads`` threads (no HTTP), per CPU
-    second of this process (one thread) or per wall second (several)."""
+def store_rate(db: str, seconds: float, threads: int = 1, *, batch: int = 1) -> float:
+    """``store.append_batch`` alone, chained, over ``threads`` threads (no HTTP), each
+    call ``batch`` appends to as many sessions; per CPU second of this process (one
+    thread) or per wall second (several)."""
     sys.path.insert(0, str(ROOT))
-    from ingress_logging.server.store import open_store
+    from ingress_logging.server.store import AppendRequest, open_store
 
     store = open_store(db)
     counts = [0] * threads
     deadline = time.perf_counter() + seconds
 
     def loop(t: int) -> None:
-        sid, head = f"raw-{uuid.uuid4().hex[:8]}", None
+        sids = [f"raw-{uuid.uuid4().hex[:8]}" for _ in range(batch)]
+        heads: dict[str, str | None] = dict.fromkeys(sids)
         while time.perf_counter() < deadline:
-            u = uuid.uuid4().hex
-            text = _body(sid.encode(), u.encode(), None if head is None else head.encode())
-            entry = {"uuid": u, "type": "assistant"}
-            assert store.append(sid, entry, text.decode(), head).stored
-            head = u
-            counts[t] += 1
+            requests = []
+            for sid in sids:
+                u, head = uuid.uuid4().hex, heads[sid]
+                text = _body(sid.encode(), u.encode(), None if head is None else head.encode())
+                entry = {"uuid": u, "type": "assistant"}
+                requests.append(AppendRequest(sid, entry, text.decode(), head))
+                heads[sid] = u
+            assert all(r.stored for r in store.append_batch(requests))
+            counts[t] += batch
 
     start, cpu = time.perf_counter(), time.process_time()
     workers = [threading.Thread(target=loop, args=(t,)) for t in range(threads)]
@@ -272,7 +279,7 @@ def main() -> int:
         for name, db in (("memory", ":memory:"), ("file-wal", os.path.join(tmp, "b.db"))):
             rates: dict[str, float] = {}  # per server CPU second: the "one core" rate
             walls: dict[str, float] = {}
-            for label, env in (("baseline", base_env), ("asgi", None)):
+            for label, env in (("baseline", base_env), ("server", None)):
                 if label == "baseline" and env is None:
                     continue
                 if db != ":memory:" and os.path.exists(db):
@@ -285,15 +292,20 @@ def main() -> int:
                     proc.communicate(timeout=10)
             raw_db = db if db == ":memory:" else os.path.join(tmp, "raw.db")
             raw = store_rate(raw_db, args.seconds)
+            if raw_db != ":memory:":
+                os.remove(raw_db)
+            batched = store_rate(raw_db, args.seconds, batch=args.sessions)
             ratio = (
-                f" = {rates['asgi'] / rates['baseline']:.2f}x baseline"
+                f" = {rates['server'] / rates['baseline']:.2f}x baseline"
                 if "baseline" in rates
                 else ""
             )
             base = f"baseline {rates['baseline']:6.0f}, " if "baseline" in rates else ""
             print(
-                f"sqlite {name:8s} per server CPU-second: {base}asgi {rates['asgi']:6.0f}{ratio};"
-                f" store alone {raw:6.0f} (asgi {rates['asgi'] / raw:.0%} of it);"
+                f"sqlite {name:8s} per server CPU-second:"
+                f" {base}server {rates['server']:6.0f}{ratio};"
+                f" store alone {raw:6.0f}, in batches of {args.sessions} {batched:6.0f}"
+                f" (server {rates['server'] / batched:.0%} of it);"
                 f" wall: " + ", ".join(f"{k} {v:.0f}/s" for k, v in walls.items())
             )
         if args.pg:
@@ -317,9 +329,12 @@ def main() -> int:
                             f"postgres {workers} worker(s), unpinned: {wall:6.0f}/s wall,"
                             f" {per_cpu:6.0f} per server CPU-second"
                         )
-                    for threads in (1, 8):
-                        raw = store_rate(url, args.seconds, threads)
-                        print(f"postgres store alone, {threads} thread(s): {raw:7.0f}/s")
+                    for threads, batch in ((1, 1), (8, 1), (1, args.sessions)):
+                        raw = store_rate(url, args.seconds, threads, batch=batch)
+                        print(
+                            f"postgres store alone, {threads} thread(s), batches of {batch}:"
+                            f" {raw:7.0f}/s"
+                        )
                 finally:
                     admin.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
     return 0

@@ -115,6 +115,8 @@ def sessions(config: CliConfig, prefix: str, limit: int, as_json: bool) -> None:
     """List a server's sessions, newest activity first (needs a read token).
 
     One line per session: id, entries, first and last activity (tab-separated).
+    The token is --token, --token-file or INGRESS_LOGGING_TOKEN: a listing
+    belongs to no session, so per-session token plugins are not asked.
     """
     import json
 

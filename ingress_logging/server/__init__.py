@@ -1,4 +1,4 @@
-"""A real session-ingress server: an ASGI app on uvicorn, data in SQLite or PostgreSQL.
+"""A real session-ingress server: an ASGI app on its own HTTP/1.1 server; SQLite or PostgreSQL.
 
 The server side of the protocol in ``PROTOCOL.md``: embedded for development,
 demos and tests (what moto is to AWS users, with switchable faults), and a

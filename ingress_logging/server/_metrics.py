@@ -1,7 +1,10 @@
 """Operations data of one server process: Prometheus metrics and the JSON access log.
 
-Metrics are counted per process (with ``--workers N`` each worker answers a
-scrape with its own counts; sum them across scrapes by ``instance``). The
+Metrics are counted per process. With ``--workers N`` the kernel hands each
+scrape to one of the worker processes, so every sample then carries a
+``worker`` label (0 to N-1) naming the process whose counts it holds; a
+dashboard sums over ``worker`` (each worker's series moves only when that
+worker answered a scrape). One process serves without the label. The
 access log is one JSON object per request on the ``ingress_logging.server.access``
 logger: method, path, status, duration, bytes, the peer and an injected
 fault. Never a header (so never a token) and never a body.
@@ -9,6 +12,7 @@ fault. Never a header (so never a token) and never a body.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import threading
@@ -23,21 +27,27 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 
 class Metrics:
-    """Counters and a latency histogram; safe to update from any thread."""
+    """Counters and a latency histogram; safe to update from any thread.
 
-    def __init__(self) -> None:
+    ``worker`` (the worker process's number, with several) labels every sample.
+    """
+
+    def __init__(self, *, worker: int | None = None) -> None:
+        self._worker = None if worker is None else f'worker="{int(worker)}"'
         self._lock = threading.Lock()
         self._appends: Counter[str] = Counter()
         self._requests: Counter[tuple[str, str]] = Counter()
         self._conflicts = 0
         self._store_errors = 0
+        self._batches = 0
+        self._batched = 0
         self._buckets = [0] * (len(BUCKETS) + 1)
         self._sum = 0.0
         self._count = 0
 
     def observe(self, route: str, status: int | None, seconds: float) -> None:
         label = "dropped" if status is None else str(status)
-        index = next((i for i, bound in enumerate(BUCKETS) if seconds <= bound), len(BUCKETS))
+        index = bisect.bisect_left(BUCKETS, seconds)
         with self._lock:
             self._requests[(route, label)] += 1
             if route == "append":
@@ -47,6 +57,12 @@ class Metrics:
             self._buckets[index] += 1
             self._sum += seconds
             self._count += 1
+
+    def batch(self, size: int) -> None:
+        """One group-commit transaction of ``size`` appends was attempted."""
+        with self._lock:
+            self._batches += 1
+            self._batched += size
 
     def store_error(self) -> None:
         with self._lock:
@@ -58,24 +74,35 @@ class Metrics:
             appends = sorted(self._appends.items())
             requests = sorted(self._requests.items())
             conflicts, errors = self._conflicts, self._store_errors
+            batches, batched = self._batches, self._batched
             buckets, total, count = list(self._buckets), self._sum, self._count
+        sample = self._sample
         out = [
             "# HELP ingress_appends_total Appends (PUT of an entry) answered, by status.",
             "# TYPE ingress_appends_total counter",
         ]
-        out += [f'ingress_appends_total{{status="{s}"}} {n}' for s, n in appends]
+        out += [sample("ingress_appends_total", f'status="{s}"', n) for s, n in appends]
         out += [
             "# HELP ingress_conflicts_total Appends refused with 409 (stale Last-Uuid or a"
             " uuid already stored).",
             "# TYPE ingress_conflicts_total counter",
-            f"ingress_conflicts_total {conflicts}",
+            sample("ingress_conflicts_total", "", conflicts),
             "# HELP ingress_store_errors_total Store operations that failed (answered 503).",
             "# TYPE ingress_store_errors_total counter",
-            f"ingress_store_errors_total {errors}",
+            sample("ingress_store_errors_total", "", errors),
+            "# HELP ingress_append_batches_total Store transactions of the group commit.",
+            "# TYPE ingress_append_batches_total counter",
+            sample("ingress_append_batches_total", "", batches),
+            "# HELP ingress_append_batched_total Appends those transactions carried.",
+            "# TYPE ingress_append_batched_total counter",
+            sample("ingress_append_batched_total", "", batched),
             "# HELP ingress_requests_total Requests answered, by route and status.",
             "# TYPE ingress_requests_total counter",
         ]
-        out += [f'ingress_requests_total{{route="{r}",status="{s}"}} {n}' for (r, s), n in requests]
+        out += [
+            sample("ingress_requests_total", f'route="{r}",status="{s}"', n)
+            for (r, s), n in requests
+        ]
         out += [
             "# HELP ingress_request_duration_seconds Time from request to reply.",
             "# TYPE ingress_request_duration_seconds histogram",
@@ -84,12 +111,17 @@ class Metrics:
         for bound, n in zip((*BUCKETS, float("inf")), buckets, strict=True):
             running += n
             le = "+Inf" if bound == float("inf") else repr(bound)
-            out.append(f'ingress_request_duration_seconds_bucket{{le="{le}"}} {running}')
+            out.append(sample("ingress_request_duration_seconds_bucket", f'le="{le}"', running))
         out += [
-            f"ingress_request_duration_seconds_sum {total}",
-            f"ingress_request_duration_seconds_count {count}",
+            sample("ingress_request_duration_seconds_sum", "", total),
+            sample("ingress_request_duration_seconds_count", "", count),
         ]
         return "\n".join(out) + "\n"
+
+    def _sample(self, name: str, labels: str, value: float) -> str:
+        if self._worker is not None:
+            labels = f"{labels},{self._worker}" if labels else self._worker
+        return f"{name}{{{labels}}} {value}" if labels else f"{name} {value}"
 
 
 def access_line(

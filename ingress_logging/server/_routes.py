@@ -18,10 +18,10 @@ import orjson
 
 from ._faults import FaultDecision
 from ._wire import Reply
-from .store import UnknownEntryError
+from .store import AppendRequest, UnknownEntryError
 
 if TYPE_CHECKING:
-    from ._asgi import Exchange
+    from ._exchange import Exchange
 
 __all__ = ["admin", "delete", "healthz", "put", "read", "sessions", "teleport"]
 
@@ -116,7 +116,9 @@ async def put(ex: Exchange, sid: str, body: bytes) -> None:
     ex.entry_uuid = entry_uuid
     last_uuid = ex.headers.get("last-uuid") or None
     decision = await pre_faults(ex, "PUT", sid)
-    result = await ex.call(ex.state.store.append, sid, entry, text, last_uuid)
+    if decision.after_commit is not None:
+        ex.hold_order = True
+    result = await ex.append(AppendRequest(sid, entry, text, last_uuid))
     if await post_faults(ex, decision):
         return
     if result.stored:

@@ -153,7 +153,7 @@ def serve(
         ACCESS_LOGGER.setLevel(logging.INFO)
         ACCESS_LOGGER.propagate = False
 
-    def make_server() -> IngressServer:
+    def make_server(worker: int | None = None) -> IngressServer:
         return IngressServer(
             token,
             db=db,
@@ -170,6 +170,7 @@ def serve(
             sock=sock,
             viewer=viewer,
             viewer_secret=viewer_secret,
+            worker=worker,
         )
 
     waiter = stop if stop is not None else threading.Event()
@@ -182,7 +183,7 @@ def serve(
     server: IngressServer | None = None
     try:
         if workers > 1:
-            children = [_fork_worker(make_server) for _ in range(workers)]
+            children = [_fork_worker(make_server, n) for n in range(workers)]
         else:
             server = make_server().start()
         if announce:
@@ -223,8 +224,8 @@ def _viewer_installed() -> bool:
     return True
 
 
-def _fork_worker(make_server: Callable[[], IngressServer]) -> int:
-    """A child process serving on the shared socket until SIGTERM."""
+def _fork_worker(make_server: Callable[[int], IngressServer], number: int) -> int:
+    """A child process (worker ``number``) serving on the shared socket until SIGTERM."""
     pid = os.fork()
     if pid:
         return pid
@@ -233,7 +234,7 @@ def _fork_worker(make_server: Callable[[], IngressServer]) -> int:
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
         signal.signal(signal.SIGINT, lambda *_: stopped.set())
-        with make_server():
+        with make_server(number):
             while not stopped.wait(0.5):
                 pass
     except BaseException:  # a worker reports and exits; the parent notices

@@ -1,7 +1,7 @@
 """Lifecycle of the server: start, stop, restart, and what tests inspect.
 
 ``IngressServer`` owns a :class:`Store`, a :class:`FaultInjector` and a
-:class:`Runner` (uvicorn's HTTP protocol on its own event loop thread).
+:class:`Runner` (its HTTP/1.1 connections on their own event loop thread).
 ``run_server()`` is the context manager most code wants; ``serve()`` (in
 ``_serve``) is the blocking entry point behind the command line.
 """
@@ -48,6 +48,8 @@ class IngressServer:
     ``viewer=True`` serves the web viewer (``ingress_logging.server.viewer``,
     the ``server`` extra) at every path that is not the protocol's, its
     sign-in cookies signed with ``viewer_secret`` (None: a random one).
+    ``worker`` numbers the process among ``serve``'s workers (its metrics
+    carry it as a label).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class IngressServer:
         sock: socket.socket | None = None,
         viewer: bool = False,
         viewer_secret: bytes | None = None,
+        worker: int | None = None,
     ) -> None:
         self.token = token if token is not None else f"ingress-{secrets.token_urlsafe(16)}"
         self.oauth_token = oauth_token if oauth_token is not None else self.token
@@ -86,7 +89,7 @@ class IngressServer:
         self.record_requests = record_requests
         self.access_log = access_log
         self.retention = retention
-        self.metrics = Metrics()
+        self.metrics = Metrics(worker=worker)
         self._ssl = ssl_context
         self._sock = sock
         self.viewer = viewer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 
-__all__ = ["ERROR_TYPES", "Reply", "http_date"]
+__all__ = ["ERROR_TYPES", "ClientGone", "Reply", "http_date"]
 
 
 #: The ``type`` of a JSON error body, by status (anything else: ``api_error``).
@@ -27,11 +27,23 @@ ERROR_TYPES = {
 class Reply(Exception):
     """Raised by a route to answer with a JSON error ``{"error": {message, type}}``."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        close: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.close = close  # the connection ends after this reply
+
+
+class ClientGone(Exception):
+    """The request's connection is closed: it ends without a reply or a write."""
 
 
 _date_cache: tuple[int, bytes] = (0, b"")

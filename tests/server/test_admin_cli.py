@@ -179,6 +179,52 @@ def test_serve_with_workers_on_postgres_answers_and_stops_cleanly(pg_url: str):
                     assert r.status_code in (200, 201)
                     last = f"u{i}"
             rows = client.get(url + "/v1/session_ingress/session/w", headers=auth).json()
+            # each scrape is one worker's counts, and every sample says which worker
+            for _ in range(6):
+                with httpx.Client() as fresh:
+                    text = fresh.get(url + "/metrics").text
+                samples = [line for line in text.splitlines() if not line.startswith("#")]
+                workers = {re.search(r'worker="(\d+)"', line).group(1) for line in samples}  # type: ignore[union-attr]
+                assert len(workers) == 1
+                assert workers <= {"0", "1"}
         assert [e["uuid"] for e in rows["loglines"]] == [f"u{i}" for i in range(20)]
     finally:
         _stop(proc)
+
+
+def test_sessions_takes_its_token_from_options_or_environment_not_session_plugins(
+    ingress_server, monkeypatch
+):
+    """A listing belongs to no session, so ``ingress_auth_token(session_id)``
+    plugins have no say: ``sessions`` sends --token, --token-file or
+    INGRESS_LOGGING_TOKEN, and without one the server's 401 is reported."""
+    from click.testing import CliRunner
+
+    from ingress_logging.cli._app import cli
+    from ingress_logging.plugins import hookimpl, new_plugin_manager
+
+    ingress_server.append_foreign("listed")
+    asked: list[str] = []
+
+    class PerSessionToken:
+        @hookimpl
+        def ingress_auth_token(self, session_id: str) -> str:
+            asked.append(session_id)
+            return ingress_server.token
+
+    pm = new_plugin_manager()
+    pm.register(PerSessionToken())
+    monkeypatch.setattr("ingress_logging.plugins.get_plugin_manager", lambda: pm)
+    for name in [k for k in os.environ if k.startswith("INGRESS_LOGGING_")]:
+        monkeypatch.delenv(name)
+    base = ["--base-url", ingress_server.base_url]
+    refused = CliRunner().invoke(cli, [*base, "sessions"])
+    assert refused.exit_code == 1
+    assert "the server rejected the token (401)" in refused.output
+    assert asked == []
+    listed = CliRunner().invoke(cli, [*base, "--token", ingress_server.token, "sessions"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.split("\t")[0] == "listed"
+    monkeypatch.setenv("INGRESS_LOGGING_TOKEN", ingress_server.token)
+    assert CliRunner().invoke(cli, [*base, "sessions"]).exit_code == 0
+    assert asked == []

@@ -7,6 +7,7 @@ import http.client
 import json
 from email.message import Message
 
+import httpx
 import pytest
 
 from ingress_logging.server import IngressServer
@@ -251,3 +252,30 @@ def test_a_client_reset_is_not_a_traceback_on_stderr(ingress_server, capsys, wai
     wait_for(lambda: ingress_server.open_connections() == 0, what="the connection closed")
     ingress_server.stop()  # joins the handler threads: any report is printed by now
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_head_reply_has_no_body_and_the_connection_goes_on(ingress_server):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", ingress_server.port), timeout=10) as sock:
+        sock.sendall(
+            b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"content-length: 15" in head.lower()  # the length a GET would get
+    assert rest.startswith(b"HTTP/1.1 200 ")  # no body bytes before the next reply
+    assert rest.endswith(b'{"status":"ok"}')
+
+
+def test_an_oversize_body_for_the_web_viewer_is_413_too(ingress_server_factory):
+    srv = ingress_server_factory(viewer=True, max_body_bytes=1024)
+    with httpx.Client(timeout=10) as client:
+        too_big = client.post(srv.base_url + "/signin", content=b"x" * 2000)
+        assert too_big.status_code == 413
+        assert too_big.json()["error"]["type"] == "request_too_large"
+        assert client.get(srv.base_url + "/healthz").status_code == 200  # same connection

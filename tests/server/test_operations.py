@@ -258,3 +258,18 @@ def test_a_bad_certificate_file_is_named(tmp_path):
     missing = str(tmp_path / "nope.pem")
     with pytest.raises(ConfigError, match=r"nope\.pem"):
         tls_context(missing, None)
+
+
+def test_metrics_of_one_worker_among_several_label_every_sample():
+    from ingress_logging.server._metrics import Metrics
+
+    metrics = Metrics(worker=3)
+    metrics.observe("append", 201, 0.002)
+    metrics.batch(1)
+    samples = [line for line in metrics.render().splitlines() if not line.startswith("#")]
+    assert samples
+    assert all('worker="3"' in line for line in samples)
+    assert 'ingress_appends_total{status="201",worker="3"} 1' in samples
+    assert 'ingress_conflicts_total{worker="3"} 0' in samples
+    plain = [line for line in Metrics().render().splitlines() if not line.startswith("#")]
+    assert not any("worker" in line for line in plain)  # one process: no label

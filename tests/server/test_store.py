@@ -9,7 +9,13 @@ from datetime import timedelta
 
 import pytest
 
-from ingress_logging.server.store import SchemaError, Store, UnknownEntryError, open_store
+from ingress_logging.server.store import (
+    AppendRequest,
+    SchemaError,
+    Store,
+    UnknownEntryError,
+    open_store,
+)
 from ingress_logging.server.store.base import now
 from ingress_logging.server.store.sqlite import _V1, SCHEMA_VERSION
 
@@ -193,3 +199,41 @@ def test_an_unreachable_postgres_is_named_without_its_password():
         open_store("postgresql://someone:s3cret@127.0.0.1:1/nowhere")
     assert "127.0.0.1:1/nowhere" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_batch_decides_each_append_in_order_in_one_transaction(store: Store):
+    _put(store, "old", "o1", None)
+
+    def req(sid: str, uuid: str | None, last: str | None) -> AppendRequest:
+        entry = {"type": "user"} if uuid is None else {"type": "user", "uuid": uuid}
+        return AppendRequest(sid, entry, json.dumps(entry), last)
+
+    results = store.append_batch(
+        [
+            req("new", "a", None),  # creates the session
+            req("new", "b", "a"),  # sees the head the first one left
+            req("new", "c", "a"),  # stale: refused, the others stand
+            req("old", "o1", "o1"),  # a uuid already stored: refused
+            req("old", "o2", "o1"),
+            req("new", None, "b"),  # no uuid: stored, the head stays
+            req("none", "x", "missing"),  # a Last-Uuid for a session that does not exist
+            req("new", "b", "b"),  # the uuid was stored earlier in this batch
+        ]
+    )
+    assert [(r.status, r.head, r.stored) for r in results] == [
+        (201, "a", True),
+        (200, "b", True),
+        (409, "b", False),
+        (409, "o1", False),
+        (200, "o2", True),
+        (200, "b", True),
+        (409, None, False),
+        (409, "b", False),
+    ]
+    assert [json.loads(x).get("uuid") for x in store.loglines("new") or []] == ["a", "b", None]
+    assert [json.loads(x)["uuid"] for x in store.loglines("old") or []] == ["o1", "o2"]
+    assert (store.head("new"), store.head("old")) == ("b", "o2")
+    assert not store.exists("none")  # a refused first append leaves no session behind
+    listed = {s.id: s.entries for s in store.list_sessions().sessions}
+    assert listed == {"new": 3, "old": 2}
+    assert store.append_batch([]) == []

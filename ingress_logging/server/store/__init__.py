@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .base import (
     SCOPES,
+    AppendRequest,
     AppendResult,
     EventRow,
     SchemaError,
@@ -25,6 +26,7 @@ from .sqlite import SQLiteStore
 
 __all__ = [
     "SCOPES",
+    "AppendRequest",
     "AppendResult",
     "EventRow",
     "SQLiteStore",

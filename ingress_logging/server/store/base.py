@@ -14,12 +14,14 @@ import base64
 import binascii
 import hashlib
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 __all__ = [
     "SCOPES",
+    "AppendRequest",
     "AppendResult",
     "EventRow",
     "SchemaError",
@@ -71,6 +73,24 @@ class AppendResult:
     status: int
     head: str | None
     stored: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One append: compare ``last_uuid`` with the head (unless ``check`` is
+    False, a foreign writer) and store ``payload``, the entry's JSON text."""
+
+    session_id: str
+    entry: dict[str, Any]
+    payload: str
+    last_uuid: str | None
+    check: bool = True
+    #: The entry's ``uuid`` when it is a string (else None).
+    uuid: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        value = self.entry.get("uuid")
+        object.__setattr__(self, "uuid", value if isinstance(value, str) else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +160,15 @@ class Store(Protocol):
 
         ``check=False`` (a foreign writer) skips the head check; a uuid already
         in the session is refused either way (409, nothing stored).
+        """
+        ...
+
+    def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        """Several appends in one transaction (group commit), each with its own result.
+
+        Each is decided as if it were alone, in order: it sees the heads the
+        earlier ones left, and a 409 for one stores nothing of it and leaves
+        the others alone. Nothing is stored unless the whole batch commits.
         """
         ...
 

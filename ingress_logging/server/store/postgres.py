@@ -4,14 +4,17 @@ psycopg 3 with its connection pool (``psycopg_pool``), the ``postgres``
 extra. Calls are synchronous and run on the HTTP layer's worker threads
 (``concurrent = True``), one pooled connection each.
 
-The append's compare-and-set is the database's: the session row is locked
-(``SELECT ... FOR UPDATE``) for the transaction that checks ``Last-Uuid``,
-inserts the entry and moves the head, so two writers - threads, processes,
-machines - on one session are serialised by PostgreSQL and exactly one wins.
-A new session's row is created with ``INSERT ... ON CONFLICT DO NOTHING``
-before the lock, so two first appends race on the primary key, not in
-memory. A unique index on ``(session_id, uuid)`` keeps "stored once" true
-beneath that.
+The append's compare-and-set is the database's. Appends run in batches
+(group commit, :mod:`._batch`), one transaction each: the batch's sessions
+are created if missing (``INSERT ... ON CONFLICT DO NOTHING``, so two first
+appends race on the primary key, not in memory) and locked
+(``SELECT ... FOR UPDATE``, in id order), the uuids they already hold are
+read, each append is decided in order, and the accepted entries are
+inserted and the heads moved by one statement. Two writers - threads,
+processes, machines - on one session are serialised by PostgreSQL and
+exactly one wins. A unique index on ``(session_id, uuid)`` keeps "stored
+once" true beneath that. The statements of each half go in one pipeline:
+two round trips to the database per batch.
 
 Migrations are numbered; ``schema_version`` holds the applied one. They run
 under a transaction-scoped advisory lock, so replicas starting together
@@ -22,11 +25,14 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._batch import plan_batch
 from .base import (
+    AppendRequest,
     AppendResult,
     EventRow,
     SchemaError,
@@ -119,6 +125,7 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {self.description}: {_reason(exc)}") from None
         self._unique_violation = psycopg.errors.UniqueViolation
+        self._deadlock = psycopg.errors.DeadlockDetected
         self._pool = ConnectionPool(
             url,
             min_size=min_size,
@@ -199,59 +206,82 @@ class PostgresStore:
         *,
         check: bool = True,
     ) -> AppendResult:
-        entry_uuid = entry.get("uuid")
-        if not isinstance(entry_uuid, str):
-            entry_uuid = None
+        return self.append_batch([AppendRequest(session_id, entry, payload, last_uuid, check)])[0]
+
+    def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        if not requests:
+            return []
+        try:
+            return self._append_batch(requests)
+        except (self._unique_violation, self._deadlock) as exc:
+            # Only a writer that does not lock the session row first could
+            # cause these; the batch rolled back, so each append goes alone.
+            if len(requests) == 1:
+                raise StoreError(f"append failed: {_reason(exc)}") from None
+            return [self._append_batch([request])[0] for request in requests]
+
+    def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
         stamp = now()
+        sids = sorted({r.session_id for r in requests})
+        pairs = [(r.session_id, u) for r in requests if (u := r.uuid) is not None]
         with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT head FROM sessions WHERE id = %s FOR UPDATE", (session_id,)
-            ).fetchone()
-            created = False
-            if row is None:
-                created = (
-                    conn.execute(
-                        "INSERT INTO sessions (id, head, created_at, last_activity)"
-                        " VALUES (%s, NULL, %s, %s) ON CONFLICT (id) DO NOTHING",
-                        (session_id, stamp, stamp),
-                    ).rowcount
-                    == 1
+            with conn.pipeline():
+                # Sessions are created (or found) and locked in id order, so two
+                # batches sharing sessions wait for each other, never deadlock.
+                created_cur = conn.execute(
+                    "INSERT INTO sessions (id, head, created_at, last_activity)"
+                    " SELECT id, NULL, %s, %s FROM unnest(%s::text[]) AS id"
+                    " ON CONFLICT (id) DO NOTHING RETURNING id",
+                    (stamp, stamp, sids),
                 )
-                row = conn.execute(
-                    "SELECT head FROM sessions WHERE id = %s FOR UPDATE", (session_id,)
-                ).fetchone()
-            head: str | None = _one(row)[0]
-            if (check and last_uuid != head) or (entry_uuid is not None and entry_uuid == head):
-                conn.rollback()  # also forgets a session row created just now
-                return AppendResult(409, None if created else head, stored=False)
-            try:
-                # a uuid already in the session: the unique index refuses it
-                event_id = _one(
+                locked_cur = conn.execute(
+                    "SELECT id, head FROM sessions WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                    (sids,),
+                )
+                stored_cur = conn.execute(
+                    "SELECT e.session_id, e.uuid FROM events e"
+                    " JOIN unnest(%s::text[], %s::text[]) AS p(sid, uuid)"
+                    " ON e.session_id = p.sid AND e.uuid = p.uuid",
+                    ([p[0] for p in pairs], [p[1] for p in pairs]),
+                )
+            created = {row[0] for row in created_cur.fetchall()}
+            heads = {sid: head for sid, head in locked_cur.fetchall() if sid not in created}
+            plan = plan_batch(requests, heads, {(r[0], r[1]) for r in stored_cur.fetchall()})
+            accepted = [requests[i] for i in plan.accepted]
+            changed = list(plan.changes.items())
+            unused = [sid for sid in created if sid not in plan.changes]
+            with conn.pipeline():
+                if accepted:
                     conn.execute(
-                        "INSERT INTO events (session_id, uuid, event_type, is_compaction,"
+                        "WITH added AS ("
+                        " INSERT INTO events (session_id, uuid, event_type, is_compaction,"
                         " is_entry, payload, created_at)"
-                        " VALUES (%s, %s, %s, %s, true, %s, %s) RETURNING id",
+                        " SELECT sid, uuid, kind, compaction, true, payload, %s"
+                        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::bool[], %s::text[])"
+                        " WITH ORDINALITY AS a(sid, uuid, kind, compaction, payload, n) ORDER BY n"
+                        " RETURNING session_id, id),"
+                        " last AS (SELECT session_id, max(id) AS id FROM added GROUP BY session_id)"
+                        " UPDATE sessions s SET head = c.head, entries = s.entries + c.added,"
+                        " last_activity = %s, last_event = last.id"
+                        " FROM unnest(%s::text[], %s::text[], %s::int[])"
+                        " AS c(sid, head, added), last"
+                        " WHERE s.id = c.sid AND last.session_id = c.sid",
                         (
-                            session_id,
-                            entry_uuid,
-                            event_type(entry),
-                            is_compaction_boundary(entry),
-                            payload,
                             stamp,
+                            [r.session_id for r in accepted],
+                            [r.uuid for r in accepted],
+                            [event_type(r.entry) for r in accepted],
+                            [is_compaction_boundary(r.entry) for r in accepted],
+                            [r.payload for r in accepted],
+                            stamp,
+                            [sid for sid, _ in changed],
+                            [change.head for _, change in changed],
+                            [change.added for _, change in changed],
                         ),
-                    ).fetchone()
-                )[0]
-            except self._unique_violation:
-                conn.rollback()
-                return AppendResult(409, None if created else head, stored=False)
-            if entry_uuid is not None:
-                head = entry_uuid
-            conn.execute(
-                "UPDATE sessions SET head = %s, entries = entries + 1, last_activity = %s,"
-                " last_event = %s WHERE id = %s",
-                (head, stamp, event_id, session_id),
-            )
-        return AppendResult(201 if created else 200, head, stored=True)
+                    )
+                if unused:  # created for an append that was refused: as if never made
+                    conn.execute("DELETE FROM sessions WHERE id = ANY(%s)", (unused,))
+        return plan.results
 
     def append_foreign(self, session_id: str, entry: dict[str, Any] | None = None) -> str | None:
         if entry is None:

@@ -8,13 +8,14 @@ Rows with ``is_entry = 0`` are teleport-only events added by tests (for
 instance with a NULL payload, for the "events whose payload is null are
 skipped" rule); they never show up in a read.
 
-The append runs inside one ``BEGIN IMMEDIATE`` transaction: the entry is
-inserted (a partial unique index on ``(session_id, uuid)`` refuses a uuid
-already stored, so nothing is stored twice), then the head moves by a
-conditional ``UPDATE ... WHERE head IS <Last-Uuid>``; when no row moved, the
-transaction rolls back and the reply is a 409 naming the head. Two writers -
-threads of this process or other processes sharing a file database - can
-never both extend the chain from the same head.
+Appends run in batches (group commit, :mod:`._batch`), each batch inside
+one ``BEGIN IMMEDIATE`` transaction: the heads of its sessions and the
+uuids they already hold are read under the database's write lock, each
+append is decided in order, and the accepted ones are written; a partial
+unique index on ``(session_id, uuid)`` beneath refuses a uuid already
+stored, so nothing is stored twice. Two writers - threads of this process
+or other processes sharing a file database - can never both extend the
+chain from the same head.
 
 The schema version is SQLite's ``user_version``; :data:`MIGRATIONS` upgrade
 an older database on open (version 0 with tables is the first, unversioned
@@ -28,10 +29,13 @@ import json
 import sqlite3
 import threading
 import uuid as uuid_module
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from ._batch import plan_batch
 from .base import (
+    AppendRequest,
     AppendResult,
     EventRow,
     SchemaError,
@@ -191,62 +195,87 @@ class SQLiteStore:
         *,
         check: bool = True,
     ) -> AppendResult:
-        entry_uuid = entry.get("uuid")
-        if not isinstance(entry_uuid, str):
-            entry_uuid = None
+        return self.append_batch([AppendRequest(session_id, entry, payload, last_uuid, check)])[0]
+
+    def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        if not requests:
+            return []
         stamp = iso(now())
+        sids = list({r.session_id for r in requests})
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                try:
-                    # a uuid already in the session (the head included): the
-                    # unique index refuses it
-                    event_id = conn.execute(
-                        "INSERT INTO events (session_id, uuid, event_type, is_compaction,"
-                        " is_entry, payload, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                        (
-                            session_id,
-                            entry_uuid,
-                            event_type(entry),
-                            int(is_compaction_boundary(entry)),
-                            payload,
-                            stamp,
-                        ),
-                    ).lastrowid
-                except sqlite3.IntegrityError:
-                    conn.execute("ROLLBACK")
-                    return AppendResult(409, self._head(session_id), stored=False)
-                # The compare-and-set: the head moves only if it is still last_uuid.
-                moved = conn.execute(
-                    "UPDATE sessions SET head = coalesce(?, head), entries = entries + 1,"
-                    " last_activity = ?, last_event = ? WHERE id = ?"
-                    + (" AND head IS ?" if check else ""),
-                    (entry_uuid, stamp, event_id, session_id) + ((last_uuid,) if check else ()),
-                ).rowcount
-                if moved:
-                    head = entry_uuid if entry_uuid is not None else self._head(session_id)
+                plan = plan_batch(requests, self._heads(sids), self._stored(requests))
+                accepted = [requests[i] for i in plan.accepted]
+                if not accepted:
                     conn.execute("COMMIT")
-                    return AppendResult(200, head, stored=True)
-                head = self._head(session_id)
-                if self._exists(session_id) or (check and last_uuid is not None):
-                    conn.execute("ROLLBACK")
-                    return AppendResult(409, head, stored=False)
-                conn.execute(
+                    return plan.results
+                conn.executemany(
+                    "INSERT INTO events (session_id, uuid, event_type, is_compaction,"
+                    " is_entry, payload, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                    [
+                        (
+                            r.session_id,
+                            r.uuid,
+                            event_type(r.entry),
+                            int(is_compaction_boundary(r.entry)),
+                            r.payload,
+                            stamp,
+                        )
+                        for r in accepted
+                    ],
+                )
+                # AUTOINCREMENT ids under the write lock are consecutive, in order
+                first = self._last_event_id() - len(accepted) + 1
+                last_event = {r.session_id: first + n for n, r in enumerate(accepted)}
+                conn.executemany(
                     "INSERT INTO sessions (id, head, created_at, entries, last_activity,"
-                    " last_event) VALUES (?, ?, ?, 1, ?, ?)",
-                    (session_id, entry_uuid, stamp, stamp, event_id),
+                    " last_event) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (sid, c.head, stamp, c.added, stamp, last_event[sid])
+                        for sid, c in plan.changes.items()
+                        if c.created
+                    ],
+                )
+                conn.executemany(
+                    "UPDATE sessions SET head = ?, entries = entries + ?,"
+                    " last_activity = ?, last_event = ? WHERE id = ?",
+                    [
+                        (c.head, c.added, stamp, last_event[sid], sid)
+                        for sid, c in plan.changes.items()
+                        if not c.created
+                    ],
                 )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        return AppendResult(201, entry_uuid, stored=True)
+        return plan.results
 
-    def _head(self, session_id: str) -> str | None:
-        row = self._conn.execute("SELECT head FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return None if row is None else row[0]
+    def _last_event_id(self) -> int:
+        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+        return int(row.fetchone()[0])
+
+    def _heads(self, sids: list[str]) -> dict[str, str | None]:
+        rows = self._conn.execute(
+            "SELECT id, head FROM sessions WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sids),),
+        )
+        return dict(rows.fetchall())
+
+    def _stored(self, requests: Sequence[AppendRequest]) -> set[tuple[str, str]]:
+        """The ``(session, uuid)`` pairs of these appends already stored."""
+        pairs = [(r.session_id, u) for r in requests if (u := r.uuid) is not None]
+        if not pairs:
+            return set()
+        rows = self._conn.execute(
+            "SELECT e.session_id, e.uuid FROM json_each(?) AS p JOIN events AS e"
+            " ON e.session_id = p.value ->> 0 AND e.uuid = p.value ->> 1",
+            (json.dumps(pairs),),
+        )
+        return set(rows.fetchall())
 
     def append_foreign(self, session_id: str, entry: dict[str, Any] | None = None) -> str | None:
         if entry is None:

@@ -88,8 +88,11 @@ class DeliveryEngine:
         overflow: ``drop_newest`` (refuse the new entry), ``drop_oldest``
             (evict the oldest queued entry) or ``block`` (wait up to
             ``block_timeout`` seconds for room, then refuse).
-        max_concurrency: worker threads, i.e. sessions with a request in
-            flight at once.
+        max_concurrency: the cap on worker threads, i.e. on sessions with a
+            request in flight at once. Below it the engine adapts the number
+            to the latency (``_limit``): up to the cap across a slow network,
+            a few on loopback; a step waiting on a slow server beyond a few
+            usual latencies holds back no other session.
         max_idle_sessions: idle sessions whose state is kept; beyond it the
             least recently used idle one is forgotten (its per-session
             numbers leave ``stats().sessions``; totals stay exact). Its chain
@@ -127,7 +130,7 @@ class DeliveryEngine:
         max_queue_bytes: int = 16 * MiB,
         overflow: OverflowPolicy = "drop_newest",
         block_timeout: float = 1.0,
-        max_concurrency: int = 8,
+        max_concurrency: int = 64,
         max_idle_sessions: int = DEFAULT_MAX_IDLE_SESSIONS,
         close_timeout: float = 5.0,
         retry_budget: RetryBudgetHook | None = None,

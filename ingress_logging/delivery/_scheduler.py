@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ._flush import FlushWaiter
+from ._limit import ConcurrencyLimit
 from ._reporter import Reporter
 from ._retention import SessionRetention
 from ._session import Item, ItemState, Phase, Prepared, SessionState
@@ -101,8 +102,12 @@ class Scheduler:
         self._entries = 0  # queued + in flight
         self._bytes = 0
         self._workers = 0  # started and not yet exited
+        self._starting = 0  # of those, spawned and not yet asking for work
         self._waiting = 0  # workers waiting on ``_work``
         self._woken = 0  # of those, notified and not yet back
+        self.limit = ConcurrencyLimit(self.max_workers)
+        #: Sessions a worker is running a step of -> when that step began, oldest first.
+        self._running: dict[SessionState, float] = {}
         self._closed = False  # close() began: submits are refused
         self._stopping = False  # close() gave up waiting: workers leave
         self._space_waiters = 0
@@ -314,26 +319,53 @@ class Scheduler:
             item.gap = None
         return True
 
+    def _room_locked(self, now: float) -> int:
+        """How many more sessions may start a step: the limit minus the steps in
+        flight that are not overdue (a step waiting on a slow server holds nobody)."""
+        running = self._running
+        cutoff = now - self.limit.overdue_after
+        overdue = 0
+        for started in running.values():  # oldest first: stops at the first recent one
+            if started > cutoff:
+                break
+            overdue += 1
+        return self.limit.limit - (len(running) - overdue)
+
     def _dispatch_locked(self) -> int:
-        """Give each ready session a worker: wake idle ones, return how many to start."""
+        """Give ready sessions workers, within the limit: wake idle ones, return how
+        many to start. When the limit holds sessions back, one worker stays idle to
+        take them as soon as a step in flight becomes overdue."""
         ready = len(self._ready)
         if not ready:
             return 0
+        # Workers woken or started for a session count as already running one.
+        pending = self._woken + self._starting
+        want = min(ready, max(0, self._room_locked(time.monotonic()) - pending))
         free = self._waiting - self._woken
-        wake = min(ready, free)
+        wake = min(want, free)
         if wake > 0:
             self._woken += wake
             self._work.notify(wake)
-        spawn = min(ready - wake, self.max_workers - self._workers)
+        spawn = want - wake
+        if ready > want and free - wake <= 0 and self._starting <= 0 and self._running:
+            spawn = max(spawn, 0) + 1  # the watcher
+        spawn = min(spawn, self.max_workers - self._workers)
         if spawn <= 0 or self._stopping:
             return 0
         self._workers += spawn
+        self._starting += spawn
         return spawn
 
     def spawn_failed(self) -> None:
         """A worker counted by ``_dispatch`` could not start (interpreter exit)."""
         with self._lock:
             self._workers -= 1
+            self._starting -= 1
+
+    def worker_started(self) -> None:
+        """A worker ``_dispatch`` asked for is running (it asks for work next)."""
+        with self._lock:
+            self._starting -= 1
 
     def worker_exited(self) -> bool:
         """One worker fewer; True when it was the last and the engine is stopping."""
@@ -362,19 +394,31 @@ class Scheduler:
                 return None
             now = time.monotonic()
             self._release_due_locked(now)
-            s = self._next_ready_locked()
-            if s is not None:
-                return s
+            if self._ready and self._room_locked(now) > 0:
+                s = self._next_ready_locked(now)
+                if s is not None:
+                    return s
             timeout = (self._timers[0][0] - now) if self._timers else None
+            if self._ready and self._running:  # held back by the limit: until a step is overdue
+                overdue = next(iter(self._running.values())) + self.limit.overdue_after - now
+                timeout = overdue if timeout is None else min(timeout, overdue)
             self._waiting += 1
             try:
-                notified = self._work.wait(timeout)
+                self._work.wait(None if timeout is None else max(timeout, 0.0))
             finally:
                 self._waiting -= 1
-                if notified and self._woken:
+                # Counted down on any return, not only a notified one: a waiter
+                # that timed out as ``notify`` ran was counted as woken but not
+                # woken. Counting too few only costs a spare wakeup; counting
+                # too many would leave ready sessions with every worker asleep.
+                if self._woken:
                     self._woken -= 1
 
     def _book_locked(self, s: SessionState, step: Step, wakeups: int) -> SessionState | None:
+        now = time.monotonic()
+        started = self._running.pop(s, None)
+        if started is not None and (step.kind is Outcome.DELIVERED or step.gap_written):
+            self.limit.sample(now - started, now, waiting=bool(self._ready))
         item = s.current
         s.held = step.held
         if step.retried:
@@ -425,13 +469,16 @@ class Scheduler:
             if self._timers and self._timers[0][0] <= time.monotonic():
                 self._release_due_locked(time.monotonic())
             if not self._ready:
+                self._running[s] = now
                 return s  # nobody else is waiting: keep going, no hand-off
             s.phase = Phase.READY
             self._ready.append(s)
         else:
             s.phase = Phase.IDLE
             self._note_idle_locked(s)
-        return self._next_ready_locked()
+        if self._room_locked(now) <= 0:
+            return None  # over the limit (it shrank): this worker idles
+        return self._next_ready_locked(now)
 
     def _release_due_locked(self, now: float) -> None:
         timers = self._timers
@@ -441,7 +488,7 @@ class Scheduler:
                 due.phase = Phase.READY
                 self._ready.append(due)
 
-    def _next_ready_locked(self) -> SessionState | None:
+    def _next_ready_locked(self, now: float) -> SessionState | None:
         while self._ready:
             s = self._ready.popleft()
             if not self._runnable(s):
@@ -449,6 +496,7 @@ class Scheduler:
                 self._note_idle_locked(s)
                 continue
             s.phase = Phase.RUNNING
+            self._running[s] = now
             return s
         return None
 
@@ -618,5 +666,6 @@ class Scheduler:
                 gaps_written=self._gaps,
                 gaps_unmarked=self._gaps_unmarked,
                 workers=self._workers,
+                concurrency_limit=self.limit.limit,
                 **extra,
             )

@@ -245,8 +245,8 @@ class DeliveryEngine:
     def __repr__(self) -> str:
         s = self._sched
         return (
-            f"DeliveryEngine(host={self._real_host!r}, overflow={s.overflow!r}, "
-            f"max_queue_entries={s.max_entries}, max_queue_bytes={s.max_bytes}, "
+            f"DeliveryEngine(host={self._real_host!r}, overflow={s.caps.overflow!r}, "
+            f"max_queue_entries={s.caps.max_entries}, max_queue_bytes={s.caps.max_bytes}, "
             f"max_concurrency={self.max_concurrency}, closed={s.closed})"
         )
 

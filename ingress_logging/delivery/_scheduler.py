@@ -37,18 +37,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
+from ._admission import Admission
 from ._flush import FlushWaiter
 from ._limit import ConcurrencyLimit
 from ._reporter import Reporter
 from ._retention import SessionRetention
 from ._session import Item, ItemState, Phase, Prepared, SessionState
 from ._step import Step
+from ._tally import Tally
 from ._types import (
-    DROP_BLOCK_TIMEOUT,
     DROP_CLOSED,
     DROP_EVICTED,
-    DROP_QUEUE_FULL,
-    DROP_TOO_LARGE,
     NO_GAP_REASONS,
     Counts,
     FlushResult,
@@ -77,10 +76,12 @@ class Scheduler:
         reporter: Reporter,
         max_idle_sessions: int,
     ) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self.overflow = overflow
-        self.block_timeout = block_timeout
+        self.caps = Admission(
+            max_entries=max_entries,
+            max_bytes=max_bytes,
+            overflow=overflow,
+            block_timeout=block_timeout,
+        )
         self.max_workers = max_workers
         self._reporter = reporter
         self.retention = SessionRetention(max_idle_sessions)
@@ -97,10 +98,7 @@ class Scheduler:
         self._ready: deque[SessionState] = deque()
         self._timers: list[tuple[float, int, SessionState]] = []
         self._tiebreak = itertools.count()
-        self._fifo: deque[Item] = deque()  # submission order, for drop_oldest only
-        self._evicted_keys: list[object] = []
-        self._entries = 0  # queued + in flight
-        self._bytes = 0
+        self.caps.reset()
         self._workers = 0  # started and not yet exited
         self._starting = 0  # of those, spawned and not yet asking for work
         self._waiting = 0  # workers waiting on ``_work``
@@ -110,13 +108,7 @@ class Scheduler:
         self._running: dict[SessionState, float] = {}
         self._closed = False  # close() began: submits are refused
         self._stopping = False  # close() gave up waiting: workers leave
-        self._space_waiters = 0
-        self._totals = [0, 0, 0, 0, 0]  # submitted, delivered, retried, dropped, failed
-        self._gaps = 0
-        self._gaps_unmarked = 0
-        self._dropped_by: dict[str, int] = {}
-        self._failed_by: dict[str, int] = {}
-        self._unflushed = FlushWaiter(0)  # finished with no flush waiting on them
+        self._tally = Tally()
         #: Times the retry budget re-opened: a step held back before the latest
         #: wakeup must not book that hold (``wake_held``).
         self._budget_wakeups = 0
@@ -163,7 +155,13 @@ class Scheduler:
             if self._closed:
                 self._refuse_locked(session_id, DROP_CLOSED, gap=False)
                 return REFUSED
-            reason = self._admit_locked(size, may_block=may_block)
+            reason = self.caps.admit(
+                size,
+                may_block=may_block,
+                space=self._space,
+                evict_oldest=self._evict_oldest_locked,
+                closed=lambda: self._closed,
+            )
             if reason is None and self.closed:  # closed while this submit waited for room
                 reason = DROP_CLOSED
             if reason is not None:
@@ -175,16 +173,16 @@ class Scheduler:
             item.spool_key = spool_key
             item.prepared = prepared
             s.submitted += 1
-            self._totals[0] += 1
+            self._tally.submitted += 1
             self._enqueue_locked(s, item)
             return self._dispatch_locked() if self._ready else 0
 
     def take_evicted_keys(self) -> list[object] | None:
         """Spool rows of entries ``drop_oldest`` evicted since the last call (to delete)."""
-        if not self._evicted_keys:
+        if not self.caps.evicted_keys:
             return None
         with self._lock:
-            keys, self._evicted_keys = self._evicted_keys, []
+            keys, self.caps.evicted_keys = self.caps.evicted_keys, []
             return keys
 
     def refuse(self, session_id: str | None, reason: str, *, gap: bool) -> None:
@@ -202,86 +200,49 @@ class Scheduler:
     def _note_idle_locked(self, s: SessionState) -> None:
         unmarked = self.retention.note_idle(s, self._sessions)
         if unmarked:
-            self._gaps_unmarked += unmarked
+            self._tally.gaps_unmarked += unmarked
             self._reporter.unmarked(unmarked)
-
-    def _admit_locked(self, size: int, *, may_block: bool) -> str | None:
-        """Make room for ``size`` bytes; None when it fits, else the drop reason."""
-        if size > self.max_bytes:
-            return DROP_TOO_LARGE
-        if self._fits(size):
-            return None
-        if self.overflow == "drop_oldest":
-            while not self._fits(size) and self._evict_oldest_locked():
-                pass
-            return None if self._fits(size) else DROP_QUEUE_FULL
-        if self.overflow == "block" and may_block:
-            deadline = time.monotonic() + self.block_timeout
-            self._space_waiters += 1
-            try:
-                while not self._fits(size) and not self._closed:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._space.wait(left)
-            finally:
-                self._space_waiters -= 1
-            return None if self._fits(size) else DROP_BLOCK_TIMEOUT
-        return DROP_QUEUE_FULL
-
-    def _fits(self, size: int) -> bool:
-        return self._entries < self.max_entries and self._bytes + size <= self.max_bytes
 
     def _enqueue_locked(self, s: SessionState, item: Item) -> None:
         if s.drop_gap:
             item.gap, s.drop_gap = s.drop_gap, None
         s.queue.append(item)
-        self._entries += 1
-        self._bytes += item.size
-        if self.overflow == "drop_oldest":
-            self._fifo.append(item)
-            if len(self._fifo) > 2 * self._entries + 64:
-                self._fifo = deque(i for i in self._fifo if i.state is ItemState.QUEUED)
+        self.caps.charge(item)
         if s.phase is Phase.IDLE:
             s.phase = Phase.READY
             self._ready.append(s)
             self.retention.busy(s)
 
     def _evict_oldest_locked(self) -> bool:
-        while self._fifo:
-            item = self._fifo.popleft()
-            if item.state is not ItemState.QUEUED:
-                continue
-            s = item.session
-            # The oldest queued item overall is the oldest queued one of its session.
-            assert s.queue[0] is item
-            s.queue.popleft()
-            item.state = ItemState.TAKEN
-            if item.spool_key is not None:
-                # Its spool row must go too, or the next start would deliver it
-                # after the newer entries of its session (the engine deletes it).
-                self._evicted_keys.append(item.spool_key)
-            # The loss sits where the item sat: before the next queued entry.
-            carried = dict(item.gap or {})
-            carried[DROP_EVICTED] = carried.get(DROP_EVICTED, 0) + 1
-            item.gap = None
-            if s.queue:
-                nxt = s.queue[0]
-                if nxt.gap is None:
-                    nxt.gap = {}
-                for reason, count in carried.items():
-                    nxt.gap[reason] = nxt.gap.get(reason, 0) + count
-            else:
-                s.note_dropped_after_queue(carried)
-            self._finish_locked(item, Outcome.DROPPED, DROP_EVICTED, gap=False)
-            return True
-        return False
+        item = self.caps.oldest_queued()
+        if item is None:
+            return False
+        s = item.session
+        # The oldest queued item overall is the oldest queued one of its session.
+        assert s.queue[0] is item
+        s.queue.popleft()
+        item.state = ItemState.TAKEN
+        if item.spool_key is not None:
+            # Its spool row must go too, or the next start would deliver it
+            # after the newer entries of its session (the engine deletes it).
+            self.caps.evicted_keys.append(item.spool_key)
+        # The loss sits where the item sat: before the next queued entry.
+        carried = dict(item.gap or {})
+        carried[DROP_EVICTED] = carried.get(DROP_EVICTED, 0) + 1
+        item.gap = None
+        if s.queue:
+            nxt = s.queue[0]
+            if nxt.gap is None:
+                nxt.gap = {}
+            for reason, count in carried.items():
+                nxt.gap[reason] = nxt.gap.get(reason, 0) + count
+        else:
+            s.note_dropped_after_queue(carried)
+        self._finish_locked(item, Outcome.DROPPED, DROP_EVICTED, gap=False)
+        return True
 
     def _refuse_locked(self, session_id: str | None, reason: str, *, gap: bool) -> None:
-        self._totals[0] += 1
-        self._totals[3] += 1
-        self._dropped_by[reason] = self._dropped_by.get(reason, 0) + 1
-        self._unflushed.add(Outcome.DROPPED)
+        self._tally.refused(reason)
         self._reporter.drop(reason)
         if session_id is None:
             return
@@ -423,10 +384,9 @@ class Scheduler:
         s.held = step.held
         if step.retried:
             s.retried += 1
-            self._totals[2] += 1
+            self._tally.retried += 1
         if step.body_size and item is not None and item.state is not ItemState.DONE:
-            self._bytes += step.body_size - item.size  # the estimate, corrected
-            item.size = step.body_size
+            self.caps.resize(item, step.body_size)
         if step.gap_written is not None:
             _, count, reasons = step.gap_written
             s.gap_count -= count
@@ -436,7 +396,7 @@ class Scheduler:
                     s.gap_reasons[reason] = left
                 else:
                     s.gap_reasons.pop(reason, None)
-            self._gaps += 1
+            self._tally.gaps += 1
         if item is not None:
             if step.kind is not None:
                 self._finish_locked(item, step.kind, step.reason)
@@ -548,25 +508,22 @@ class Scheduler:
         s = item.session
         if s.current is item:
             s.current = None
-        self._entries -= 1
-        self._bytes -= item.size
+        self.caps.release(item)
         item.entry = None
         item.record = None
         if kind is Outcome.DELIVERED:
-            self._totals[1] += 1
+            self._tally.finished(kind, "")
             s.delivered += 1
         elif kind is Outcome.FAILED:
-            self._totals[4] += 1
-            s.failed += 1
             key = reason or "failed"
-            self._failed_by[key] = self._failed_by.get(key, 0) + 1
+            self._tally.finished(kind, key)
+            s.failed += 1
             if gap:
                 s.note_gap(key)
         else:
             key = reason or "dropped"
-            self._totals[3] += 1
+            self._tally.finished(kind, key)
             s.dropped += 1
-            self._dropped_by[key] = self._dropped_by.get(key, 0) + 1
             if gap and key not in NO_GAP_REASONS:
                 s.note_gap(key)
             self._reporter.drop(key)
@@ -578,8 +535,8 @@ class Scheduler:
                 if w.remaining == 0:
                     self._done.notify_all()
         else:
-            self._unflushed.add(kind)
-        if self._space_waiters:
+            self._tally.unflushed.add(kind)
+        if self.caps.space_waiters:
             self._space.notify()
 
     def wait_outstanding(self, limit: float) -> FlushResult:
@@ -590,7 +547,7 @@ class Scheduler:
         and wake the flusher when its count reaches zero.
         """
         with self._lock:
-            earlier, self._unflushed = self._unflushed, FlushWaiter(0)
+            earlier = self._tally.take_unflushed()
             items: list[Item] = []
             for s in self._sessions.values():
                 if s.current is not None and s.current.state is not ItemState.DONE:
@@ -648,24 +605,25 @@ class Scheduler:
                 sid: Counts(s.submitted, s.delivered, s.retried, s.dropped, s.failed)
                 for sid, s in self._sessions.items()
             }
-            submitted, delivered, retried, dropped, failed = self._totals
+            t = self._tally
             return Health(
-                submitted=submitted,
-                delivered=delivered,
-                retried=retried,
-                dropped=dropped,
-                failed=failed,
+                submitted=t.submitted,
+                delivered=t.delivered,
+                retried=t.retried,
+                dropped=t.dropped,
+                failed=t.failed,
                 sessions=sessions,
-                dropped_by_reason=dict(self._dropped_by),
-                failed_by_reason=dict(self._failed_by),
-                queued_entries=self._entries,
-                queued_bytes=self._bytes,
+                dropped_by_reason=dict(t.dropped_by),
+                failed_by_reason=dict(t.failed_by),
+                queued_entries=self.caps.entries,
+                queued_bytes=self.caps.bytes,
                 in_flight=sum(
                     (s.current is not None) + len(s.batch) for s in self._sessions.values()
                 ),
-                gaps_written=self._gaps,
-                gaps_unmarked=self._gaps_unmarked,
+                gaps_written=t.gaps,
+                gaps_unmarked=t.gaps_unmarked,
                 workers=self._workers,
                 concurrency_limit=self.limit.limit,
+                waiting_for_room=self.caps.space_waiters,
                 **extra,
             )

@@ -99,6 +99,8 @@ class Health:
     ``pipeline_reordered`` diagnostic). ``concurrency_limit`` is how many
     sessions may have a step in flight now (it adapts to the latency, at most
     ``max_concurrency``; steps overdue on a slow server are not counted).
+    ``waiting_for_room`` counts ``submit`` calls waiting for room now
+    (``overflow="block"``).
     """
 
     submitted: int
@@ -116,6 +118,7 @@ class Health:
     gaps_unmarked: int = 0
     workers: int = 0
     concurrency_limit: int = 0
+    waiting_for_room: int = 0
     retry_budget: object | None = None
     spool: object | None = None
     pipeline_fallbacks: int = 0

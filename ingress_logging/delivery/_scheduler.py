@@ -39,7 +39,6 @@ from typing import Any, Final
 
 from ._admission import Admission
 from ._flush import FlushWaiter
-from ._limit import ConcurrencyLimit
 from ._reporter import Reporter
 from ._retention import SessionRetention
 from ._session import Item, ItemState, Phase, Prepared, SessionState
@@ -55,6 +54,7 @@ from ._types import (
     Outcome,
     OverflowPolicy,
 )
+from ._workforce import Workforce
 
 __all__ = ["REFUSED", "Scheduler"]
 
@@ -82,7 +82,7 @@ class Scheduler:
             overflow=overflow,
             block_timeout=block_timeout,
         )
-        self.max_workers = max_workers
+        self.crew = Workforce(max_workers)
         self._reporter = reporter
         self.retention = SessionRetention(max_idle_sessions)
         self.reinit()
@@ -99,13 +99,7 @@ class Scheduler:
         self._timers: list[tuple[float, int, SessionState]] = []
         self._tiebreak = itertools.count()
         self.caps.reset()
-        self._workers = 0  # started and not yet exited
-        self._starting = 0  # of those, spawned and not yet asking for work
-        self._waiting = 0  # workers waiting on ``_work``
-        self._woken = 0  # of those, notified and not yet back
-        self.limit = ConcurrencyLimit(self.max_workers)
-        #: Sessions a worker is running a step of -> when that step began, oldest first.
-        self._running: dict[SessionState, float] = {}
+        self.crew.reset()
         self._closed = False  # close() began: submits are refused
         self._stopping = False  # close() gave up waiting: workers leave
         self._tally = Tally()
@@ -280,59 +274,28 @@ class Scheduler:
             item.gap = None
         return True
 
-    def _room_locked(self, now: float) -> int:
-        """How many more sessions may start a step: the limit minus the steps in
-        flight that are not overdue (a step waiting on a slow server holds nobody)."""
-        running = self._running
-        cutoff = now - self.limit.overdue_after
-        overdue = 0
-        for started in running.values():  # oldest first: stops at the first recent one
-            if started > cutoff:
-                break
-            overdue += 1
-        return self.limit.limit - (len(running) - overdue)
-
     def _dispatch_locked(self) -> int:
-        """Give ready sessions workers, within the limit: wake idle ones, return how
-        many to start. When the limit holds sessions back, one worker stays idle to
-        take them as soon as a step in flight becomes overdue."""
-        ready = len(self._ready)
-        if not ready:
+        """Give ready sessions workers, within the limit (``Workforce.dispatch``)."""
+        if not self._ready or self._stopping:
             return 0
-        # Workers woken or started for a session count as already running one.
-        pending = self._woken + self._starting
-        want = min(ready, max(0, self._room_locked(time.monotonic()) - pending))
-        free = self._waiting - self._woken
-        wake = min(want, free)
-        if wake > 0:
-            self._woken += wake
-            self._work.notify(wake)
-        spawn = want - wake
-        if ready > want and free - wake <= 0 and self._starting <= 0 and self._running:
-            spawn = max(spawn, 0) + 1  # the watcher
-        spawn = min(spawn, self.max_workers - self._workers)
-        if spawn <= 0 or self._stopping:
-            return 0
-        self._workers += spawn
-        self._starting += spawn
-        return spawn
+        return self.crew.dispatch(len(self._ready), time.monotonic(), self._work)
 
     def spawn_failed(self) -> None:
         """A worker counted by ``_dispatch`` could not start (interpreter exit)."""
         with self._lock:
-            self._workers -= 1
-            self._starting -= 1
+            self.crew.workers -= 1
+            self.crew.starting -= 1
 
     def worker_started(self) -> None:
         """A worker ``_dispatch`` asked for is running (it asks for work next)."""
         with self._lock:
-            self._starting -= 1
+            self.crew.starting -= 1
 
     def worker_exited(self) -> bool:
         """One worker fewer; True when it was the last and the engine is stopping."""
         with self._lock:
-            self._workers -= 1
-            return self._workers == 0 and self._stopping
+            self.crew.workers -= 1
+            return self.crew.workers == 0 and self._stopping
 
     def next(
         self, s: SessionState | None, step: Step | None, wakeups: int
@@ -350,36 +313,23 @@ class Scheduler:
             return s, self._budget_wakeups, self._dispatch_locked()
 
     def _pick_locked(self) -> SessionState | None:
+        crew = self.crew
         while True:
             if self._stopping:
                 return None
             now = time.monotonic()
             self._release_due_locked(now)
-            if self._ready and self._room_locked(now) > 0:
+            if self._ready and crew.room(now) > 0:
                 s = self._next_ready_locked(now)
                 if s is not None:
                     return s
-            timeout = (self._timers[0][0] - now) if self._timers else None
-            if self._ready and self._running:  # held back by the limit: until a step is overdue
-                overdue = next(iter(self._running.values())) + self.limit.overdue_after - now
-                timeout = overdue if timeout is None else min(timeout, overdue)
-            self._waiting += 1
-            try:
-                self._work.wait(None if timeout is None else max(timeout, 0.0))
-            finally:
-                self._waiting -= 1
-                # Counted down on any return, not only a notified one: a waiter
-                # that timed out as ``notify`` ran was counted as woken but not
-                # woken. Counting too few only costs a spare wakeup; counting
-                # too many would leave ready sessions with every worker asleep.
-                if self._woken:
-                    self._woken -= 1
+            timer = self._timers[0][0] if self._timers else None
+            crew.wait(self._work, crew.idle_timeout(now, timer, ready=bool(self._ready)))
 
     def _book_locked(self, s: SessionState, step: Step, wakeups: int) -> SessionState | None:
         now = time.monotonic()
-        started = self._running.pop(s, None)
-        if started is not None and (step.kind is Outcome.DELIVERED or step.gap_written):
-            self.limit.sample(now - started, now, waiting=bool(self._ready))
+        delivered = step.kind is Outcome.DELIVERED or step.gap_written is not None
+        self.crew.end(s, now, delivered=delivered, waiting=bool(self._ready))
         item = s.current
         s.held = step.held
         if step.retried:
@@ -421,7 +371,7 @@ class Scheduler:
         if wait is not None:
             s.phase = Phase.WAITING
             heapq.heappush(self._timers, (time.monotonic() + wait, next(self._tiebreak), s))
-            if self._waiting:
+            if self.crew.waiting:
                 self._work.notify()  # an idle worker may need to wake earlier
         elif self._runnable(s):
             # A backoff that ran out while this worker was busy is due now: a
@@ -429,14 +379,14 @@ class Scheduler:
             if self._timers and self._timers[0][0] <= time.monotonic():
                 self._release_due_locked(time.monotonic())
             if not self._ready:
-                self._running[s] = now
+                self.crew.begin(s, now)
                 return s  # nobody else is waiting: keep going, no hand-off
             s.phase = Phase.READY
             self._ready.append(s)
         else:
             s.phase = Phase.IDLE
             self._note_idle_locked(s)
-        if self._room_locked(now) <= 0:
+        if self.crew.room(now) <= 0:
             return None  # over the limit (it shrank): this worker idles
         return self._next_ready_locked(now)
 
@@ -456,7 +406,7 @@ class Scheduler:
                 self._note_idle_locked(s)
                 continue
             s.phase = Phase.RUNNING
-            self._running[s] = now
+            self.crew.begin(s, now)
             return s
         return None
 
@@ -594,7 +544,7 @@ class Scheduler:
                     s.current_entry = None
             self._work.notify_all()
             self._space.notify_all()
-            return self._workers == 0
+            return self.crew.workers == 0
 
     # -- numbers -----------------------------------------------------------
 
@@ -622,8 +572,8 @@ class Scheduler:
                 ),
                 gaps_written=t.gaps,
                 gaps_unmarked=t.gaps_unmarked,
-                workers=self._workers,
-                concurrency_limit=self.limit.limit,
+                workers=self.crew.workers,
+                concurrency_limit=self.crew.limit.limit,
                 waiting_for_room=self.caps.space_waiters,
                 **extra,
             )

@@ -1,11 +1,13 @@
-"""Who runs next, and every number: the one owner of the engine's delivery state.
+"""Who runs next: the one owner of the engine's delivery state.
 
-Per-session FIFOs, a ready deque, a timer heap, the memory caps, the worker
-count, the totals and the flush waiters all live here, behind one lock and
-three conditions on it: ``_work`` (idle workers wait for a ready session or
-the next timer), ``_space`` (``block`` overflow waits for room) and ``_done``
-(``flush`` waits for its items). Nobody else reads or writes them: the
-engine, the pool and the workers call methods, each one critical section.
+Per-session FIFOs, the ready deque and the timer heap live here, with what
+the scheduler owns and uses under its one lock: ``Admission`` (the memory
+caps and the overflow policy), ``Workforce`` (worker counts, the steps in
+flight and the adaptive limit on them) and ``Tally`` (the totals). Three
+conditions on the lock: ``_work`` (idle workers wait for a ready session,
+the next timer or an overdue step), ``_space`` (``block`` overflow waits for
+room) and ``_done`` (``flush`` waits for its items). The engine, the pool and
+the workers call methods, each one critical section.
 
 Workers are the scheduler: there is no scheduler thread, so an entry costs one
 hand-off (caller -> worker), not two. A worker holds the lock only to book the
@@ -14,11 +16,7 @@ result of a step and pick its next session; the network I/O runs outside it.
 Order and independence: a session is held by at most one worker at a time
 (``Phase.RUNNING``), and a session in backoff sits on the timer heap
 (``WAITING``) holding no worker, so its 8-second wait delays nobody else.
-Whether a session may run is asked in one place (``_runnable``), so a later
-window of appends per session changes that method, not the callers.
-
-Workers: ``_dispatch`` gives every ready session a worker, up to the limit:
-it wakes idle ones not already woken, then asks the caller to start more.
+Whether a session may run is asked in one place (``_runnable``).
 
 Nothing here calls out while state is half-updated: no sink, no logging, no
 user code runs under the lock (the reporter only enqueues; see ``_engine``
@@ -38,7 +36,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ._admission import Admission
-from ._flush import FlushWaiter
+from ._flush import wait_for_items
 from ._reporter import Reporter
 from ._retention import SessionRetention
 from ._session import Item, ItemState, Phase, Prepared, SessionState
@@ -48,7 +46,6 @@ from ._types import (
     DROP_CLOSED,
     DROP_EVICTED,
     NO_GAP_REASONS,
-    Counts,
     FlushResult,
     Health,
     Outcome,
@@ -490,12 +487,9 @@ class Scheduler:
             self._space.notify()
 
     def wait_outstanding(self, limit: float) -> FlushResult:
-        """``flush``: wait up to ``limit`` s for the items outstanding right now.
-
-        The result also counts what finished since the previous flush. Each
-        outstanding item gets this waiter; completions tally it (O(1) each)
-        and wake the flusher when its count reaches zero.
-        """
+        """``flush``: wait up to ``limit`` s for the items outstanding right now
+        (``_flush.wait_for_items``); the result also counts what finished since
+        the previous flush."""
         with self._lock:
             earlier = self._tally.take_unflushed()
             items: list[Item] = []
@@ -504,23 +498,7 @@ class Scheduler:
                     items.append(s.current)
                 items.extend(s.batch)
                 items.extend(s.queue)
-            waiter = FlushWaiter(len(items))
-            for item in items:
-                if item.waiters is None:
-                    item.waiters = [waiter]
-                else:
-                    item.waiters.append(waiter)
-            deadline = time.monotonic() + limit
-            while waiter.remaining > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._done.wait(left)
-            if waiter.remaining:
-                for item in items:
-                    if item.waiters is not None and waiter in item.waiters:
-                        item.waiters.remove(waiter)
-        return waiter.result(earlier)
+            return wait_for_items(items, self._done, limit, earlier)
 
     def stop(self) -> bool:
         """``close``: drop what is queued (reason ``closed``), stop the workers.
@@ -551,27 +529,10 @@ class Scheduler:
     def snapshot(self, **extra: Any) -> Health:
         """Totals and per-session numbers, consistent (one critical section)."""
         with self._lock:
-            sessions = {
-                sid: Counts(s.submitted, s.delivered, s.retried, s.dropped, s.failed)
-                for sid, s in self._sessions.items()
-            }
-            t = self._tally
-            return Health(
-                submitted=t.submitted,
-                delivered=t.delivered,
-                retried=t.retried,
-                dropped=t.dropped,
-                failed=t.failed,
-                sessions=sessions,
-                dropped_by_reason=dict(t.dropped_by),
-                failed_by_reason=dict(t.failed_by),
+            return self._tally.health(
+                self._sessions.values(),
                 queued_entries=self.caps.entries,
                 queued_bytes=self.caps.bytes,
-                in_flight=sum(
-                    (s.current is not None) + len(s.batch) for s in self._sessions.values()
-                ),
-                gaps_written=t.gaps,
-                gaps_unmarked=t.gaps_unmarked,
                 workers=self.crew.workers,
                 concurrency_limit=self.crew.limit.limit,
                 waiting_for_room=self.caps.space_waiters,

@@ -7,8 +7,14 @@ the next ``flush`` can report it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 from ._flush import FlushWaiter
-from ._types import Outcome
+from ._types import Counts, Health, Outcome
+
+if TYPE_CHECKING:
+    from ._session import SessionState
 
 __all__ = ["Tally"]
 
@@ -63,3 +69,25 @@ class Tally:
         """What finished since the last flush; counting starts again from zero."""
         earlier, self.unflushed = self.unflushed, FlushWaiter(0)
         return earlier
+
+    def health(self, sessions: Iterable[SessionState], **extra: Any) -> Health:
+        """These totals, with the numbers of each kept session and ``extra`` fields."""
+        counts = {}
+        in_flight = 0
+        for s in sessions:
+            counts[s.session_id] = Counts(s.submitted, s.delivered, s.retried, s.dropped, s.failed)
+            in_flight += (s.current is not None) + len(s.batch)
+        return Health(
+            submitted=self.submitted,
+            delivered=self.delivered,
+            retried=self.retried,
+            dropped=self.dropped,
+            failed=self.failed,
+            sessions=counts,
+            dropped_by_reason=dict(self.dropped_by),
+            failed_by_reason=dict(self.failed_by),
+            in_flight=in_flight,
+            gaps_written=self.gaps,
+            gaps_unmarked=self.gaps_unmarked,
+            **extra,
+        )

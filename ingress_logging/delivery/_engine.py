@@ -27,10 +27,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
-import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -49,12 +47,12 @@ from ._reporter import Reporter
 from ._retention import DEFAULT_MAX_IDLE_SESSIONS
 from ._scheduler import REFUSED, Scheduler
 from ._seams import RetryBudgetHook, Spool, Transport
-from ._session import Prepared, estimate_size, fill_entry
+from ._session import Prepared, estimate_size
 from ._spool import DEFAULT_SPOOL_MAX_BYTES
 from ._spool import Spool as SqliteSpool
+from ._spooled import SpooledSubmit
 from ._threads import THREAD_PREFIX, is_worker_thread
 from ._types import (
-    DROP_BUILD_ERROR,
     DROP_PREPARE,
     DROP_REENTRANT,
     FlushResult,
@@ -227,20 +225,23 @@ class DeliveryEngine:
             reporter=self._reporter,
             spool=spool,
         )
-        self._reset_process_state()
+        self._pid = os.getpid()
+        self._spooled: SpooledSubmit | None = None
+        if spool is not None:
+            retention = self._sched.retention
+            self._spooled = SpooledSubmit(
+                spool,
+                host=self._host,
+                enqueue=self._enqueue,
+                refuse=self._refuse_spooled,
+                max_parents=retention.max_heads + retention.max_idle,
+            )
         os.register_at_fork(
             after_in_child=functools.partial(_call_weak, weakref.WeakMethod(self._after_fork))
         )
         _exit.keep_alive(self)  # closed at process end (atexit / multiprocessing)
-        if spool is not None:
-            for session_id, entry in spool.replay():
-                self._resubmit(session_id, entry)
-
-    def _reset_process_state(self) -> None:
-        self._pid = os.getpid()
-        self._spool_lock = threading.Lock()
-        #: Spool mode's chain (assigned at submit), an LRU (``_retention``'s caps).
-        self._spool_parents: OrderedDict[str, str] = OrderedDict()
+        if self._spooled is not None:
+            self._spooled.replay()
 
     def __repr__(self) -> str:
         s = self._sched
@@ -257,10 +258,11 @@ class DeliveryEngine:
         self._sched.reinit()
         self._reporter.after_fork()
         self._spool = self._pool.spool = None  # the parent's; the child keeps memory only
+        self._spooled = None
         self._pool.reset()
         _reentry.after_fork()
         # The inherited client is neither used nor closed: its sockets are the parent's.
-        self._reset_process_state()
+        self._pid = os.getpid()
 
     def _check_pid(self) -> None:
         if self._pid != os.getpid():  # a fork the at-fork hook did not see
@@ -361,63 +363,14 @@ class DeliveryEngine:
         record: object,
         size: int,
     ) -> bool:
-        """Spool mode: build, fill and prepare now, persist, then queue.
+        """Spool mode (``_spooled``): build, fill and prepare now, persist, then queue."""
+        assert self._spooled is not None
+        return self._spooled.submit(session_id, entry, record, size)
 
-        One lock from the fill to the enqueue: the ``parentUuid`` filled here
-        names the entry queued just before this one in the session, whatever
-        other threads submit meanwhile.
-        """
-        assert self._spool is not None
-        with self._spool_lock:
-            try:
-                built = entry() if callable(entry) else entry
-            except Exception:
-                built = None
-            if not isinstance(built, dict):
-                return self._refuse(session_id, DROP_BUILD_ERROR)
-            filled = fill_entry(built, session_id, self._spool_parents.get(session_id))
-            prepared = self._host.prepare_entry(built, record)
-            if prepared is None:
-                return self._refuse(session_id, DROP_PREPARE)
-            key = self._spool.accept(session_id, prepared)
-            if key is None:
-                return self._refuse(session_id, "spool_full")
-            accepted = self._enqueue(session_id, prepared, record, size, key, filled_parent=filled)
-            uuid = prepared.get("uuid")
-            if accepted and isinstance(uuid, str) and uuid:
-                self._set_spool_parent(session_id, uuid)
-            return accepted
-
-    def _resubmit(self, session_id: str, entry: dict[str, Any]) -> None:
-        """Queue an entry an earlier run spooled: it was built, filled and
-        prepared then (a redaction plugin must not run on it twice), and its row
-        is already on disk (``accept`` returns that row's key)."""
-        assert self._spool is not None
-        key = self._spool.accept(session_id, entry)
-        try:
-            validate_session_id(session_id)
-        except ValueError:  # a damaged row: it can name no session (counted, no gap)
-            self._spool.acknowledge(key)
-            self._sched.refuse(None, DROP_BUILD_ERROR, gap=False)
-            return
-        uuid = entry.get("uuid")
-        if isinstance(uuid, str) and uuid:
-            self._set_spool_parent(session_id, uuid)
-        self._enqueue(session_id, entry, None, estimate_size(entry, None), key)
-
-    def _set_spool_parent(self, session_id: str, uuid: str) -> None:
-        parents = self._spool_parents
-        parents[session_id] = uuid
-        parents.move_to_end(session_id)
-        retention = self._sched.retention
-        if len(parents) > retention.max_heads + retention.max_idle:
-            # Its next entry: parentUuid null until the first 409 names the head
-            # (the transport rewrites it then, docs/delivery.md).
-            parents.popitem(last=False)
-
-    def _refuse(self, session_id: str, reason: str) -> bool:
-        self._sched.refuse(session_id, reason, gap=reason != DROP_PREPARE)
-        return False
+    def _refuse_spooled(self, session_id: str | None, reason: str) -> None:
+        self._sched.refuse(
+            session_id, reason, gap=session_id is not None and reason != DROP_PREPARE
+        )
 
     # -- flush / close -----------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Concurrency that adapts: slow sessions hold back nobody, a round trip opens
-the limit, loopback keeps it small (``delivery/_limit.py``, docs/delivery.md).
+the limit, a CPU-bound server keeps it small (``delivery/_limit.py``,
+docs/delivery.md).
 
 Against the real local server over real sockets; the slow server is a
 ``DelayProxy`` whose round trip outlasts the test, in front of that server,
@@ -68,35 +69,20 @@ def test_slow_sessions_never_hold_back_an_unrelated_session(
 def test_a_round_trip_opens_the_limit_beyond_its_start(
     ingress_server: Any, delay_proxy_factory: Any, make_engine: Any, wait_for: Any
 ) -> None:
-    """32 sessions with entries waiting, across a 100 ms round trip: the
+    """32 sessions with entries waiting, across a 200 ms round trip: the
     latency does not grow with the requests in flight, so the limit grows."""
-    proxy = delay_proxy_factory(ingress_server, rtt=0.1)
+    proxy = delay_proxy_factory(ingress_server, rtt=0.2)
     engine = make_engine(base_api_url=proxy.base_url, pipeline_window=1)
     assert engine.stats().concurrency_limit == INITIAL_LIMIT
-
-    def busy() -> bool:
+    for i in range(10):
         for k in range(32):
-            engine.submit(f"r{k}", {"type": "system", "content": "x"})
-        return engine.stats().concurrency_limit > INITIAL_LIMIT
-
-    wait_for(busy, what="the limit grows past its start")
+            assert engine.submit(f"r{k}", {"type": "system", "content": str(i)})
+    wait_for(
+        lambda: engine.stats().concurrency_limit > INITIAL_LIMIT,
+        what="the limit grows past its start",
+    )
     assert engine.flush(30)
-
-
-def test_on_loopback_the_limit_stays_below_its_start(
-    ingress_server: Any, make_engine: Any, wait_for: Any
-) -> None:
-    """64 sessions on loopback: every extra request in flight only lengthens
-    the others (server and client share the CPU), so the limit comes down."""
-    engine = make_engine(pipeline_window=1)
-
-    def busy() -> bool:
-        for k in range(64):
-            engine.submit(f"l{k}", {"type": "system", "content": "x"})
-        return engine.stats().concurrency_limit < INITIAL_LIMIT
-
-    wait_for(busy, what="the limit shrinks below its start")
-    assert engine.flush(30)
+    assert all(len(ingress_server.entries(f"r{k}")) == 10 for k in range(32))
 
 
 # -- the limit itself (pure: samples in, limit out) ----------------------------------

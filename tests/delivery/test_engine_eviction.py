@@ -28,9 +28,9 @@ def test_a_thousand_sessions_stay_bounded_and_chain_through_eviction(ingress_ser
             for sid in sids[start : start + batch]:
                 assert engine.submit(sid, {"type": "user", "message": f"{sid} {round_}"})
             # At most the batch is busy; every idle one beyond the cap is gone.
-            assert len(engine._sched._sessions) <= cap + batch
+            assert len(engine.stats().sessions) <= cap + batch
             assert engine.flush(20)
-            assert len(engine._sched._sessions) <= cap
+            assert len(engine.stats().sessions) <= cap
     assert engine._sched.retention.evicted >= 2 * len(sids) - 2 * cap
     for sid in sids:
         stored = ingress_server.entries(sid)

@@ -64,7 +64,7 @@ class DiagnosticsPlugin:
         self.threads.add(threading.current_thread().name)
 
 
-def test_permanent_failure_counts_moves_on_and_writes_a_gap(ingress_server, make_engine):
+def test_permanent_failure_counts_moves_on_and_writes_a_gap(ingress_server, make_engine, wait_for):
     pm = new_plugin_manager(load_entrypoints=False)
     plugin = DiagnosticsPlugin()
     pm.register(plugin)
@@ -94,7 +94,10 @@ def test_permanent_failure_counts_moves_on_and_writes_a_gap(ingress_server, make
     assert (health.submitted, health.delivered, health.failed, health.dropped) == (3, 2, 1, 0)
     assert health.failed_by_reason == {"permanent": 1}
     assert health.gaps_written == 1
-    engine._reporter.drain(5)
+    wait_for(
+        lambda: ("delivery_failed", {"count": 1, "reason": "permanent", "status": 400}) in events,
+        what="the failure reported",
+    )
     names = [e for e, _ in events]
     assert ("delivery_failed", {"count": 1, "reason": "permanent", "status": 400}) in events
     assert ev.SESSION_PERSIST_FAIL_PERMANENT in names  # the protocol core's, via the client

@@ -1,10 +1,11 @@
 """``DeliveryEngine``: the one background deliverer every front door shares.
 
 Shape (measured against the alternatives in ``docs/delivery.md``): callers
-``submit`` into per-session FIFOs under one lock and return at once; up to
-``max_concurrency`` daemon worker threads, started lazily, each pick a ready
-session, run one step of it (at most one HTTP request, on one shared sync
-``httpx.Client``) and book the result. Backoffs wait on a timer heap, not in
+``submit`` into per-session FIFOs under one lock and return at once; daemon
+worker threads, started lazily (as many as the adaptive limit of ``_limit``
+allows, at most ``max_concurrency``), each pick a ready session, run one step
+of it (one request, or one pipelined window, through one shared client) and
+book the result. Backoffs wait on a timer heap, not in
 a thread. See ``_scheduler`` for ordering and every number, ``_step`` for
 a step, ``_reporter`` and ``_logsafe`` for why nothing here can deadlock on
 logging, and ``_reentry`` for logging that re-enters ``submit`` on the same
@@ -99,8 +100,8 @@ class DeliveryEngine:
         close_timeout: deadline of the ``atexit`` close, and of ``flush()``
             and ``close()`` called without one.
         retry_budget: consulted before every retry (``_seams.RetryBudgetHook``);
-            None (the default) builds an engine-wide ``RetryBudget()`` (issue 8,
-            see docs/guarantees.md); pass ``NoRetryBudget()`` to switch it off.
+            None (the default) builds an engine-wide ``RetryBudget()`` (see
+            docs/guarantees.md); pass ``NoRetryBudget()`` to switch it off.
         spool: a durable queue behind the in-memory one (``_seams.Spool``).
         spool_dir / spool_max_bytes: opt-in shortcut for ``spool``: a SQLite
             ``_spool.Spool`` in that directory, capped at ``spool_max_bytes``,

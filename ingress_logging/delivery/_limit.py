@@ -25,7 +25,7 @@ from typing import Final
 
 __all__ = ["ConcurrencyLimit"]
 
-#: The limit of a new engine: a burst is served at once, as before the limit adapted.
+#: The limit of a new engine: its first burst gets this many workers at once.
 INITIAL_LIMIT: Final = 8
 #: A step in flight this many times the smoothed latency is overdue ...
 OVERDUE_FACTOR: Final = 4.0

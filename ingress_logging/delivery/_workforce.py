@@ -68,11 +68,16 @@ class Workforce:
 
     def idle_timeout(self, now: float, timer: float | None, *, ready: bool) -> float | None:
         """How long an idle worker waits: until the next timer (``timer``, a
-        deadline) or, with sessions held back, until the oldest step is overdue."""
+        deadline) or, with sessions held back, until the next step in flight
+        becomes overdue (one already overdue frees no more room)."""
         timeout = None if timer is None else timer - now
-        if ready and self.running:
-            overdue = next(iter(self.running.values())) + self.limit.overdue_after - now
-            timeout = overdue if timeout is None else min(timeout, overdue)
+        if ready:
+            after = self.limit.overdue_after
+            for started in self.running.values():  # oldest first
+                overdue = started + after - now
+                if overdue > 0:  # the next step to become overdue (earlier ones are)
+                    timeout = overdue if timeout is None else min(timeout, overdue)
+                    break
         return None if timeout is None else max(timeout, 0.0)
 
     # -- workers ------------------------------------------------------------------

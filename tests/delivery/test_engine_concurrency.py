@@ -21,6 +21,7 @@ from ingress_logging.delivery._limit import (
     OVERDUE_MIN,
     ConcurrencyLimit,
 )
+from ingress_logging.delivery._workforce import Workforce
 from ingress_logging.plugins import PluginHost, new_plugin_manager
 
 
@@ -136,3 +137,19 @@ def test_a_step_is_overdue_after_a_few_usual_latencies_within_bounds(
     for k, latency in enumerate(latencies):
         limit.sample(latency, float(k), waiting=False)
     assert limit.overdue_after == pytest.approx(expected)
+
+
+def test_an_idle_worker_waits_for_the_next_step_to_become_overdue_not_a_past_one() -> None:
+    """With one step overdue and one fresh, the room is still 0 (limit 1): the
+    idle worker must sleep until the fresh one is overdue, not spin."""
+    crew = Workforce(max_workers=8)
+    crew.limit.limit = 1
+    after = crew.limit.overdue_after
+    old, fresh = object(), object()
+    crew.begin(old, 0.0)  # type: ignore[arg-type]
+    crew.begin(fresh, 10.0)  # type: ignore[arg-type]
+    now = 10.0 + after / 2
+    assert crew.room(now) == 0
+    assert crew.idle_timeout(now, None, ready=True) == pytest.approx(after / 2)
+    assert crew.idle_timeout(now, None, ready=False) is None
+    assert crew.idle_timeout(now, now + 0.01, ready=True) == pytest.approx(0.01)

@@ -27,8 +27,6 @@ for the same-thread re-entry of ``submit`` from a signal handler or a
 from __future__ import annotations
 
 import contextvars
-import heapq
-import itertools
 import threading
 import time
 from collections import deque
@@ -42,6 +40,7 @@ from ._retention import SessionRetention
 from ._session import Item, ItemState, Phase, Prepared, SessionState
 from ._step import Step
 from ._tally import Tally
+from ._timers import TimerHeap
 from ._types import (
     DROP_CLOSED,
     DROP_EVICTED,
@@ -93,8 +92,7 @@ class Scheduler:
         self._sessions: dict[str, SessionState] = {}
         self.retention.reset()
         self._ready: deque[SessionState] = deque()
-        self._timers: list[tuple[float, int, SessionState]] = []
-        self._tiebreak = itertools.count()
+        self._timers = TimerHeap()
         self.caps.reset()
         self.crew.reset()
         self._closed = False  # close() began: submits are refused
@@ -320,7 +318,7 @@ class Scheduler:
                 s = self._next_ready_locked(now)
                 if s is not None:
                     return s
-            timer = self._timers[0][0] if self._timers else None
+            timer = self._timers.next_deadline()
             crew.wait(self._work, crew.idle_timeout(now, timer, ready=bool(self._ready)))
 
     def _book_locked(self, s: SessionState, step: Step, wakeups: int) -> SessionState | None:
@@ -367,14 +365,13 @@ class Scheduler:
             wait = 0.0  # the budget re-opened while this step was held back: ask again now
         if wait is not None:
             s.phase = Phase.WAITING
-            heapq.heappush(self._timers, (time.monotonic() + wait, next(self._tiebreak), s))
+            self._timers.push(time.monotonic() + wait, s)
             if self.crew.waiting:
                 self._work.notify()  # an idle worker may need to wake earlier
         elif self._runnable(s):
             # A backoff that ran out while this worker was busy is due now: a
             # worker that never idles must still let it run (round robin).
-            if self._timers and self._timers[0][0] <= time.monotonic():
-                self._release_due_locked(time.monotonic())
+            self._release_due_locked(time.monotonic())
             if not self._ready:
                 self.crew.begin(s, now)
                 return s  # nobody else is waiting: keep going, no hand-off
@@ -388,9 +385,7 @@ class Scheduler:
         return self._next_ready_locked(now)
 
     def _release_due_locked(self, now: float) -> None:
-        timers = self._timers
-        while timers and timers[0][0] <= now:
-            due = heapq.heappop(timers)[2]
+        for due in self._timers.pop_due(now):
             if due.phase is Phase.WAITING:
                 due.phase = Phase.READY
                 self._ready.append(due)
@@ -435,8 +430,7 @@ class Scheduler:
         with self._lock:
             self._budget_wakeups += 1
             now = time.monotonic()
-            self._timers = [(min(d, now) if s.held else d, n, s) for d, n, s in self._timers]
-            heapq.heapify(self._timers)
+            self._timers.expire_held(now)
             self._work.notify_all()
 
     # -- finishing ---------------------------------------------------------

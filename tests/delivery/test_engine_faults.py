@@ -30,7 +30,6 @@ def test_backoff_of_one_session_does_not_delay_another_even_with_one_worker(
     assert len(fast) == 10
     # Every fast entry was stored before the slow one's backoffs (0.15+0.3+0.6 s) ran out.
     assert all(r.t < slow_ok.t for r in fast)
-    assert fast[-1].t - fast[0].t < 0.15  # not interleaved with a single backoff
     health = engine.stats()
     assert health.sessions["slow"].retried == 3
     assert health.sessions["fast"].retried == 0

@@ -17,7 +17,12 @@ so this process's CPU clock counts the client alone.
    (target <= 1.0x at both); raw ``http.client`` printed beside as the floor.
 4. handler: caller-thread cost of ``logger.info`` against the stdlib
    ``QueueHandler`` (target <= 1.2x; ``bench_handler.run``).
-5. window: the client alone, ``SessionIngressClient.append_many`` of one
+5. limits: the adaptive limit under the default cap (``max_concurrency=64``)
+   and under caps 1, 2, 4, 8 (1-4 pin it: it starts at 8); 64 sessions on
+   loopback (CPU per entry, entries per 50 ms) and 32 sessions across the
+   50 ms round trip (entries per RTT), at ``pipeline_window`` 16 and 1; the
+   limit and the threads at the end.
+6. window: the client alone, ``SessionIngressClient.append_many`` of one
    session at several window sizes across the 50 ms round trip (entries per
    RTT), and its CPU per entry on loopback - what the default window is
    chosen from.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import subprocess
 import sys
@@ -152,6 +158,40 @@ def bench_cpu(n: int, rounds: int = 3) -> None:
         )
 
 
+def bench_limits(n: int, rounds: int = 3) -> None:
+    print(f"\n== adaptive limit vs fixed max_concurrency (median of {rounds} interleaved rounds)")
+    for rtt, sessions in ((0.0, 64), (RTT, 32)):
+        for window in (16, 1):
+            count = n if rtt == 0 else n // 4
+            with server(rtt) as (direct, delayed):
+                url = direct if rtt == 0 else delayed
+                engines = {
+                    cap: DeliveryEngine(
+                        base_api_url=url, token=TOKEN, max_concurrency=cap, pipeline_window=window
+                    )
+                    for cap in (1, 2, 4, 8, 64)
+                }
+                for cap, engine in engines.items():
+                    deliver(engine, sessions, count, f"warm{cap}")
+                runs: dict[int, list[tuple[float, float]]] = {cap: [] for cap in engines}
+                for _ in range(rounds):
+                    for cap, engine in engines.items():
+                        tag = f"l{cap}{uuid.uuid4().hex[:6]}"
+                        job = functools.partial(deliver, engine, sessions, count, tag)
+                        runs[cap].append(cpu(job))
+                for cap, engine in engines.items():
+                    c, w = sorted(runs[cap])[rounds // 2]
+                    health = engine.stats()
+                    name = f"max_concurrency {cap}" + (" (default)" if cap == 64 else "")
+                    print(
+                        f"  rtt {rtt * 1000:3g} ms, {sessions} sessions, window {window:2d}, "
+                        f"{name:17s}: {c / count * 1e6:5.0f} us CPU/entry, "
+                        f"{count / w * RTT:6.1f} entries per {RTT * 1000:g} ms "
+                        f"(limit {health.concurrency_limit}, threads {health.workers})"
+                    )
+                    engine.close(5)
+
+
 def _client_batch(client: SessionIngressClient, sid: str, n: int, window: int) -> None:
     batch = [dict(entry(i), uuid=str(uuid.uuid4())) for i in range(n)]
     results = client.append_many(sid, batch, window=window)
@@ -183,7 +223,7 @@ def main() -> None:
     logging.getLogger("ingress_logging").addHandler(logging.NullHandler())
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller counts")
-    p.add_argument("--only", default="one,burst,cpu,handler,window")
+    p.add_argument("--only", default="one,burst,cpu,limits,handler,window")
     args = p.parse_args()
     only = set(args.only.split(","))
     q = args.quick
@@ -193,6 +233,8 @@ def main() -> None:
         bench_burst(5 if q else 20)
     if "cpu" in only:
         bench_cpu(500 if q else 2000)
+    if "limits" in only:
+        bench_limits(500 if q else 2000)
     if "window" in only:
         bench_window(200 if q else 1000)
     if "handler" in only:

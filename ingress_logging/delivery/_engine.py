@@ -1,10 +1,11 @@
 """``DeliveryEngine``: the one background deliverer every front door shares.
 
 Shape (measured against the alternatives in ``docs/delivery.md``): callers
-``submit`` into per-session FIFOs under one lock and return at once; up to
-``max_concurrency`` daemon worker threads, started lazily, each pick a ready
-session, run one step of it (at most one HTTP request, on one shared sync
-``httpx.Client``) and book the result. Backoffs wait on a timer heap, not in
+``submit`` into per-session FIFOs under one lock and return at once; daemon
+worker threads, started lazily (as many as the adaptive limit of ``_limit``
+allows, at most ``max_concurrency``), each pick a ready session, run one step
+of it (one request, or one pipelined window, through one shared client) and
+book the result. Backoffs wait on a timer heap, not in
 a thread. See ``_scheduler`` for ordering and every number, ``_step`` for
 a step, ``_reporter`` and ``_logsafe`` for why nothing here can deadlock on
 logging, and ``_reentry`` for logging that re-enters ``submit`` on the same
@@ -27,10 +28,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
-import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -49,12 +48,12 @@ from ._reporter import Reporter
 from ._retention import DEFAULT_MAX_IDLE_SESSIONS
 from ._scheduler import REFUSED, Scheduler
 from ._seams import RetryBudgetHook, Spool, Transport
-from ._session import Prepared, estimate_size, fill_entry
+from ._session import Prepared, estimate_size
 from ._spool import DEFAULT_SPOOL_MAX_BYTES
 from ._spool import Spool as SqliteSpool
+from ._spooled import SpooledSubmit
 from ._threads import THREAD_PREFIX, is_worker_thread
 from ._types import (
-    DROP_BUILD_ERROR,
     DROP_PREPARE,
     DROP_REENTRANT,
     FlushResult,
@@ -88,8 +87,11 @@ class DeliveryEngine:
         overflow: ``drop_newest`` (refuse the new entry), ``drop_oldest``
             (evict the oldest queued entry) or ``block`` (wait up to
             ``block_timeout`` seconds for room, then refuse).
-        max_concurrency: worker threads, i.e. sessions with a request in
-            flight at once.
+        max_concurrency: the cap on worker threads, i.e. on sessions with a
+            request in flight at once. Below it the engine adapts the number
+            to the latency (``_limit``): up to the cap across a slow network,
+            a few on loopback; a step waiting on a slow server beyond a few
+            usual latencies holds back no other session.
         max_idle_sessions: idle sessions whose state is kept; beyond it the
             least recently used idle one is forgotten (its per-session
             numbers leave ``stats().sessions``; totals stay exact). Its chain
@@ -98,8 +100,8 @@ class DeliveryEngine:
         close_timeout: deadline of the ``atexit`` close, and of ``flush()``
             and ``close()`` called without one.
         retry_budget: consulted before every retry (``_seams.RetryBudgetHook``);
-            None (the default) builds an engine-wide ``RetryBudget()`` (issue 8,
-            see docs/guarantees.md); pass ``NoRetryBudget()`` to switch it off.
+            None (the default) builds an engine-wide ``RetryBudget()`` (see
+            docs/guarantees.md); pass ``NoRetryBudget()`` to switch it off.
         spool: a durable queue behind the in-memory one (``_seams.Spool``).
         spool_dir / spool_max_bytes: opt-in shortcut for ``spool``: a SQLite
             ``_spool.Spool`` in that directory, capped at ``spool_max_bytes``,
@@ -127,7 +129,7 @@ class DeliveryEngine:
         max_queue_bytes: int = 16 * MiB,
         overflow: OverflowPolicy = "drop_newest",
         block_timeout: float = 1.0,
-        max_concurrency: int = 8,
+        max_concurrency: int = 64,
         max_idle_sessions: int = DEFAULT_MAX_IDLE_SESSIONS,
         close_timeout: float = 5.0,
         retry_budget: RetryBudgetHook | None = None,
@@ -224,26 +226,29 @@ class DeliveryEngine:
             reporter=self._reporter,
             spool=spool,
         )
-        self._reset_process_state()
+        self._pid = os.getpid()
+        self._spooled: SpooledSubmit | None = None
+        if spool is not None:
+            retention = self._sched.retention
+            self._spooled = SpooledSubmit(
+                spool,
+                host=self._host,
+                enqueue=self._enqueue,
+                refuse=self._refuse_spooled,
+                max_parents=retention.max_heads + retention.max_idle,
+            )
         os.register_at_fork(
             after_in_child=functools.partial(_call_weak, weakref.WeakMethod(self._after_fork))
         )
         _exit.keep_alive(self)  # closed at process end (atexit / multiprocessing)
-        if spool is not None:
-            for session_id, entry in spool.replay():
-                self._resubmit(session_id, entry)
-
-    def _reset_process_state(self) -> None:
-        self._pid = os.getpid()
-        self._spool_lock = threading.Lock()
-        #: Spool mode's chain (assigned at submit), an LRU (``_retention``'s caps).
-        self._spool_parents: OrderedDict[str, str] = OrderedDict()
+        if self._spooled is not None:
+            self._spooled.replay()
 
     def __repr__(self) -> str:
         s = self._sched
         return (
-            f"DeliveryEngine(host={self._real_host!r}, overflow={s.overflow!r}, "
-            f"max_queue_entries={s.max_entries}, max_queue_bytes={s.max_bytes}, "
+            f"DeliveryEngine(host={self._real_host!r}, overflow={s.caps.overflow!r}, "
+            f"max_queue_entries={s.caps.max_entries}, max_queue_bytes={s.caps.max_bytes}, "
             f"max_concurrency={self.max_concurrency}, closed={s.closed})"
         )
 
@@ -254,10 +259,11 @@ class DeliveryEngine:
         self._sched.reinit()
         self._reporter.after_fork()
         self._spool = self._pool.spool = None  # the parent's; the child keeps memory only
+        self._spooled = None
         self._pool.reset()
         _reentry.after_fork()
         # The inherited client is neither used nor closed: its sockets are the parent's.
-        self._reset_process_state()
+        self._pid = os.getpid()
 
     def _check_pid(self) -> None:
         if self._pid != os.getpid():  # a fork the at-fork hook did not see
@@ -358,63 +364,14 @@ class DeliveryEngine:
         record: object,
         size: int,
     ) -> bool:
-        """Spool mode: build, fill and prepare now, persist, then queue.
+        """Spool mode (``_spooled``): build, fill and prepare now, persist, then queue."""
+        assert self._spooled is not None
+        return self._spooled.submit(session_id, entry, record, size)
 
-        One lock from the fill to the enqueue: the ``parentUuid`` filled here
-        names the entry queued just before this one in the session, whatever
-        other threads submit meanwhile.
-        """
-        assert self._spool is not None
-        with self._spool_lock:
-            try:
-                built = entry() if callable(entry) else entry
-            except Exception:
-                built = None
-            if not isinstance(built, dict):
-                return self._refuse(session_id, DROP_BUILD_ERROR)
-            filled = fill_entry(built, session_id, self._spool_parents.get(session_id))
-            prepared = self._host.prepare_entry(built, record)
-            if prepared is None:
-                return self._refuse(session_id, DROP_PREPARE)
-            key = self._spool.accept(session_id, prepared)
-            if key is None:
-                return self._refuse(session_id, "spool_full")
-            accepted = self._enqueue(session_id, prepared, record, size, key, filled_parent=filled)
-            uuid = prepared.get("uuid")
-            if accepted and isinstance(uuid, str) and uuid:
-                self._set_spool_parent(session_id, uuid)
-            return accepted
-
-    def _resubmit(self, session_id: str, entry: dict[str, Any]) -> None:
-        """Queue an entry an earlier run spooled: it was built, filled and
-        prepared then (a redaction plugin must not run on it twice), and its row
-        is already on disk (``accept`` returns that row's key)."""
-        assert self._spool is not None
-        key = self._spool.accept(session_id, entry)
-        try:
-            validate_session_id(session_id)
-        except ValueError:  # a damaged row: it can name no session (counted, no gap)
-            self._spool.acknowledge(key)
-            self._sched.refuse(None, DROP_BUILD_ERROR, gap=False)
-            return
-        uuid = entry.get("uuid")
-        if isinstance(uuid, str) and uuid:
-            self._set_spool_parent(session_id, uuid)
-        self._enqueue(session_id, entry, None, estimate_size(entry, None), key)
-
-    def _set_spool_parent(self, session_id: str, uuid: str) -> None:
-        parents = self._spool_parents
-        parents[session_id] = uuid
-        parents.move_to_end(session_id)
-        retention = self._sched.retention
-        if len(parents) > retention.max_heads + retention.max_idle:
-            # Its next entry: parentUuid null until the first 409 names the head
-            # (the transport rewrites it then, docs/delivery.md).
-            parents.popitem(last=False)
-
-    def _refuse(self, session_id: str, reason: str) -> bool:
-        self._sched.refuse(session_id, reason, gap=reason != DROP_PREPARE)
-        return False
+    def _refuse_spooled(self, session_id: str | None, reason: str) -> None:
+        self._sched.refuse(
+            session_id, reason, gap=session_id is not None and reason != DROP_PREPARE
+        )
 
     # -- flush / close -----------------------------------------------------------
 

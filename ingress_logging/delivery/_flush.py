@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from ._types import FlushResult, Outcome
 
-__all__ = ["FlushWaiter"]
+if TYPE_CHECKING:
+    from ._session import Item
+
+__all__ = ["FlushWaiter", "wait_for_items"]
 
 
 class FlushWaiter:
@@ -44,3 +52,32 @@ class FlushWaiter:
             pending=self.remaining,
             timed_out=self.remaining > 0,
         )
+
+
+def wait_for_items(
+    items: Iterable[Item], done: threading.Condition, limit: float, earlier: FlushWaiter
+) -> FlushResult:
+    """Wait up to ``limit`` s on ``done`` (its lock held) until ``items`` finished.
+
+    Each item gets this flush's waiter; their completions tally it (O(1) each)
+    and notify ``done`` when its count reaches zero. The result also counts
+    ``earlier``: what finished since the previous flush.
+    """
+    items = list(items)
+    waiter = FlushWaiter(len(items))
+    for item in items:
+        if item.waiters is None:
+            item.waiters = [waiter]
+        else:
+            item.waiters.append(waiter)
+    deadline = time.monotonic() + limit
+    while waiter.remaining > 0:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        done.wait(left)
+    if waiter.remaining:
+        for item in items:
+            if item.waiters is not None and waiter in item.waiters:
+                item.waiters.remove(waiter)
+    return waiter.result(earlier)

@@ -77,6 +77,7 @@ class WorkerPool:
     def _main(self) -> None:
         enter_engine_thread()
         sched = self._sched
+        sched.worker_started()
         stepper = self._stepper
         s: SessionState | None = None
         step: Step | None = None

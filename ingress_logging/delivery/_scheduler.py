@@ -1,11 +1,13 @@
-"""Who runs next, and every number: the one owner of the engine's delivery state.
+"""Who runs next: the one owner of the engine's delivery state.
 
-Per-session FIFOs, a ready deque, a timer heap, the memory caps, the worker
-count, the totals and the flush waiters all live here, behind one lock and
-three conditions on it: ``_work`` (idle workers wait for a ready session or
-the next timer), ``_space`` (``block`` overflow waits for room) and ``_done``
-(``flush`` waits for its items). Nobody else reads or writes them: the
-engine, the pool and the workers call methods, each one critical section.
+Per-session FIFOs, the ready deque and the timer heap live here, with what
+the scheduler owns and uses under its one lock: ``Admission`` (the memory
+caps and the overflow policy), ``Workforce`` (worker counts, the steps in
+flight and the adaptive limit on them) and ``Tally`` (the totals). Three
+conditions on the lock: ``_work`` (idle workers wait for a ready session,
+the next timer or an overdue step), ``_space`` (``block`` overflow waits for
+room) and ``_done`` (``flush`` waits for its items). The engine, the pool and
+the workers call methods, each one critical section.
 
 Workers are the scheduler: there is no scheduler thread, so an entry costs one
 hand-off (caller -> worker), not two. A worker holds the lock only to book the
@@ -14,11 +16,7 @@ result of a step and pick its next session; the network I/O runs outside it.
 Order and independence: a session is held by at most one worker at a time
 (``Phase.RUNNING``), and a session in backoff sits on the timer heap
 (``WAITING``) holding no worker, so its 8-second wait delays nobody else.
-Whether a session may run is asked in one place (``_runnable``), so a later
-window of appends per session changes that method, not the callers.
-
-Workers: ``_dispatch`` gives every ready session a worker, up to the limit:
-it wakes idle ones not already woken, then asks the caller to start more.
+Whether a session may run is asked in one place (``_runnable``).
 
 Nothing here calls out while state is half-updated: no sink, no logging, no
 user code runs under the lock (the reporter only enqueues; see ``_engine``
@@ -29,32 +27,30 @@ for the same-thread re-entry of ``submit`` from a signal handler or a
 from __future__ import annotations
 
 import contextvars
-import heapq
-import itertools
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from ._flush import FlushWaiter
+from ._admission import Admission
+from ._flush import wait_for_items
 from ._reporter import Reporter
 from ._retention import SessionRetention
 from ._session import Item, ItemState, Phase, Prepared, SessionState
 from ._step import Step
+from ._tally import Tally
+from ._timers import TimerHeap
 from ._types import (
-    DROP_BLOCK_TIMEOUT,
     DROP_CLOSED,
     DROP_EVICTED,
-    DROP_QUEUE_FULL,
-    DROP_TOO_LARGE,
     NO_GAP_REASONS,
-    Counts,
     FlushResult,
     Health,
     Outcome,
     OverflowPolicy,
 )
+from ._workforce import Workforce
 
 __all__ = ["REFUSED", "Scheduler"]
 
@@ -76,11 +72,13 @@ class Scheduler:
         reporter: Reporter,
         max_idle_sessions: int,
     ) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self.overflow = overflow
-        self.block_timeout = block_timeout
-        self.max_workers = max_workers
+        self.caps = Admission(
+            max_entries=max_entries,
+            max_bytes=max_bytes,
+            overflow=overflow,
+            block_timeout=block_timeout,
+        )
+        self.crew = Workforce(max_workers)
         self._reporter = reporter
         self.retention = SessionRetention(max_idle_sessions)
         self.reinit()
@@ -94,24 +92,12 @@ class Scheduler:
         self._sessions: dict[str, SessionState] = {}
         self.retention.reset()
         self._ready: deque[SessionState] = deque()
-        self._timers: list[tuple[float, int, SessionState]] = []
-        self._tiebreak = itertools.count()
-        self._fifo: deque[Item] = deque()  # submission order, for drop_oldest only
-        self._evicted_keys: list[object] = []
-        self._entries = 0  # queued + in flight
-        self._bytes = 0
-        self._workers = 0  # started and not yet exited
-        self._waiting = 0  # workers waiting on ``_work``
-        self._woken = 0  # of those, notified and not yet back
+        self._timers = TimerHeap()
+        self.caps.reset()
+        self.crew.reset()
         self._closed = False  # close() began: submits are refused
         self._stopping = False  # close() gave up waiting: workers leave
-        self._space_waiters = 0
-        self._totals = [0, 0, 0, 0, 0]  # submitted, delivered, retried, dropped, failed
-        self._gaps = 0
-        self._gaps_unmarked = 0
-        self._dropped_by: dict[str, int] = {}
-        self._failed_by: dict[str, int] = {}
-        self._unflushed = FlushWaiter(0)  # finished with no flush waiting on them
+        self._tally = Tally()
         #: Times the retry budget re-opened: a step held back before the latest
         #: wakeup must not book that hold (``wake_held``).
         self._budget_wakeups = 0
@@ -158,7 +144,13 @@ class Scheduler:
             if self._closed:
                 self._refuse_locked(session_id, DROP_CLOSED, gap=False)
                 return REFUSED
-            reason = self._admit_locked(size, may_block=may_block)
+            reason = self.caps.admit(
+                size,
+                may_block=may_block,
+                space=self._space,
+                evict_oldest=self._evict_oldest_locked,
+                closed=lambda: self._closed,
+            )
             if reason is None and self.closed:  # closed while this submit waited for room
                 reason = DROP_CLOSED
             if reason is not None:
@@ -170,16 +162,16 @@ class Scheduler:
             item.spool_key = spool_key
             item.prepared = prepared
             s.submitted += 1
-            self._totals[0] += 1
+            self._tally.submitted += 1
             self._enqueue_locked(s, item)
             return self._dispatch_locked() if self._ready else 0
 
     def take_evicted_keys(self) -> list[object] | None:
         """Spool rows of entries ``drop_oldest`` evicted since the last call (to delete)."""
-        if not self._evicted_keys:
+        if not self.caps.evicted_keys:
             return None
         with self._lock:
-            keys, self._evicted_keys = self._evicted_keys, []
+            keys, self.caps.evicted_keys = self.caps.evicted_keys, []
             return keys
 
     def refuse(self, session_id: str | None, reason: str, *, gap: bool) -> None:
@@ -197,86 +189,49 @@ class Scheduler:
     def _note_idle_locked(self, s: SessionState) -> None:
         unmarked = self.retention.note_idle(s, self._sessions)
         if unmarked:
-            self._gaps_unmarked += unmarked
+            self._tally.gaps_unmarked += unmarked
             self._reporter.unmarked(unmarked)
-
-    def _admit_locked(self, size: int, *, may_block: bool) -> str | None:
-        """Make room for ``size`` bytes; None when it fits, else the drop reason."""
-        if size > self.max_bytes:
-            return DROP_TOO_LARGE
-        if self._fits(size):
-            return None
-        if self.overflow == "drop_oldest":
-            while not self._fits(size) and self._evict_oldest_locked():
-                pass
-            return None if self._fits(size) else DROP_QUEUE_FULL
-        if self.overflow == "block" and may_block:
-            deadline = time.monotonic() + self.block_timeout
-            self._space_waiters += 1
-            try:
-                while not self._fits(size) and not self._closed:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._space.wait(left)
-            finally:
-                self._space_waiters -= 1
-            return None if self._fits(size) else DROP_BLOCK_TIMEOUT
-        return DROP_QUEUE_FULL
-
-    def _fits(self, size: int) -> bool:
-        return self._entries < self.max_entries and self._bytes + size <= self.max_bytes
 
     def _enqueue_locked(self, s: SessionState, item: Item) -> None:
         if s.drop_gap:
             item.gap, s.drop_gap = s.drop_gap, None
         s.queue.append(item)
-        self._entries += 1
-        self._bytes += item.size
-        if self.overflow == "drop_oldest":
-            self._fifo.append(item)
-            if len(self._fifo) > 2 * self._entries + 64:
-                self._fifo = deque(i for i in self._fifo if i.state is ItemState.QUEUED)
+        self.caps.charge(item)
         if s.phase is Phase.IDLE:
             s.phase = Phase.READY
             self._ready.append(s)
             self.retention.busy(s)
 
     def _evict_oldest_locked(self) -> bool:
-        while self._fifo:
-            item = self._fifo.popleft()
-            if item.state is not ItemState.QUEUED:
-                continue
-            s = item.session
-            # The oldest queued item overall is the oldest queued one of its session.
-            assert s.queue[0] is item
-            s.queue.popleft()
-            item.state = ItemState.TAKEN
-            if item.spool_key is not None:
-                # Its spool row must go too, or the next start would deliver it
-                # after the newer entries of its session (the engine deletes it).
-                self._evicted_keys.append(item.spool_key)
-            # The loss sits where the item sat: before the next queued entry.
-            carried = dict(item.gap or {})
-            carried[DROP_EVICTED] = carried.get(DROP_EVICTED, 0) + 1
-            item.gap = None
-            if s.queue:
-                nxt = s.queue[0]
-                if nxt.gap is None:
-                    nxt.gap = {}
-                for reason, count in carried.items():
-                    nxt.gap[reason] = nxt.gap.get(reason, 0) + count
-            else:
-                s.note_dropped_after_queue(carried)
-            self._finish_locked(item, Outcome.DROPPED, DROP_EVICTED, gap=False)
-            return True
-        return False
+        item = self.caps.oldest_queued()
+        if item is None:
+            return False
+        s = item.session
+        # The oldest queued item overall is the oldest queued one of its session.
+        assert s.queue[0] is item
+        s.queue.popleft()
+        item.state = ItemState.TAKEN
+        if item.spool_key is not None:
+            # Its spool row must go too, or the next start would deliver it
+            # after the newer entries of its session (the engine deletes it).
+            self.caps.evicted_keys.append(item.spool_key)
+        # The loss sits where the item sat: before the next queued entry.
+        carried = dict(item.gap or {})
+        carried[DROP_EVICTED] = carried.get(DROP_EVICTED, 0) + 1
+        item.gap = None
+        if s.queue:
+            nxt = s.queue[0]
+            if nxt.gap is None:
+                nxt.gap = {}
+            for reason, count in carried.items():
+                nxt.gap[reason] = nxt.gap.get(reason, 0) + count
+        else:
+            s.note_dropped_after_queue(carried)
+        self._finish_locked(item, Outcome.DROPPED, DROP_EVICTED, gap=False)
+        return True
 
     def _refuse_locked(self, session_id: str | None, reason: str, *, gap: bool) -> None:
-        self._totals[0] += 1
-        self._totals[3] += 1
-        self._dropped_by[reason] = self._dropped_by.get(reason, 0) + 1
-        self._unflushed.add(Outcome.DROPPED)
+        self._tally.refused(reason)
         self._reporter.drop(reason)
         if session_id is None:
             return
@@ -315,31 +270,27 @@ class Scheduler:
         return True
 
     def _dispatch_locked(self) -> int:
-        """Give each ready session a worker: wake idle ones, return how many to start."""
-        ready = len(self._ready)
-        if not ready:
+        """Give ready sessions workers, within the limit (``Workforce.dispatch``)."""
+        if not self._ready or self._stopping:
             return 0
-        free = self._waiting - self._woken
-        wake = min(ready, free)
-        if wake > 0:
-            self._woken += wake
-            self._work.notify(wake)
-        spawn = min(ready - wake, self.max_workers - self._workers)
-        if spawn <= 0 or self._stopping:
-            return 0
-        self._workers += spawn
-        return spawn
+        return self.crew.dispatch(len(self._ready), time.monotonic(), self._work)
 
     def spawn_failed(self) -> None:
         """A worker counted by ``_dispatch`` could not start (interpreter exit)."""
         with self._lock:
-            self._workers -= 1
+            self.crew.workers -= 1
+            self.crew.starting -= 1
+
+    def worker_started(self) -> None:
+        """A worker ``_dispatch`` asked for is running (it asks for work next)."""
+        with self._lock:
+            self.crew.starting -= 1
 
     def worker_exited(self) -> bool:
         """One worker fewer; True when it was the last and the engine is stopping."""
         with self._lock:
-            self._workers -= 1
-            return self._workers == 0 and self._stopping
+            self.crew.workers -= 1
+            return self.crew.workers == 0 and self._stopping
 
     def next(
         self, s: SessionState | None, step: Step | None, wakeups: int
@@ -357,32 +308,30 @@ class Scheduler:
             return s, self._budget_wakeups, self._dispatch_locked()
 
     def _pick_locked(self) -> SessionState | None:
+        crew = self.crew
         while True:
             if self._stopping:
                 return None
             now = time.monotonic()
             self._release_due_locked(now)
-            s = self._next_ready_locked()
-            if s is not None:
-                return s
-            timeout = (self._timers[0][0] - now) if self._timers else None
-            self._waiting += 1
-            try:
-                notified = self._work.wait(timeout)
-            finally:
-                self._waiting -= 1
-                if notified and self._woken:
-                    self._woken -= 1
+            if self._ready and crew.room(now) > 0:
+                s = self._next_ready_locked(now)
+                if s is not None:
+                    return s
+            timer = self._timers.next_deadline()
+            crew.wait(self._work, crew.idle_timeout(now, timer, ready=bool(self._ready)))
 
     def _book_locked(self, s: SessionState, step: Step, wakeups: int) -> SessionState | None:
+        now = time.monotonic()
+        delivered = step.kind is Outcome.DELIVERED or step.gap_written is not None
+        self.crew.end(s, now, delivered=delivered, waiting=bool(self._ready))
         item = s.current
         s.held = step.held
         if step.retried:
             s.retried += 1
-            self._totals[2] += 1
+            self._tally.retried += 1
         if step.body_size and item is not None and item.state is not ItemState.DONE:
-            self._bytes += step.body_size - item.size  # the estimate, corrected
-            item.size = step.body_size
+            self.caps.resize(item, step.body_size)
         if step.gap_written is not None:
             _, count, reasons = step.gap_written
             s.gap_count -= count
@@ -392,7 +341,7 @@ class Scheduler:
                     s.gap_reasons[reason] = left
                 else:
                     s.gap_reasons.pop(reason, None)
-            self._gaps += 1
+            self._tally.gaps += 1
         if item is not None:
             if step.kind is not None:
                 self._finish_locked(item, step.kind, step.reason)
@@ -416,32 +365,32 @@ class Scheduler:
             wait = 0.0  # the budget re-opened while this step was held back: ask again now
         if wait is not None:
             s.phase = Phase.WAITING
-            heapq.heappush(self._timers, (time.monotonic() + wait, next(self._tiebreak), s))
-            if self._waiting:
+            self._timers.push(time.monotonic() + wait, s)
+            if self.crew.waiting:
                 self._work.notify()  # an idle worker may need to wake earlier
         elif self._runnable(s):
             # A backoff that ran out while this worker was busy is due now: a
             # worker that never idles must still let it run (round robin).
-            if self._timers and self._timers[0][0] <= time.monotonic():
-                self._release_due_locked(time.monotonic())
+            self._release_due_locked(time.monotonic())
             if not self._ready:
+                self.crew.begin(s, now)
                 return s  # nobody else is waiting: keep going, no hand-off
             s.phase = Phase.READY
             self._ready.append(s)
         else:
             s.phase = Phase.IDLE
             self._note_idle_locked(s)
-        return self._next_ready_locked()
+        if self.crew.room(now) <= 0:
+            return None  # over the limit (it shrank): this worker idles
+        return self._next_ready_locked(now)
 
     def _release_due_locked(self, now: float) -> None:
-        timers = self._timers
-        while timers and timers[0][0] <= now:
-            due = heapq.heappop(timers)[2]
+        for due in self._timers.pop_due(now):
             if due.phase is Phase.WAITING:
                 due.phase = Phase.READY
                 self._ready.append(due)
 
-    def _next_ready_locked(self) -> SessionState | None:
+    def _next_ready_locked(self, now: float) -> SessionState | None:
         while self._ready:
             s = self._ready.popleft()
             if not self._runnable(s):
@@ -449,6 +398,7 @@ class Scheduler:
                 self._note_idle_locked(s)
                 continue
             s.phase = Phase.RUNNING
+            self.crew.begin(s, now)
             return s
         return None
 
@@ -480,8 +430,7 @@ class Scheduler:
         with self._lock:
             self._budget_wakeups += 1
             now = time.monotonic()
-            self._timers = [(min(d, now) if s.held else d, n, s) for d, n, s in self._timers]
-            heapq.heapify(self._timers)
+            self._timers.expire_held(now)
             self._work.notify_all()
 
     # -- finishing ---------------------------------------------------------
@@ -500,25 +449,22 @@ class Scheduler:
         s = item.session
         if s.current is item:
             s.current = None
-        self._entries -= 1
-        self._bytes -= item.size
+        self.caps.release(item)
         item.entry = None
         item.record = None
         if kind is Outcome.DELIVERED:
-            self._totals[1] += 1
+            self._tally.finished(kind, "")
             s.delivered += 1
         elif kind is Outcome.FAILED:
-            self._totals[4] += 1
-            s.failed += 1
             key = reason or "failed"
-            self._failed_by[key] = self._failed_by.get(key, 0) + 1
+            self._tally.finished(kind, key)
+            s.failed += 1
             if gap:
                 s.note_gap(key)
         else:
             key = reason or "dropped"
-            self._totals[3] += 1
+            self._tally.finished(kind, key)
             s.dropped += 1
-            self._dropped_by[key] = self._dropped_by.get(key, 0) + 1
             if gap and key not in NO_GAP_REASONS:
                 s.note_gap(key)
             self._reporter.drop(key)
@@ -530,42 +476,23 @@ class Scheduler:
                 if w.remaining == 0:
                     self._done.notify_all()
         else:
-            self._unflushed.add(kind)
-        if self._space_waiters:
+            self._tally.unflushed.add(kind)
+        if self.caps.space_waiters:
             self._space.notify()
 
     def wait_outstanding(self, limit: float) -> FlushResult:
-        """``flush``: wait up to ``limit`` s for the items outstanding right now.
-
-        The result also counts what finished since the previous flush. Each
-        outstanding item gets this waiter; completions tally it (O(1) each)
-        and wake the flusher when its count reaches zero.
-        """
+        """``flush``: wait up to ``limit`` s for the items outstanding right now
+        (``_flush.wait_for_items``); the result also counts what finished since
+        the previous flush."""
         with self._lock:
-            earlier, self._unflushed = self._unflushed, FlushWaiter(0)
+            earlier = self._tally.take_unflushed()
             items: list[Item] = []
             for s in self._sessions.values():
                 if s.current is not None and s.current.state is not ItemState.DONE:
                     items.append(s.current)
                 items.extend(s.batch)
                 items.extend(s.queue)
-            waiter = FlushWaiter(len(items))
-            for item in items:
-                if item.waiters is None:
-                    item.waiters = [waiter]
-                else:
-                    item.waiters.append(waiter)
-            deadline = time.monotonic() + limit
-            while waiter.remaining > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._done.wait(left)
-            if waiter.remaining:
-                for item in items:
-                    if item.waiters is not None and waiter in item.waiters:
-                        item.waiters.remove(waiter)
-        return waiter.result(earlier)
+            return wait_for_items(items, self._done, limit, earlier)
 
     def stop(self) -> bool:
         """``close``: drop what is queued (reason ``closed``), stop the workers.
@@ -589,34 +516,19 @@ class Scheduler:
                     s.current_entry = None
             self._work.notify_all()
             self._space.notify_all()
-            return self._workers == 0
+            return self.crew.workers == 0
 
     # -- numbers -----------------------------------------------------------
 
     def snapshot(self, **extra: Any) -> Health:
         """Totals and per-session numbers, consistent (one critical section)."""
         with self._lock:
-            sessions = {
-                sid: Counts(s.submitted, s.delivered, s.retried, s.dropped, s.failed)
-                for sid, s in self._sessions.items()
-            }
-            submitted, delivered, retried, dropped, failed = self._totals
-            return Health(
-                submitted=submitted,
-                delivered=delivered,
-                retried=retried,
-                dropped=dropped,
-                failed=failed,
-                sessions=sessions,
-                dropped_by_reason=dict(self._dropped_by),
-                failed_by_reason=dict(self._failed_by),
-                queued_entries=self._entries,
-                queued_bytes=self._bytes,
-                in_flight=sum(
-                    (s.current is not None) + len(s.batch) for s in self._sessions.values()
-                ),
-                gaps_written=self._gaps,
-                gaps_unmarked=self._gaps_unmarked,
-                workers=self._workers,
+            return self._tally.health(
+                self._sessions.values(),
+                queued_entries=self.caps.entries,
+                queued_bytes=self.caps.bytes,
+                workers=self.crew.workers,
+                concurrency_limit=self.crew.limit.limit,
+                waiting_for_room=self.caps.space_waiters,
                 **extra,
             )

@@ -106,7 +106,7 @@ class Transport(Protocol):
 
 
 class RetryBudgetHook(Protocol):
-    """An engine-wide brake on retries (issue 8: retry throttling)."""
+    """An engine-wide brake on retries (retry throttling)."""
 
     def acquire(self) -> float:
         """Before a retry: 0.0 to go now, else seconds to wait before asking again."""
@@ -155,7 +155,7 @@ class NoRetryBudget:
 
 
 class Spool(Protocol):
-    """A durable queue behind the in-memory one (issue 8).
+    """A durable queue behind the in-memory one.
 
     With a spool, ``submit`` builds the entry on the caller's thread and fills
     its ``uuid`` there (a replay must resend the same uuid so the server's 409

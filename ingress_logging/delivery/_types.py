@@ -96,7 +96,11 @@ class Health:
     spool's numbers (``SpoolStats``), if there is one. ``pipeline_fallbacks``
     counts servers whose path was seen to reorder pipelined appends and that
     are sent one append at a time since (each also reported once as a
-    ``pipeline_reordered`` diagnostic).
+    ``pipeline_reordered`` diagnostic). ``concurrency_limit`` is how many
+    sessions may have a step in flight now (it adapts to the latency, at most
+    ``max_concurrency``; steps overdue on a slow server are not counted).
+    ``waiting_for_room`` counts ``submit`` calls waiting for room now
+    (``overflow="block"``).
     """
 
     submitted: int
@@ -113,6 +117,8 @@ class Health:
     gaps_written: int = 0
     gaps_unmarked: int = 0
     workers: int = 0
+    concurrency_limit: int = 0
+    waiting_for_room: int = 0
     retry_budget: object | None = None
     spool: object | None = None
     pipeline_fallbacks: int = 0

@@ -38,7 +38,7 @@ def test_engine_signature_keeps_the_contracted_names():
         "max_queue_bytes": 16 * 1024 * 1024,
         "overflow": "drop_newest",
         "block_timeout": 1.0,
-        "max_concurrency": 8,
+        "max_concurrency": 64,
         "close_timeout": 5.0,
     }.items():
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY

@@ -101,7 +101,7 @@ def test_a_blocked_submit_never_lands_in_a_session_state_eviction_forgot(
         target=engine.submit, args=("X", {"type": "system", "content": "x1" + "y" * 6000})
     )
     blocked.start()
-    wait_for(lambda: engine._sched._space_waiters == 1, what="the x1 submit waits for room")
+    wait_for(lambda: engine.stats().waiting_for_room == 1, what="the x1 submit waits for room")
     assert engine.submit("B", {"type": "system", "content": "b"})
     wait_for(lambda: _contents(ingress_server, "B") == ["b"], what="B delivered (X evictable)")
     release_a.set()

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from ingress_logging.delivery import DeliveryEngine
+from ingress_logging.delivery._probe import EngineProbe
 from ingress_logging.protocol import RetryPolicy
 
 
@@ -28,10 +29,10 @@ def test_a_thousand_sessions_stay_bounded_and_chain_through_eviction(ingress_ser
             for sid in sids[start : start + batch]:
                 assert engine.submit(sid, {"type": "user", "message": f"{sid} {round_}"})
             # At most the batch is busy; every idle one beyond the cap is gone.
-            assert len(engine._sched._sessions) <= cap + batch
+            assert len(engine.stats().sessions) <= cap + batch
             assert engine.flush(20)
-            assert len(engine._sched._sessions) <= cap
-    assert engine._sched.retention.evicted >= 2 * len(sids) - 2 * cap
+            assert len(engine.stats().sessions) <= cap
+    assert EngineProbe(engine).evicted() >= 2 * len(sids) - 2 * cap
     for sid in sids:
         stored = ingress_server.entries(sid)
         assert [e["message"] for e in stored] == [f"{sid} first", f"{sid} second"]
@@ -48,7 +49,8 @@ def test_a_thousand_sessions_stay_bounded_and_chain_through_eviction(ingress_ser
 
 def test_a_head_forgotten_too_is_found_again_through_the_409_recovery(ingress_server, make_engine):
     engine = make_engine(max_idle_sessions=1, max_concurrency=1)
-    engine._sched.retention.max_heads = 1  # keep a single evicted head: the rest are forgotten
+    probe = EngineProbe(engine)
+    probe.keep_heads(1)  # keep a single evicted head: the rest are forgotten
     sids = [f"s{k}" for k in range(6)]
     for round_ in ("one", "two"):
         for sid in sids:
@@ -76,10 +78,10 @@ def test_a_head_forgotten_too_is_found_again_through_the_409_recovery(ingress_se
     assert recovered >= len(sids) - 2  # all but the ones still remembered
     health = engine.stats()
     assert (health.submitted, health.delivered, health.failed, health.dropped) == (12, 12, 0, 0)
-    assert len(engine._sched.retention.heads) <= 1
-    transport = engine._pool._transport
-    assert transport is not None
-    assert len(transport.client._heads) <= 3  # the client's map is bounded with the engine's
+    assert len(probe.kept_heads()) <= 1
+    client_heads = probe.client_heads()
+    assert client_heads is not None
+    assert client_heads <= 3  # the client's map is bounded with the engine's
 
 
 def test_totals_stay_exact_and_a_session_owing_a_gap_is_kept_up_to_the_cap(
@@ -147,23 +149,22 @@ def test_a_session_in_backoff_with_queued_entries_is_never_evicted(
     others = [f"fast-{k}" for k in range(30)]
     for sid in others:
         assert engine.submit(sid, {"type": "user", "message": sid})
-    sched = engine._sched
+    probe = EngineProbe(engine)
     wait_for(
-        lambda: all(sid not in sched._sessions for sid in others),  # cap 0: idle ones go
+        lambda: not set(others) & set(probe.kept_sessions()),  # cap 0: idle ones go
         what="the other sessions delivered and evicted",
     )
     assert all(_messages(ingress_server, sid) == [sid] for sid in others)
-    with sched._lock:
-        slow = sched._sessions.get("slow")
-        assert slow is not None  # in backoff (or retrying) with entries queued: kept
-        assert slow.current is not None
-        assert len(slow.queue) == 2
+    slow = probe.session("slow")
+    assert slow is not None  # in backoff (or retrying) with entries queued: kept
+    assert slow.has_current
+    assert slow.queued == 2
     assert engine.flush(10)
     assert _messages(ingress_server, "slow") == ["slow 0", "slow 1", "slow 2"]
     stored = ingress_server.entries("slow")
     assert stored[1]["parentUuid"] == stored[0]["uuid"]
     assert engine.stats().retried >= 2
-    assert sched._sessions == {}  # idle at last, and the cap is 0
+    assert probe.kept_sessions() == []  # idle at last, and the cap is 0
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True])
@@ -179,18 +180,18 @@ def test_a_forked_child_starts_with_no_sessions_and_no_heads(ingress_server, mak
     for sid in ("a", "b", "c"):
         engine.submit(sid, {"type": "user", "message": "parent"})
         assert engine.flush(10)
-    assert len(engine._sched.retention.heads) == 2
+    probe = EngineProbe(engine)
+    assert len(probe.kept_heads()) == 2
     pid = os.fork()
     if pid == 0:  # the child: no pytest from here on, only an exit code
         code = 1
         try:
-            sched = engine._sched
-            kept = sched.retention
-            ok = not sched._sessions and not kept.heads and not kept.idle
+            ok = not probe.kept_sessions() and not probe.kept_heads()
+            ok = ok and not probe.idle_sessions()
             for sid in ("a", "d"):
                 engine.submit(sid, {"type": "user", "message": "child"})
                 ok = ok and bool(engine.flush(10))
-            ok = ok and list(sched._sessions) == ["d"] and list(kept.heads) == ["a"]
+            ok = ok and probe.kept_sessions() == ["d"] and probe.kept_heads() == ["a"]
             code = 0 if ok else 3
         finally:
             os._exit(code)

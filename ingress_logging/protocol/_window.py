@@ -37,6 +37,13 @@ already stored.
 Entries without a ``uuid`` (summaries) cannot be confirmed by the head: they
 are a barrier, written alone with nothing in flight before or after them.
 
+An entry that fails for good (a permanent status, its attempts spent, no
+token) stops the window (``stopped``): nothing after it is written, and
+whatever was in flight behind it was refused with it (its ``Last-Uuid``
+never became the head). The driver takes the outcomes and appends the rest
+again in a new window - after what takes the failed entry's place in the
+chain (the delivery engine's gap entry), so that stays in order.
+
 A path that does not keep order (a proxy spreading one connection's requests
 over several, or one that does not support pipelining and forwards them at
 once) hands the server entry k before entry k-1, although k-1's request was
@@ -163,6 +170,7 @@ class AppendWindow:
         self._recovering: _Item | None = None
         #: True once the path was seen to reorder appends; the window is then 1.
         self.reordered = False
+        self._stopped = False
         # Heads this window moved past: a 409 naming one of them for an entry sent
         # after it was superseded means the server saw requests out of order.
         self._superseded: deque[str] = deque(maxlen=_SUPERSEDED)
@@ -191,6 +199,12 @@ class AppendWindow:
         """Nothing queued, nothing in flight, no recovery."""
         return not self._pending and self.recovery is None
 
+    @property
+    def stopped(self) -> bool:
+        """An entry failed for good: nothing more is written (see the module docstring).
+        The entries still queued are the driver's to append again."""
+        return self._stopped
+
     def on_no_token(self) -> None:
         """No token for the next append: it fails as the seed fails it, without a request."""
         if self.in_flight or self.recovery is not None or not self._pending:
@@ -201,6 +215,7 @@ class AppendWindow:
         assert isinstance(done, Done)
         self._pending.popleft()
         self._outcomes.append((item.seq, done))
+        self._stopped = True
 
     def take_outcomes(self) -> list[tuple[int, Done]]:
         """Entries finished since the last call, in order: ``(seq, Done)``."""
@@ -210,8 +225,9 @@ class AppendWindow:
     # --- pipelining ------------------------------------------------------------
 
     def to_send(self) -> list[Send]:
-        """The appends to write now, back to back (empty while draining or recovering)."""
-        if self._draining or self.recovery is not None:
+        """The appends to write now, back to back (empty while draining or recovering,
+        and once ``stopped``)."""
+        if self._draining or self.recovery is not None or self._stopped:
             return []
         sends: list[Send] = []
         limit = self.window
@@ -271,6 +287,8 @@ class AppendWindow:
             self._advance(exchange.head)
         self._pending.popleft()
         self._outcomes.append((item.seq, done))
+        if not done.ok:
+            self._stopped = True
 
     # --- internals -------------------------------------------------------------
 

@@ -93,6 +93,32 @@ def test_entries_that_fail_mid_window_still_chain_in_order(
     assert engine.stats().delivered == 30
 
 
+@pytest.mark.parametrize("status", [422, 413])
+def test_a_permanent_failure_mid_window_leaves_its_gap_entry_in_its_place(
+    ingress_server: IngressServer,
+    delay_proxy_factory: Callable[..., DelayProxy],
+    make_engine: Callable[..., DeliveryEngine],
+    status: int,
+) -> None:
+    """The entries written behind the failed one are refused with it (their
+    Last-Uuid is never stored); they are sent again after its gap entry."""
+    proxy = delay_proxy_factory(ingress_server, rtt=0.05)
+    engine = make_engine(base_api_url=proxy.base_url)
+    ingress_server.faults.script([None, None, status], session_id="p")  # the 3rd append
+    for i in range(12):
+        assert engine.submit("p", {"type": "user", "message": str(i)})
+    result = engine.flush(30)
+    assert (result.delivered, result.failed, result.pending) == (11, 1, 0)
+
+    stored = _chain(ingress_server, "p")
+    kinds = [e.get("message", e.get("subtype")) for e in stored]
+    assert kinds == ["0", "1", "gap", *(str(i) for i in range(3, 12))]
+    assert stored[2]["count"] == 1
+    refused = [r for r in ingress_server.requests if r.status == 409]
+    assert refused  # entries were in flight behind the failed one
+    assert engine.stats().gaps_written == 1
+
+
 def test_a_foreign_writer_mid_window_is_chained_after(
     ingress_server: IngressServer,
     delay_proxy_factory: Callable[..., DelayProxy],

@@ -82,7 +82,7 @@ def drive(
     wire: list[tuple[int | None, str | None, bool]] = []  # replies on the connection
     sent_uuid = dict(enumerate(uuids))
     steps = 0
-    while not window.idle:
+    while not window.idle and not window.stopped:
         steps += 1
         assert steps < 100_000, "no progress"
         if window.recovery is not None:
@@ -356,6 +356,25 @@ def test_a_path_reversing_each_burst_is_detected_and_loses_nothing(
     assert chain.stored == ([] if fresh else ["h"]) + uuids
     # Any burst of two or more was handed over reversed; one alone is unharmed.
     assert window.reordered == (widest >= 2)
+
+
+@pytest.mark.parametrize("status", [422, 401])
+def test_an_entry_failing_for_good_stops_the_window(status: int) -> None:
+    window = AppendWindow("h", window=4, policy=POLICY, emit=lambda *a: None)
+    for uuid in ("a", "b", "c", "d"):
+        window.add(uuid)
+    assert [s.last_uuid for s in window.to_send()] == ["h", "a", "b", "c"]
+    window.on_reply(200)  # a stored
+    window.on_reply(status)  # b refused for good ...
+    window.on_reply(409, "a")  # ... and c, d behind it with it: b never became the head
+    window.on_reply(409, "a")
+    outcomes = window.take_outcomes()
+    assert [(seq, done.ok) for seq, done in outcomes] == [(0, True), (1, False)]
+    # Nothing more is written: what takes b's place goes first (the driver's).
+    assert window.stopped
+    assert window.to_send() == []
+    assert window.head == "a"
+    assert not window.idle
 
 
 def test_bad_window_sizes_are_refused() -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Self
 from urllib.parse import urlsplit
@@ -191,8 +192,8 @@ class ReorderProxy:
 
     # --- threads -----------------------------------------------------------------
 
-    def _spawn(self, target: object, *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[[socket.socket], None], sock: socket.socket) -> None:
+        thread = threading.Thread(target=target, args=(sock,), daemon=True)
         self._threads.append(thread)
         thread.start()
 

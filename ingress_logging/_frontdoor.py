@@ -48,7 +48,12 @@ DROP_INVALID_SESSION: Final = "invalid_session_id"
 
 
 class EngineLike(Protocol):
-    """The part of ``delivery.DeliveryEngine`` every front door uses."""
+    """The part of ``delivery.DeliveryEngine`` every front door uses.
+
+    ``submit`` calls a builder (``entry`` as a callable) inside a copy of the
+    submitting thread's context (``contextvars.copy_context()`` taken at
+    submit): the handler's builders read the active span there.
+    """
 
     def submit(
         self,

@@ -300,7 +300,9 @@ class IngressHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Capture the record and hand it to the engine; never raises."""
         try:
-            session_id = record.__dict__.get("session_id")
+            # getattr, not ``record.__dict__``: that would build the record's
+            # attribute dict, which a plain record does not have until asked.
+            session_id = getattr(record, "session_id", None)
             if session_id is None:
                 session_id = SESSION_ID_VAR.get()
                 if session_id is None:
@@ -313,7 +315,11 @@ class IngressHandler(logging.Handler):
             except InvalidSessionIdError:
                 self._drops.add(DROP_INVALID_SESSION)
                 return
-            capture = RecordCapture(record, valid, formatter=self.formatter, limits=self._limits)
+            # The engine builds inside a copy of this thread's context: the
+            # span is read there.
+            capture = RecordCapture(
+                record, valid, formatter=self.formatter, limits=self._limits, span_on_build=True
+            )
             size = ENTRY_OVERHEAD + len(capture.message) + len(capture.exc_text or "")
             self._engine.submit(valid, capture, record=record, size_hint=size)
         except Exception:

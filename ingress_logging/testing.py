@@ -18,6 +18,9 @@ instance with a ``postgresql://`` URL) to run the same tests on another store.
 ``delay_proxy_factory(target, rtt=0.05)`` puts a network round trip in front
 of a server (:class:`~ingress_logging.testing_proxy.DelayProxy`; ``target`` is
 a server or a base URL; use the proxy's ``base_url``).
+``reorder_proxy_factory(target)`` puts a path that does not keep order in front
+of one (:class:`~ingress_logging.testing_reorder.ReorderProxy`: requests
+written back to back reach the server in reverse order).
 Importing this module has no side effects beyond defining the fixtures; the
 server is imported only when a fixture runs.
 """
@@ -32,8 +35,15 @@ import pytest
 if TYPE_CHECKING:
     from ingress_logging.server import IngressServer
     from ingress_logging.testing_proxy import DelayProxy
+    from ingress_logging.testing_reorder import ReorderProxy
 
-__all__ = ["delay_proxy_factory", "ingress_server", "ingress_server_db", "ingress_server_factory"]
+__all__ = [
+    "delay_proxy_factory",
+    "ingress_server",
+    "ingress_server_db",
+    "ingress_server_factory",
+    "reorder_proxy_factory",
+]
 
 
 @pytest.fixture
@@ -78,6 +88,24 @@ def delay_proxy_factory() -> Iterator[Callable[..., DelayProxy]]:
     def factory(target: IngressServer | str, *, rtt: float = 0.05) -> DelayProxy:
         url = target if isinstance(target, str) else target.base_url
         proxy = DelayProxy(url, rtt=rtt).start()
+        started.append(proxy)
+        return proxy
+
+    yield factory
+    for proxy in reversed(started):
+        proxy.close()
+
+
+@pytest.fixture
+def reorder_proxy_factory() -> Iterator[Callable[..., ReorderProxy]]:
+    """Start request-reversing proxies: ``factory(server_or_url)``; closed at teardown."""
+    from ingress_logging.testing_reorder import ReorderProxy
+
+    started: list[ReorderProxy] = []
+
+    def factory(target: IngressServer | str) -> ReorderProxy:
+        url = target if isinstance(target, str) else target.base_url
+        proxy = ReorderProxy(url).start()
         started.append(proxy)
         return proxy
 

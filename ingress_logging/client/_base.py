@@ -38,6 +38,7 @@ from ..protocol import (
     interpret_read,
     interpret_read_error,
     read_without_token,
+    reorder_shown,
 )
 from ._common import (
     APPEND_BODY_CAP,
@@ -258,7 +259,13 @@ class ClientBase(Generic[H]):
 
     def _store(self, pending: PendingAppend, action: Action) -> Action:
         self._heads.set(pending.session_id, pending.exchange.head)
+        if reorder_shown(pending.exchange, behind=pending.behind):
+            self._path_reordered(pending.url)
         return action
+
+    def _path_reordered(self, url: str) -> None:
+        """``url``'s path handed the server pipelined appends out of order (only a
+        pipelining driver has ``behind`` recoveries, and acts on this)."""
 
     def put_request(self, pending: PendingAppend, action: Put) -> Request | Action:
         """The PUT for this attempt, or the next action if no token is left."""

@@ -371,6 +371,10 @@ class PendingAppend:
     ``chained``: the entry whose ``parentUuid`` the caller filled itself (the
     engine); each attempt's body then names the attempt's ``Last-Uuid`` as
     ``parentUuid``, so an adopted head (a 409, a read) rewrites the link too.
+
+    ``behind``: a pipelined window's recovery whose entry was written behind
+    its predecessor's append (``AppendWindow.recovery_behind``): its exchange
+    may yet show that the path reorders appends (``protocol.reorder_shown``).
     """
 
     session_id: str
@@ -379,6 +383,7 @@ class PendingAppend:
     exchange: AppendExchange
     first_token: str | None = field(default=None, repr=False)
     chained: dict[str, Any] | None = field(default=None, repr=False)
+    behind: bool = False
 
     @property
     def action(self) -> Action:

@@ -32,7 +32,7 @@ from ._common import (
     serialise_entry,
 )
 from ._pipeline import Pipelines
-from ._windowed import WindowedClient, WindowResult, proxy_configured
+from ._windowed import OriginOrder, WindowedClient, WindowResult, proxy_configured
 
 __all__ = ["SessionIngressClient"]
 
@@ -183,9 +183,8 @@ class SessionIngressClient(WindowedClient):
             pipeline = self._owns_http and not proxy_configured()
         timeout = self._settings.timeout
         self._pipelines = Pipelines(connect_timeout=timeout.connect) if pipeline else None
-        self._unordered = set()
         self._windows = {}  # per origin: the window the last one ended with
-        self.pipeline_fallbacks = 0
+        self._order = OriginOrder()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -301,7 +300,7 @@ class SessionIngressClient(WindowedClient):
         target = self._url(session_id, url)
         for entry in entries:
             serialise_entry(entry)  # bad input raises here, before any request
-        if self._pipelines is None or window == 1 or Pipelines.origin(target) in self._unordered:
+        if self._pipelines is None or window == 1 or not self._keeps_order(target):
             with self._turns.turn(session_id):
                 return [self._drive(self.begin_append(session_id, e, target)) for e in entries]
         results: list[Done] = []
@@ -342,11 +341,7 @@ class SessionIngressClient(WindowedClient):
         bodies = [serialise_entry(entry) for entry in entries]
         chained = [dict(e) if flag else None for e, flag in zip(entries, flags, strict=True)]
         with self._turns.turn(session_id):
-            if (
-                self._pipelines is None
-                or window == 1
-                or Pipelines.origin(target) in self._unordered
-            ):
+            if self._pipelines is None or window == 1 or not self._keeps_order(target):
                 # One at a time, through httpx: the first entry as an ordinary append.
                 if not entries:
                     return WindowResult([], None)

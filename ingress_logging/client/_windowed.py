@@ -10,6 +10,7 @@ a ``PendingAppend`` for the step API.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from ._common import (
 )
 from ._pipeline import ConnectionLost, PipelinedConnection, Pipelines, encode_request
 
-__all__ = ["INITIAL_WINDOW", "WindowResult", "WindowedClient", "proxy_configured"]
+__all__ = ["INITIAL_WINDOW", "OriginOrder", "WindowResult", "WindowedClient", "proxy_configured"]
 
 #: The window of the first appends to an origin (slow start, as TCP's initial
 #: window): acknowledgements widen it by one each; an origin that is down
@@ -49,7 +50,12 @@ def proxy_configured() -> bool:
 @dataclass(slots=True)
 class WindowResult:
     """What ``append_window`` did: ``done`` for the first entries, in order, and the
-    next entry's exchange when it needs recovering (None: every entry is done)."""
+    next entry's exchange when it needs recovering.
+
+    ``pending`` None: every entry is done, or - fewer ``done`` than entries - the
+    last one failed for good and the window stopped there: the rest were not
+    stored; append them again, after whatever takes the failed one's place.
+    """
 
     done: list[Done]
     pending: PendingAppend | None
@@ -72,6 +78,35 @@ class _Sender:
         return self.bodies[seq]
 
 
+Origin = tuple[str, str, int]
+
+
+class OriginOrder:
+    """The origins seen to reorder appends (pipelining is off for them), counted.
+
+    The engine's workers share one client, hence the lock: each origin is
+    counted, and reported, once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._unordered: set[Origin] = set()
+        self.fallbacks = 0
+
+    def __contains__(self, origin: object) -> bool:
+        return origin in self._unordered
+
+    def fall_back(self, origin: Origin) -> int | None:
+        """Mark ``origin``; the new count of such origins, or None when it was
+        marked already."""
+        with self._lock:
+            if origin in self._unordered:
+                return None
+            self._unordered.add(origin)
+            self.fallbacks += 1
+            return self.fallbacks
+
+
 def _deadline(seconds: float | None) -> float | None:
     return None if seconds is None else time.monotonic() + seconds
 
@@ -80,18 +115,31 @@ class WindowedClient(ClientBase[httpx.Client]):
     """``ClientBase`` plus pipelined appends (the subclass sets the attributes)."""
 
     _pipelines: Pipelines | None
-    _unordered: set[tuple[str, str, int]]
-    _windows: dict[tuple[str, str, int], int]
-    #: Origins where pipelining was switched off because the path reordered appends.
-    pipeline_fallbacks: int
+    _windows: dict[Origin, int]
+    _order: OriginOrder
+
+    @property
+    def pipeline_fallbacks(self) -> int:
+        """Origins where pipelining was switched off because the path reordered appends."""
+        return self._order.fallbacks
 
     def window_for(self, url: str, window: int) -> int:
         """The window the next ``append_window`` to ``url``'s origin would start with
         (at most ``window``; 1 without pipelining or after failures)."""
         origin = Pipelines.origin(url)
-        if self._pipelines is None or origin in self._unordered:
+        if self._pipelines is None or origin in self._order:
             return 1
         return max(1, min(window, self._windows.get(origin, INITIAL_WINDOW)))
+
+    def _keeps_order(self, url: str) -> bool:
+        """False once ``url``'s origin was seen to reorder appends."""
+        return Pipelines.origin(url) not in self._order
+
+    def _path_reordered(self, url: str) -> None:
+        """One at a time to ``url``'s origin from now on; reported and counted once."""
+        count = self._order.fall_back(Pipelines.origin(url))
+        if count is not None:
+            self._emit("warn", ev.PIPELINE_REORDERED, {"origin_reorders": count})
 
     def _pipelined(
         self,
@@ -117,17 +165,20 @@ class WindowedClient(ClientBase[httpx.Client]):
         conn: PipelinedConnection | None = None
         pending: PendingAppend | None = None
         try:
-            while not win.idle:
+            while not win.idle and not win.stopped:
                 if win.recovery is not None:
                     seq = win.recovering_seq
                     assert seq is not None
                     sender.body(seq, win.recovery.head)  # the chained parent, as sent
+                    # ``behind``: its exchange may yet show the path reordered it
+                    # (``ClientBase._store`` looks after every step).
                     pending = PendingAppend(
                         session_id,
                         target,
                         sender.bodies[seq],
                         win.recovery,
                         chained=sender.chained[seq],
+                        behind=win.recovery_behind,
                     )
                     break
                 conn = self._exchange(conn, win, session_id, target, sender)
@@ -139,10 +190,8 @@ class WindowedClient(ClientBase[httpx.Client]):
         self._heads.set(session_id, win.head)
         results += (done for _, done in win.take_outcomes())
         self._windows[origin] = win.window  # where the next window to this origin starts
-        if win.reordered and origin not in self._unordered:
-            self._unordered.add(origin)
-            self.pipeline_fallbacks += 1
-            self._emit("warn", ev.PIPELINE_REORDERED, {"origin_reorders": self.pipeline_fallbacks})
+        if win.reordered:
+            self._path_reordered(target)
         return WindowResult(results, pending)
 
     def _pipes(self) -> Pipelines:

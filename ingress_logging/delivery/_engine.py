@@ -294,21 +294,28 @@ class DeliveryEngine:
         """
         if not self._sched.known(session_id):
             validate_session_id(session_id)
-        with _reentry.guard() as outer:
-            if not outer:
-                return _reentry.defer(
-                    self._deferred_submit,
-                    session_id,
-                    entry,
-                    record,
-                    size_hint,
-                    refuse=self._refuse_reentrant,
-                )
-            self._check_pid()
+        # ``with _reentry.guard()``, inlined: this runs once per record.
+        # No ``_check_pid()`` either: the at-fork hook resets a forked child.
+        state = _reentry.THREAD_STATE
+        if state.depth:
+            return _reentry.defer(
+                self._deferred_submit,
+                session_id,
+                entry,
+                record,
+                size_hint,
+                refuse=self._refuse_reentrant,
+            )
+        state.depth = 1
+        try:
             size = size_hint if size_hint is not None else estimate_size(entry, record)
             if self._spool is not None and not self._sched.closed:
                 return self._submit_spooled(session_id, entry, record, size)
             return self._enqueue(session_id, entry, record, size, None)
+        finally:
+            state.depth = 0
+            if state.deferred or state.overflow:
+                _reentry.drain(state)
 
     def _deferred_submit(
         self, session_id: str, entry: object, record: object, size_hint: object

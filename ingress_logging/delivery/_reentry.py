@@ -22,7 +22,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Final
 
-__all__ = ["MAX_DEFERRED", "after_fork", "defer", "guard"]
+__all__ = ["MAX_DEFERRED", "THREAD_STATE", "after_fork", "defer", "drain", "guard"]
 
 MAX_DEFERRED: Final = 1000
 
@@ -38,6 +38,11 @@ class _State(threading.local):
 
 
 _state = _State()
+#: The per-thread state, for ``submit``'s inlined form of ``guard()`` (it runs
+#: once per record, and a ``with`` block costs two Python-level calls): nested
+#: when ``depth`` is set, ``defer``; else set ``depth = 1``, do the work, and in
+#: ``finally`` set it back to 0 and call ``drain``.
+THREAD_STATE: Final = _state
 
 
 class _Guard:
@@ -58,8 +63,8 @@ class _Guard:
     ) -> None:
         state = _state
         state.depth -= 1
-        if state.depth == 0 and not state.draining and (state.deferred or state.overflow):
-            _drain(state)
+        if state.depth == 0:
+            drain(state)
 
 
 _GUARD: Final = _Guard()
@@ -82,7 +87,10 @@ def defer(call: Callable[..., object], *args: object, refuse: Callable[[int], ob
     return False
 
 
-def _drain(state: _State) -> None:
+def drain(state: _State) -> None:
+    """Run what nested calls deferred (the outermost call, on its way out)."""
+    if state.draining or not (state.deferred or state.overflow):
+        return
     state.draining = True  # the calls below are outermost calls: no drain of their own
     try:
         while state.deferred or state.overflow:

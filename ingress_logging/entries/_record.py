@@ -32,7 +32,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
 from ._serialize import DEFAULT_LIMITS, Limits, Sanitizer, safe_repr
 
@@ -72,6 +74,18 @@ def _span_ids() -> tuple[int, int] | None:
     return None
 
 
+def _span_follows_contextvars() -> bool:
+    """True when OpenTelemetry keeps the current span in a ``contextvars`` variable
+    (its default): then a copy of the caller's context carries the span."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    return isinstance(runtime, ContextVarsRuntimeContext)
+
+
+_SPAN_IN_CONTEXTVARS: Final = _span_follows_contextvars()
+#: ``RecordCapture.span`` until the builder reads the span itself.
+_ON_BUILD: Final = (-1, -1)
+
+
 def _exception_text(record: logging.LogRecord, formatter: logging.Formatter | None) -> str | None:
     if record.exc_text:  # another handler's formatter already rendered it
         return str(record.exc_text)
@@ -94,6 +108,15 @@ class RecordCapture:
     stdlib's ``QueueHandler`` formats on the caller for the same reason.
     Everything else (timestamps, ``extra`` sanitising, uuid) waits for the
     worker.
+
+    The active OpenTelemetry span is read here too, unless
+    ``span_on_build=True``: then it is read when the capture is called, which
+    must happen inside a copy of the caller's context (the delivery engine
+    calls builders so: ``contextvars.copy_context().run``). OpenTelemetry keeps
+    the span in a context variable and a copy holds the same span object, so
+    the ids are the same and the caller does not pay for reading them. With an
+    OpenTelemetry runtime context that is not ``contextvars``-based the span is
+    read here regardless.
     """
 
     __slots__ = (
@@ -114,6 +137,7 @@ class RecordCapture:
         *,
         formatter: logging.Formatter | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        span_on_build: bool = False,
     ) -> None:
         self.session_id = session_id
         self.limits = limits
@@ -141,7 +165,7 @@ class RecordCapture:
             self.cut = {**(self.cut or {}), "exception": len(exc_text)}
             exc_text = exc_text[:limit]
         self.exc_text = exc_text
-        self.span = _span_ids()
+        self.span = _ON_BUILD if span_on_build and _SPAN_IN_CONTEXTVARS else _span_ids()
         # The record itself is kept, not a copy of its attributes: the engine
         # holds it anyway (for ``prepare_entry``), and every object kept per
         # queued entry costs garbage-collector time on the caller's thread
@@ -210,9 +234,12 @@ def build_entry(capture: RecordCapture) -> dict[str, Any]:
     extra = {key: value for key, value in attrs.items() if key not in STANDARD_ATTRS}
     if extra:
         entry["extra"] = s.value(extra, "extra")
-    if capture.span is not None:
-        entry["trace_id"] = format(capture.span[0], "032x")
-        entry["span_id"] = format(capture.span[1], "016x")
+    span = capture.span
+    if span is _ON_BUILD:
+        span = _span_ids()
+    if span is not None:
+        entry["trace_id"] = format(span[0], "032x")
+        entry["span_id"] = format(span[1], "016x")
     if capture.cut:
         s.truncated.update(capture.cut)
     return s.annotate(entry)

@@ -29,7 +29,7 @@ from ._read import (
     read_without_token,
 )
 from ._retry import RetryPolicy, parse_retry_after
-from ._window import DEFAULT_WINDOW, AppendWindow, Send
+from ._window import DEFAULT_WINDOW, AppendWindow, Send, reorder_shown
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -54,4 +54,5 @@ __all__ = [
     "interpret_read_error",
     "parse_retry_after",
     "read_without_token",
+    "reorder_shown",
 ]

@@ -184,6 +184,7 @@ class AppendExchange:
         "_entry_uuid",
         "_lost",
         "_policy",
+        "_refused_at_head",
         "_sent",
         "action",
         "head",
@@ -203,12 +204,22 @@ class AppendExchange:
         self._attempt = 0
         self._sent: str | None = None  # Last-Uuid of the request in flight
         self._lost = 0  # races for the head lost in a row
+        self._refused_at_head = False
         #: The action most recently returned (None before ``start``).
         self.action: Action | None = None
 
     @property
     def attempt(self) -> int:
         return self._attempt
+
+    @property
+    def refused_at_head(self) -> bool:
+        """A 409 came for a request whose ``Last-Uuid`` the session read afterwards
+        found to be the head, without this entry: when the server handled the
+        request, the head was not there yet. With one append in flight that
+        cannot happen; with appends pipelined it means the path handed the
+        server this request before its predecessor's (``AppendWindow``)."""
+        return self._refused_at_head
 
     @_step
     def start(self, *, has_token: bool) -> Action:
@@ -275,6 +286,8 @@ class AppendExchange:
             self._emit("error", ev.SESSION_PERSIST_FAIL_CONCURRENT_MODIFICATION, {})
             return Done(AppendOutcome.CONFLICT, 409)
         logger.debug("Session 409: re-fetched %d entries, adopting the head", len(logs or ()))
+        if adopted == self._sent:
+            self._refused_at_head = True
         return self._adopt(adopted)
 
     @_step

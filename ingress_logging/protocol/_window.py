@@ -37,12 +37,36 @@ already stored.
 Entries without a ``uuid`` (summaries) cannot be confirmed by the head: they
 are a barrier, written alone with nothing in flight before or after them.
 
+An entry that fails for good (a permanent status, its attempts spent, no
+token) stops the window (``stopped``): nothing after it is written, and
+whatever was in flight behind it was refused with it (its ``Last-Uuid``
+never became the head). The driver takes the outcomes and appends the rest
+again in a new window - after what takes the failed entry's place in the
+chain (the delivery engine's gap entry), so that stays in order.
+
 A path that does not keep order (a proxy spreading one connection's requests
-over several, or replying out of order) shows as a 409 for entry k naming a
-head older than ``uuid(k-1)`` while k-1 was acknowledged in the same window.
-The window then drops to 1 for good (``reordered`` is set; the driver reports
-it once per origin and counts it). Correctness never depends on the path
-keeping order: at worst it costs a few resends.
+over several, or one that does not support pipelining and forwards them at
+once) hands the server entry k before entry k-1, although k-1's request was
+written first. The evidence is a 409 for k, sent with ``Last-Uuid: uuid(k-1)``,
+while k-1 is stored after all. It comes in two shapes:
+
+* within the window: k's 409 names a head from before ``uuid(k-1)`` and k-1
+  was acknowledged in the same window. The window then drops to 1 for good
+  (``reordered`` is set);
+* across exchanges: k's 409 names no head (a new session has none; an older
+  server sends none) or names ``uuid(k-1)`` itself, so the window cannot
+  tell; k goes to recovery, whose exchange reads the session and finds the
+  head at ``uuid(k-1)`` without k (``AppendExchange.refused_at_head``). That
+  answer comes after this window handed the recovery to its driver, so the
+  window says what to watch: ``recovery_behind`` is True when the recovering
+  entry was written while its predecessor's append was in flight, and
+  :func:`reorder_shown` tells the driver, once the exchange went on, whether
+  it proved the path reordered (the driver then goes one at a time too).
+
+On a path that keeps order neither can happen: k-1 is handled first, so k
+meets ``uuid(k-1)`` as the head. The driver reports a fallback once per
+origin and counts it. Correctness never depends on the path keeping order: at
+worst it costs a few resends.
 """
 
 from __future__ import annotations
@@ -54,7 +78,7 @@ from typing import Final
 from ._append import AppendExchange, AppendOutcome, Done, Emit
 from ._retry import RetryPolicy
 
-__all__ = ["DEFAULT_WINDOW", "AppendWindow", "Send"]
+__all__ = ["DEFAULT_WINDOW", "AppendWindow", "Send", "reorder_shown"]
 
 #: Appends in flight per session by default. Measured (benchmarks/bench_network.py,
 #: window): one session across a 50 ms round trip delivers 0.9 / 4.7 / 7.4 / 14.7 /
@@ -72,11 +96,22 @@ class Send:
     last_uuid: str | None
 
 
+def reorder_shown(exchange: AppendExchange, *, behind: bool) -> bool:
+    """Whether a recovery exchange proved the path reorders appends.
+
+    ``behind``: the window's ``recovery_behind`` for it (its entry was written
+    while its predecessor's append was in flight). Ask after any step.
+    """
+    return behind and exchange.refused_at_head
+
+
 @dataclass(slots=True)
 class _Item:
     seq: int
     uuid: str | None
     sent_last: str | None = None
+    # Written while the append before it was in flight (pipelined behind it).
+    behind: bool = False
     # The reply this item got in the current window: (status or None if lost, x-last-uuid,
     # retry-after). Filled in order while the window drains.
     reply: tuple[int | None, str | None, str | None] | None = None
@@ -129,9 +164,13 @@ class AppendWindow:
         self._outcomes: list[tuple[int, Done]] = []
         #: The single-entry exchange the driver must drive now (None: pipelining).
         self.recovery: AppendExchange | None = None
+        #: The recovering entry was written behind its predecessor's append: its
+        #: exchange may yet show the path reordered them (``reorder_shown``).
+        self.recovery_behind = False
         self._recovering: _Item | None = None
         #: True once the path was seen to reorder appends; the window is then 1.
         self.reordered = False
+        self._stopped = False
         # Heads this window moved past: a 409 naming one of them for an entry sent
         # after it was superseded means the server saw requests out of order.
         self._superseded: deque[str] = deque(maxlen=_SUPERSEDED)
@@ -160,6 +199,12 @@ class AppendWindow:
         """Nothing queued, nothing in flight, no recovery."""
         return not self._pending and self.recovery is None
 
+    @property
+    def stopped(self) -> bool:
+        """An entry failed for good: nothing more is written (see the module docstring).
+        The entries still queued are the driver's to append again."""
+        return self._stopped
+
     def on_no_token(self) -> None:
         """No token for the next append: it fails as the seed fails it, without a request."""
         if self.in_flight or self.recovery is not None or not self._pending:
@@ -170,6 +215,7 @@ class AppendWindow:
         assert isinstance(done, Done)
         self._pending.popleft()
         self._outcomes.append((item.seq, done))
+        self._stopped = True
 
     def take_outcomes(self) -> list[tuple[int, Done]]:
         """Entries finished since the last call, in order: ``(seq, Done)``."""
@@ -179,8 +225,9 @@ class AppendWindow:
     # --- pipelining ------------------------------------------------------------
 
     def to_send(self) -> list[Send]:
-        """The appends to write now, back to back (empty while draining or recovering)."""
-        if self._draining or self.recovery is not None:
+        """The appends to write now, back to back (empty while draining or recovering,
+        and once ``stopped``)."""
+        if self._draining or self.recovery is not None or self._stopped:
             return []
         sends: list[Send] = []
         limit = self.window
@@ -192,6 +239,7 @@ class AppendWindow:
                 break  # ... and nothing goes after it until it is answered
             last = self.head if self._inflight == 0 else self._pending[self._inflight - 1].uuid
             item.sent_last = last
+            item.behind = self._inflight > 0
             item.reply = None
             sends.append(Send(item.seq, last))
             self._inflight += 1
@@ -232,10 +280,15 @@ class AppendWindow:
         if exchange is None or item is None:
             raise RuntimeError("no recovery in progress")
         self.recovery = self._recovering = None
+        if reorder_shown(exchange, behind=self.recovery_behind):
+            self._fall_back()
+        self.recovery_behind = False
         if exchange.head != self.head:
             self._advance(exchange.head)
         self._pending.popleft()
         self._outcomes.append((item.seq, done))
+        if not done.ok:
+            self._stopped = True
 
     # --- internals -------------------------------------------------------------
 
@@ -294,8 +347,7 @@ class AppendWindow:
             # Its predecessor was acknowledged before, yet the server saw an older
             # head when it handled this one: the path does not keep order. Not the
             # entry's fault: it is sent again at once, alone, as a first attempt.
-            self.reordered = True
-            self.limit = self.window = 1
+            self._fall_back()
             exchange = AppendExchange(first.uuid, self.head, self._policy, self._emit)
             exchange.start(has_token=True)
         elif status is None:
@@ -304,9 +356,15 @@ class AppendWindow:
             exchange.on_response(status, named, retry_after)
         self._recovering = first
         self.recovery = exchange
+        self.recovery_behind = first.behind
         action = exchange.action
         if isinstance(action, Done):  # e.g. a permanent status: nothing to drive
             self.on_recovered(action)
+
+    def _fall_back(self) -> None:
+        """The path reorders appends: one in flight from now on."""
+        self.reordered = True
+        self.limit = self.window = 1
 
     def _advance(self, uuid: str | None) -> None:
         """The chain moved past the current head to ``uuid`` (None: a barrier, no move)."""

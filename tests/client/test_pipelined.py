@@ -22,6 +22,7 @@ from ingress_logging.plugins import new_plugin_manager
 from ingress_logging.protocol import AppendOutcome
 from ingress_logging.server import IngressServer
 from ingress_logging.testing_proxy import DelayProxy
+from ingress_logging.testing_reorder import ReorderProxy
 
 from .conftest import Diagnostics, ScriptedServer
 
@@ -192,6 +193,67 @@ def test_a_reordering_path_falls_back_to_one_at_a_time_and_says_so_once(
     assert [s.headers.get("Last-Uuid") for s in resent] == ["b", "c", "d", "e"]
     # The next call for this origin takes the one-at-a-time (httpx) path.
     assert [s.headers.get("User-Agent", "")[:12] for s in scripted.seen[6:]] == ["python-httpx"] * 2
+
+
+def test_a_real_reordering_path_is_detected_in_the_window_and_loses_nothing(
+    ingress_server: IngressServer,
+    reorder_proxy_factory: Callable[..., ReorderProxy],
+    make: Callable[..., SessionIngressClient],
+    diagnostics: Diagnostics,
+) -> None:
+    proxy = reorder_proxy_factory(ingress_server)
+    client = make(proxy.base_url, ingress_server.token)
+    assert client.append_session_log("s", {"type": "user", "uuid": "a"})  # head: a
+    batch = entries("b", 4)
+
+    results = client.append_many("s", batch, window=4)
+
+    assert all(r.ok for r in results)
+    assert max(proxy.batches) >= 2  # the path reversed appends written back to back
+    assert client.pipeline_fallbacks == 1
+    assert diagnostics.names().count(ev.PIPELINE_REORDERED) == 1
+    assert client.window_for(proxy.base_url + "/x", 16) == 1
+    seen = len(proxy.batches)
+    more = entries("c", 3)
+    assert all(r.ok for r in client.append_many("s", more, window=4))
+    assert proxy.batches[seen:] == [1, 1, 1]  # one at a time from now on
+    assert [e["uuid"] for e in ingress_server.entries("s")] == ["a"] + [
+        e["uuid"] for e in batch + more
+    ]
+    assert diagnostics.names().count(ev.PIPELINE_REORDERED) == 1
+
+
+@pytest.mark.parametrize("older_server", [False, True])
+def test_a_reordering_path_is_detected_when_the_409_names_no_head(
+    ingress_server_factory: Callable[..., IngressServer],
+    reorder_proxy_factory: Callable[..., ReorderProxy],
+    make: Callable[..., SessionIngressClient],
+    diagnostics: Diagnostics,
+    older_server: bool,
+) -> None:
+    """The refused entry's 409 cannot tell (a new session has no head; an older
+    server names none): the evidence comes from its recovery's session read."""
+    server = ingress_server_factory()
+    server.faults.omit_conflict_head = older_server
+    proxy = reorder_proxy_factory(server)
+    client = make(proxy.base_url, server.token)
+    before: list[dict[str, Any]] = []
+    if older_server:
+        before = [{"type": "user", "uuid": "a"}]
+        assert client.append_session_log("s", before[0])
+    batch = entries("b", 2)
+
+    results = client.append_many("s", batch, window=4)
+
+    assert [r.outcome for r in results] == [AppendOutcome.STORED] * 2
+    assert proxy.batches[-3:] == [2, 1, 1]  # b-1 then b-0; the read; b-1 again
+    refused = [r for r in server.requests if r.status == 409]
+    assert [(r.entry_uuid, r.last_uuid) for r in refused] == [("b-1", "b-0")]
+    assert [r.method for r in server.requests].count("GET") == 1
+    assert client.pipeline_fallbacks == 1
+    assert diagnostics.names().count(ev.PIPELINE_REORDERED) == 1
+    stored = [e["uuid"] for e in server.entries("s")]
+    assert stored == [e["uuid"] for e in before + batch]
 
 
 def test_plugin_headers_and_a_rotating_token_reach_pipelined_requests(

@@ -179,7 +179,7 @@ def test_an_unusable_url_fails_the_entry_clearly_and_the_worker_lives_on(
 
 
 def test_a_gap_entry_that_fails_is_tried_again_before_the_next_entry(ingress_server, make_engine):
-    engine = make_engine()
+    engine = make_engine(pipeline_window=1)  # each fault meets the append it is meant for
     engine.submit("g", {"type": "user", "message": "one"})
     assert engine.flush(5)
     ingress_server.faults.fail_next(2, status=400, session_id="g")  # "two", then its gap

@@ -23,6 +23,7 @@ from ingress_logging.delivery import DeliveryEngine
 from ingress_logging.plugins import PluginHost
 from ingress_logging.server import IngressServer
 from ingress_logging.testing_proxy import DelayProxy
+from ingress_logging.testing_reorder import ReorderProxy
 
 RTT = 0.2
 
@@ -92,6 +93,32 @@ def test_entries_that_fail_mid_window_still_chain_in_order(
     assert engine.stats().delivered == 30
 
 
+@pytest.mark.parametrize("status", [422, 413])
+def test_a_permanent_failure_mid_window_leaves_its_gap_entry_in_its_place(
+    ingress_server: IngressServer,
+    delay_proxy_factory: Callable[..., DelayProxy],
+    make_engine: Callable[..., DeliveryEngine],
+    status: int,
+) -> None:
+    """The entries written behind the failed one are refused with it (their
+    Last-Uuid is never stored); they are sent again after its gap entry."""
+    proxy = delay_proxy_factory(ingress_server, rtt=0.05)
+    engine = make_engine(base_api_url=proxy.base_url)
+    ingress_server.faults.script([None, None, status], session_id="p")  # the 3rd append
+    for i in range(12):
+        assert engine.submit("p", {"type": "user", "message": str(i)})
+    result = engine.flush(30)
+    assert (result.delivered, result.failed, result.pending) == (11, 1, 0)
+
+    stored = _chain(ingress_server, "p")
+    kinds = [e.get("message", e.get("subtype")) for e in stored]
+    assert kinds == ["0", "1", "gap", *(str(i) for i in range(3, 12))]
+    assert stored[2]["count"] == 1
+    refused = [r for r in ingress_server.requests if r.status == 409]
+    assert refused  # entries were in flight behind the failed one
+    assert engine.stats().gaps_written == 1
+
+
 def test_a_foreign_writer_mid_window_is_chained_after(
     ingress_server: IngressServer,
     delay_proxy_factory: Callable[..., DelayProxy],
@@ -110,6 +137,41 @@ def test_a_foreign_writer_mid_window_is_chained_after(
     assert [e.get("parentUuid") for e in stored[1:]] == uuids[:-1]
     mine = [e["message"] for e in stored if "message" in e]
     assert mine == [str(i) for i in range(10)]
+
+
+def test_a_real_reordering_path_falls_back_once_and_loses_nothing(
+    ingress_server: IngressServer,
+    reorder_proxy_factory: Callable[..., ReorderProxy],
+    make_engine: Callable[..., DeliveryEngine],
+) -> None:
+    """Through a proxy that hands the server each burst of pipelined appends in
+    reverse: new sessions (their first 409s name no head, so the evidence comes
+    from a recovery's session read) and later windows alike."""
+    proxy = reorder_proxy_factory(ingress_server)
+    events: list[str] = []
+    engine = make_engine(
+        base_api_url=proxy.base_url, diagnostics=lambda level, event, data: events.append(event)
+    )
+    sessions = ("r1", "r2", "r3")
+    for i in range(20):
+        for sid in sessions:
+            assert engine.submit(sid, {"type": "user", "message": str(i)})
+    assert engine.flush(30)
+
+    assert max(proxy.batches) >= 2  # appends written back to back were reversed
+    assert engine.stats().pipeline_fallbacks == 1
+    seen = len(proxy.batches)
+    for i in range(20, 25):
+        assert engine.submit("r1", {"type": "user", "message": str(i)})
+    assert engine.flush(30)
+    assert set(proxy.batches[seen:]) == {1}  # one at a time from then on
+    health = engine.stats()
+    assert (health.delivered, health.failed, health.dropped) == (65, 0, 0)
+    for sid in sessions:
+        messages = [e["message"] for e in _chain(ingress_server, sid)]
+        assert messages == [str(i) for i in range(25 if sid == "r1" else 20)]
+    engine.close(5)  # the reporter says what it holds before it stops
+    assert events.count(ev.PIPELINE_REORDERED) == 1
 
 
 @pytest.mark.parametrize(("bad", "error"), [(0, ValueError), (1.5, TypeError), (True, TypeError)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import contextvars
 import logging
 import re
 import sys
@@ -204,6 +205,19 @@ def test_active_span_ids_are_added() -> None:
     assert entry["span_id"] == format(ctx.span_id, "016x")
     assert len(entry["trace_id"]) == 32
     assert len(entry["span_id"]) == 16
+
+
+def test_span_on_build_reads_the_span_in_the_context_the_capture_runs_in() -> None:
+    tracer = TracerProvider().get_tracer("tests")
+    with tracer.start_as_current_span("op") as span:
+        capture = RecordCapture(make_record(), span_on_build=True)
+        callers_context = contextvars.copy_context()
+    # Called in a copy of the caller's context (as the engine's workers do): the ids.
+    entry = callers_context.run(capture)
+    assert entry["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert entry["span_id"] == format(span.get_span_context().span_id, "016x")
+    # Read when called, not when captured: outside the span there is none.
+    assert "trace_id" not in capture()
 
 
 @pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.ERROR, logging.CRITICAL, 5])

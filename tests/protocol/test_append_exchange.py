@@ -177,6 +177,42 @@ def test_409_without_header_and_no_discoverable_head_fails(logs: Any) -> None:
     assert rec.names() == [ev.SESSION_PERSIST_FAIL_CONCURRENT_MODIFICATION]
 
 
+def test_a_read_finding_the_head_this_request_sent_marks_it_refused_at_the_head() -> None:
+    ex, _ = make()
+    ex.start(has_token=True)
+    assert ex.on_response(409) == Refetch()
+    assert not ex.refused_at_head
+    # The head is where the refused request said it was, and the entry is not in:
+    # the server handled the request before that head was stored.
+    assert ex.on_refetched([{"uuid": OTHER}, {"uuid": HEAD}]) == Put(HEAD, 2)
+    assert ex.refused_at_head
+    assert ex.on_response(200) == Done(AppendOutcome.STORED, 200)
+    assert ex.refused_at_head
+
+
+@pytest.mark.parametrize(
+    "logs",
+    [
+        [{"uuid": HEAD}, {"uuid": OTHER}],  # the head moved on: another writer
+        [{"uuid": HEAD}, {"uuid": UUID}],  # the entry is in: its reply was lost
+        None,  # the read failed
+    ],
+)
+def test_other_reads_do_not_mark_it_refused_at_the_head(logs: Any) -> None:
+    ex, _ = make()
+    ex.start(has_token=True)
+    ex.on_response(409)
+    ex.on_refetched(logs)
+    assert not ex.refused_at_head
+
+
+def test_a_409_naming_another_head_does_not_mark_it_refused_at_the_head() -> None:
+    ex, _ = make()
+    ex.start(has_token=True)
+    assert ex.on_response(409, OTHER) == Put(OTHER, 1)
+    assert not ex.refused_at_head
+
+
 def test_refetch_finding_this_entry_at_the_head_is_recovery() -> None:
     ex, rec = make()
     ex.start(has_token=True)

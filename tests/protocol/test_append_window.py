@@ -26,6 +26,7 @@ from ingress_logging.protocol import (
     RetryPolicy,
     Send,
     Wait,
+    reorder_shown,
 )
 
 POLICY = RetryPolicy(max_attempts=50, base_delay=0.0, max_delay=0.0)
@@ -38,6 +39,7 @@ class Chain:
     stored: list[str | None] = field(default_factory=list)
     faults: list[str | None] = field(default_factory=list)
     puts: int = 0
+    headless: bool = False  # an older server: no x-last-uuid on a 409
 
     @property
     def head(self) -> str | None:
@@ -49,10 +51,11 @@ class Chain:
         fault = self.faults.pop(0) if self.faults else None
         if fault in ("503", "429"):
             return int(fault), None, True
+        named = None if self.headless else self.head
         if uuid is not None and uuid in self.stored:
-            return 409, self.head, fault != "drop"
+            return 409, named, fault != "drop"
         if last != self.head:
-            return 409, self.head, fault != "drop"
+            return 409, named, fault != "drop"
         self.stored.append(uuid)
         if fault == "drop":  # stored, then the connection closed without a reply
             return None, None, False
@@ -65,9 +68,13 @@ class Chain:
 
 
 def drive(
-    window: AppendWindow, chain: Chain, uuids: list[str | None]
+    window: AppendWindow, chain: Chain, uuids: list[str | None], *, reverse: bool = False
 ) -> tuple[list[tuple[int, Done]], int]:
-    """Run the window to the end against ``chain``; (outcomes, most appends in flight)."""
+    """Run the window to the end against ``chain``; (outcomes, most appends in flight).
+
+    ``reverse``: the path hands the server each burst of appends written back to
+    back in reverse order (replies still come in the order written); no faults.
+    """
     for uuid in uuids:
         window.add(uuid)
     outcomes: list[tuple[int, Done]] = []
@@ -75,7 +82,7 @@ def drive(
     wire: list[tuple[int | None, str | None, bool]] = []  # replies on the connection
     sent_uuid = dict(enumerate(uuids))
     steps = 0
-    while not window.idle:
+    while not window.idle and not window.stopped:
         steps += 1
         assert steps < 100_000, "no progress"
         if window.recovery is not None:
@@ -99,6 +106,10 @@ def drive(
             outcomes += window.take_outcomes()
             continue
         sends: list[Send] = window.to_send()
+        if reverse:
+            replies = {s.seq: chain.put(sent_uuid[s.seq], s.last_uuid) for s in sends[::-1]}
+            wire += (replies[s.seq] for s in sends)
+            sends = []
         open_ = all(alive for *_, alive in wire)
         for send in sends:  # written back to back; the server handles them in order
             if not open_:
@@ -279,6 +290,93 @@ def test_a_reordering_path_drops_the_window_to_one() -> None:
     assert window.recovery.action == Put("a", 1)
 
 
+@pytest.mark.parametrize("head", [None, "h"])
+def test_a_headless_409_behind_an_acknowledged_entry_shows_reordering_in_recovery(
+    head: str | None,
+) -> None:
+    # b, written behind a, meets a 409 naming no head (a new session has none,
+    # an older server sends none): the window cannot tell, its recovery can.
+    window = AppendWindow(head, window=4, policy=POLICY, emit=lambda *a: None)
+    for uuid in ("a", "b"):
+        window.add(uuid)
+    window.to_send()
+    window.on_reply(200)  # a stored ...
+    window.on_reply(409)  # ... yet b, sent with Last-Uuid a, was refused
+    assert not window.reordered
+    exchange = window.recovery
+    assert exchange is not None
+    assert window.recovery_behind
+    assert exchange.action == Refetch()
+    # The read finds a at the head and no b: the server handled b before a.
+    action = exchange.on_refetched([{"uuid": "a"}])
+    assert action == Put("a", 2)
+    assert reorder_shown(exchange, behind=window.recovery_behind)
+    assert exchange.on_response(200) == Done(AppendOutcome.STORED, 200)
+    window.on_recovered(exchange.action)
+    assert window.reordered
+    assert (window.limit, window.window) == (1, 1)
+    assert [seq for seq, _ in window.take_outcomes()] == [0, 1]
+
+
+def test_a_refused_entry_written_alone_shows_no_reordering() -> None:
+    # Nothing was in flight before b: a 409 at the head it sent is the server's
+    # doing, not the path's (no predecessor could have been handled after it).
+    window = AppendWindow("a", window=4, policy=POLICY, emit=lambda *a: None)
+    window.add("b")
+    window.to_send()
+    window.on_reply(409)
+    exchange = window.recovery
+    assert exchange is not None
+    assert not window.recovery_behind
+    exchange.on_refetched([{"uuid": "a"}])
+    assert exchange.refused_at_head
+    assert not reorder_shown(exchange, behind=window.recovery_behind)
+    exchange.on_response(200)
+    window.on_recovered(exchange.action)
+    assert not window.reordered
+    assert window.limit == 4
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(1, 30),
+    size=st.integers(1, 8),
+    headless=st.booleans(),
+    fresh=st.booleans(),
+)
+def test_a_path_reversing_each_burst_is_detected_and_loses_nothing(
+    n: int, size: int, headless: bool, fresh: bool
+) -> None:
+    uuids = uuids_for(n)
+    chain = Chain(stored=[] if fresh else ["h"], headless=headless)
+    window = AppendWindow(None if fresh else "h", window=size, policy=POLICY, emit=lambda *a: None)
+    outcomes, widest = drive(window, chain, uuids, reverse=True)
+    assert [seq for seq, _ in outcomes] == list(range(n))
+    assert all(done.ok for _, done in outcomes), outcomes
+    assert chain.stored == ([] if fresh else ["h"]) + uuids
+    # Any burst of two or more was handed over reversed; one alone is unharmed.
+    assert window.reordered == (widest >= 2)
+
+
+@pytest.mark.parametrize("status", [422, 401])
+def test_an_entry_failing_for_good_stops_the_window(status: int) -> None:
+    window = AppendWindow("h", window=4, policy=POLICY, emit=lambda *a: None)
+    for uuid in ("a", "b", "c", "d"):
+        window.add(uuid)
+    assert [s.last_uuid for s in window.to_send()] == ["h", "a", "b", "c"]
+    window.on_reply(200)  # a stored
+    window.on_reply(status)  # b refused for good ...
+    window.on_reply(409, "a")  # ... and c, d behind it with it: b never became the head
+    window.on_reply(409, "a")
+    outcomes = window.take_outcomes()
+    assert [(seq, done.ok) for seq, done in outcomes] == [(0, True), (1, False)]
+    # Nothing more is written: what takes b's place goes first (the driver's).
+    assert window.stopped
+    assert window.to_send() == []
+    assert window.head == "a"
+    assert not window.idle
+
+
 def test_bad_window_sizes_are_refused() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="window"):
@@ -294,12 +392,13 @@ FAULTS = st.sampled_from([None, None, None, "503", "429", "drop", "500"])
     size=st.integers(1, 8),
     faults=st.lists(FAULTS, max_size=60),
     summaries=st.sets(st.integers(0, 29), max_size=4),
+    headless=st.booleans(),
 )
 def test_any_faults_at_any_position_store_each_entry_once_in_order(
-    n: int, size: int, faults: list[str | None], summaries: set[int]
+    n: int, size: int, faults: list[str | None], summaries: set[int], headless: bool
 ) -> None:
     uuids = [None if i in summaries else f"u{i}" for i in range(n)]
-    chain = Chain(faults=list(faults))
+    chain = Chain(faults=list(faults), headless=headless)
     window = AppendWindow(None, window=size, policy=POLICY, emit=lambda *a: None)
     outcomes, widest = drive(window, chain, uuids)
     assert [seq for seq, _ in outcomes] == list(range(n))
@@ -309,3 +408,5 @@ def test_any_faults_at_any_position_store_each_entry_once_in_order(
     assert chained == [u for u in uuids if u is not None]
     if not summaries & set(range(n)):
         assert chain.stored == uuids
+    # A path that keeps order never looks like one that does not.
+    assert not window.reordered

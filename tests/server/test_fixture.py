@@ -86,6 +86,7 @@ def test_public_names_of_the_server_package():
         "ingress_server",
         "ingress_server_db",
         "ingress_server_factory",
+        "reorder_proxy_factory",
     }
 
 

@@ -417,3 +417,29 @@ def test_a_burst_of_signals_while_lines_stream_stops_between_lines(
     assert rc == 0, err
     assert server.entries(sid) == entries
     assert f"session {sid}: {len(entries) - shipped} sent, 0 skipped" in out
+
+
+def test_a_stop_cuts_the_pause_before_a_retry_short_and_the_line_is_sent_later(
+    server: IngressServer, follow, cli_env, transcript, tmp_path: Path, wait_for
+) -> None:
+    entries = transcript(2)
+    sid = entries[0]["sessionId"]
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(line(entries[0]))
+    server.faults.fail_next(1, status=503)  # the first append is answered 503...
+    # ...and the client then pauses 600 s before its next attempt.
+    proc = follow(str(path), env={**cli_env, "INGRESS_LOGGING_BASE_DELAY": "600"})
+    assert wait_for(lambda: server.faults.pending() == 0, timeout=30)
+
+    code, _out, err = stop(proc)  # communicate() gives it 30 s, not 600
+
+    assert code == 0, err
+    assert "stopped: 0 lines shipped" in err
+    assert server.entries(sid) == []
+    assert saved(tmp_path / "state.json", path).get("offset", 0) == 0
+
+    again = follow(str(path))
+    assert wait_for(lambda: server.entries(sid) == entries[:1], timeout=30)
+    assert wait_for(lambda: saved(tmp_path / "state.json", path)["offset"] == path.stat().st_size)
+    assert stop(again)[0] == 0
+    assert server.entries(sid) == entries[:1]

@@ -7,6 +7,12 @@ file order with the blocking client. After each line is stored the file's
 offset moves past it; the registry is saved at most every
 ``SAVE_INTERVAL`` seconds and at a stop.
 
+A stop (Ctrl-C, SIGTERM) is only recorded by the signal handler (see
+``_stop``); the loop looks at it between lines, so it stops with every line
+either stored and confirmed or not sent, never in the middle of one. A
+request in flight is finished (at most ``--timeout``); the pause before a
+retry is cut short.
+
 Exactly once across restarts and failures: the registry may be behind what
 is stored (a kill -9 between a store and a save, a lost reply). So after a
 start, and after a failure, the first line for a session is preceded by a
@@ -33,6 +39,7 @@ import click
 
 from .._session_id import validate_session_id
 from ..errors import IngressLoggingError, InvalidSessionIdError
+from ..protocol import Done, Wait
 from ._config import CliConfig, LastEvent
 from ._follow_health import Health
 from ._follow_paths import expand, watch_dirs
@@ -40,6 +47,7 @@ from ._follow_state import FileState, FollowState, SessionHead
 from ._once import append_once, has_uuid
 from ._present import Present, content_key
 from ._reach import unreachable
+from ._stop import StopRequest
 from ._tail import Change, RawLine, Tail
 from ._watch import RESCAN_INTERVAL, Waker
 
@@ -75,8 +83,11 @@ class Follower:
         sink: LastEvent,
         options: FollowOptions,
         echo: Callable[[str], None],
+        *,
+        stop: StopRequest,
     ) -> None:
         self._config = config
+        self._stop = stop
         self._client = client
         self._sink = sink
         self._options = options
@@ -101,11 +112,13 @@ class Follower:
     # -- the loop --------------------------------------------------------------
 
     def run(self) -> None:
-        """Follow until a signal stops it (the caller calls :meth:`close`)."""
+        """Follow until ``stop`` is requested (the caller calls :meth:`close`)."""
         self._state.open()
         self._started = True
         recursive, flat = watch_dirs(self._options.paths)
-        self._waker = Waker(recursive, flat, notifications=self._options.notifications)
+        self._waker = Waker(
+            recursive, flat, notifications=self._options.notifications, stop=self._stop
+        )
         self._discover()
         how = "file notifications" if self._waker.mode == "notifications" else "polling"
         if self._waker.problem:
@@ -115,7 +128,7 @@ class Follower:
             f"state in {self._options.state_file}"
         )
         next_scan = time.monotonic() + RESCAN_INTERVAL
-        while True:
+        while not self._stop.requested():
             self._pump()
             self._save(force=False)
             now = time.monotonic()
@@ -126,6 +139,8 @@ class Follower:
             if self._dirty:  # a save put off by SAVE_INTERVAL is due then
                 wake = min(wake, self._saved_at + SAVE_INTERVAL)
             self._waker.wait(wake - now)
+            if self._stop.requested():
+                return
             self._discover()
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + RESCAN_INTERVAL
@@ -203,9 +218,11 @@ class Follower:
         """
         held: set[str] = set()
         for path in sorted(self._tails, key=lambda p: self._tails[p].mtime):
+            if self._stop.requested():
+                return
             tail = self._tails[path]
             turn = TURN
-            while turn > 0:
+            while turn > 0 and not self._stop.requested():
                 change = tail.poll()
                 if change is Change.TRUNCATED:
                     self._echo(f"follow: {path} was truncated; reading it from its start")
@@ -228,7 +245,7 @@ class Follower:
 
     def _ship_pending(self, tail: Tail, turn: int, held: set[str]) -> int:
         """Ship up to ``turn`` pending lines; returns how much of the turn is left."""
-        while tail.pending and turn:
+        while tail.pending and turn and not self._stop.requested():
             line = tail.pending[0]
             if line.entry is None:
                 if line.problem is not None:
@@ -303,6 +320,8 @@ class Follower:
                 return True
             self._checked.add(key)  # stored lines are a prefix: nothing later was stored
         if not self._append(session_id, entry):
+            if self._stop.requested():
+                return False  # cut short: the next start reads the session first
             # The reply may have been lost: read the session before the retry.
             self._checked = {k for k in self._checked if k[1] != session_id}
             self._unconfirmed.pop(session_id, None)
@@ -320,9 +339,20 @@ class Follower:
         session before the next one.
         """
         url = self._url(session_id)
-        if has_uuid(entry):
-            return self._client.append_session_log(session_id, entry, url)
-        return append_once(self._client, session_id, entry, url)
+        if not has_uuid(entry):
+            return append_once(self._client, session_id, entry, url)
+        # append_session_log's loop, with the pause before a retry cut short
+        # by a stop (the follower is the client's only user: no turns needed).
+        pending = self._client.begin_append(session_id, entry, url)
+        action = pending.action
+        while not isinstance(action, Done):
+            if isinstance(action, Wait):
+                if self._stop.sleep(action.delay):
+                    return False
+                action = self._client.resume(pending)
+            else:
+                action = self._client.advance(pending)
+        return action.ok
 
     def _read_unconfirmed(self, session_id: str) -> Present | None:
         """The session's entries after the last one the registry confirms."""

@@ -46,6 +46,7 @@ from ._once import append_once, has_uuid
 from ._present import Present, content_key
 from ._progress import Reporter, make_progress
 from ._reach import unreachable
+from ._stop import StopRequest
 
 if TYPE_CHECKING:
     from ..client import SessionIngressClient
@@ -413,36 +414,32 @@ def ship(
         raise click.exceptions.Exit(1)
 
 
-class _Stop(BaseException):
-    """SIGTERM: stop following (raised in the main thread, like KeyboardInterrupt)."""
-
-
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop
-
-
 def _follow(config: CliConfig, options: FollowOptions) -> None:
-    """Run the follower until Ctrl-C or SIGTERM; the state is saved either way."""
+    """Run the follower until Ctrl-C (exit 130) or SIGTERM (exit 0); the state is saved.
+
+    The handlers only record the stop (see ``_stop``): the follower stops
+    between lines, and a second signal cannot cut the final save short.
+    """
     if "-" in options.paths:
         raise click.BadParameter("--follow reads files, not standard input", param_hint="FILES")
     sink = LastEvent(config.debug)
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
-    code = 0
-    with config.client(diagnostics=sink) as client:
-        follower = Follower(config, client, sink, options, lambda text: click.echo(text, err=True))
-        try:
-            follower.run()
-        except KeyboardInterrupt:
-            code = 130
-        except _Stop:
-            code = 0
-        finally:
-            # A second signal must not cut the final save short.
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = StopRequest()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.request(130 if signum == signal.SIGINT else 0)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with config.client(diagnostics=sink) as client:
+            follower = Follower(
+                config, client, sink, options, lambda text: click.echo(text, err=True), stop=stop
+            )
             try:
-                follower.close()
+                follower.run()
             finally:
-                signal.signal(signal.SIGTERM, previous)
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-    raise click.exceptions.Exit(code)
+                follower.close()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stop.close()
+    raise click.exceptions.Exit(stop.code or 0)

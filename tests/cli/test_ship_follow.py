@@ -345,8 +345,8 @@ def test_ctrl_c_stops_cleanly_and_saves_the_state(
     )
     assert match is not None, err
     assert match.group(2) == str(tmp_path / "state.json")
-    shipped = int(match.group(1))  # the reply to the last one may not have been read yet
-    assert shipped in (4, 5)
+    shipped = int(match.group(1))
+    assert shipped == 5  # the line in flight at the signal is finished first
     offset = sum(len(line(e)) for e in entries[:shipped])
     assert saved(tmp_path / "state.json", path)["offset"] == offset  # saved at the stop
 
@@ -375,3 +375,71 @@ def test_a_lost_reply_to_a_line_without_uuid_does_not_store_it_twice(
 
     assert code == 0, err
     assert server.entries(sid) == [entries[0], summary, entries[1]]
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_burst_of_signals_while_lines_stream_stops_between_lines(
+    server: IngressServer, follow, transcript, tmp_path: Path, wait_for, signum, code
+) -> None:
+    # The signals land while the main thread is inside the client (locks,
+    # sockets, the retry loop) or the follow state: the handler only records
+    # the stop, so none of that is cut in the middle and a later signal
+    # cannot cut the final save short.
+    entries = transcript(1000)
+    sid = entries[0]["sessionId"]
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(map(line, entries)))
+    proc = follow(str(path))
+    assert wait_for(lambda: len(server.entries(sid)) >= 20, timeout=30)
+
+    for _ in range(30):
+        proc.send_signal(signum)
+    proc.communicate(timeout=30)
+    err = Path(proc.log_path).read_text()
+
+    assert proc.returncode == code, err
+    assert "Traceback" not in err, err
+    assert "Error" not in err, err
+    stored = server.entries(sid)
+    shipped = len(stored)
+    assert 20 <= shipped < len(entries), err  # stopped while lines streamed
+    assert stored == entries[:shipped]  # each once, in order
+    # The line in flight was finished: what is stored is exactly what is confirmed.
+    assert f"stopped: {shipped} lines shipped, 0 already stored" in err
+    state = saved(tmp_path / "state.json", path)
+    assert state["offset"] == sum(len(line(e)) for e in entries[:shipped])
+    assert state["last_uuid"] == [e["uuid"] for e in stored if "uuid" in e][-1]
+
+    again = follow(str(path))
+    assert wait_for(lambda: len(server.entries(sid)) == len(entries), timeout=60)
+    assert wait_for(lambda: saved(tmp_path / "state.json", path)["offset"] == path.stat().st_size)
+    rc, out, err = stop(again)
+    assert rc == 0, err
+    assert server.entries(sid) == entries
+    assert f"session {sid}: {len(entries) - shipped} sent, 0 skipped" in out
+
+
+def test_a_stop_cuts_the_pause_before_a_retry_short_and_the_line_is_sent_later(
+    server: IngressServer, follow, cli_env, transcript, tmp_path: Path, wait_for
+) -> None:
+    entries = transcript(2)
+    sid = entries[0]["sessionId"]
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(line(entries[0]))
+    server.faults.fail_next(1, status=503)  # the first append is answered 503...
+    # ...and the client then pauses 600 s before its next attempt.
+    proc = follow(str(path), env={**cli_env, "INGRESS_LOGGING_BASE_DELAY": "600"})
+    assert wait_for(lambda: server.faults.pending() == 0, timeout=30)
+
+    code, _out, err = stop(proc)  # communicate() gives it 30 s, not 600
+
+    assert code == 0, err
+    assert "stopped: 0 lines shipped" in err
+    assert server.entries(sid) == []
+    assert saved(tmp_path / "state.json", path).get("offset", 0) == 0
+
+    again = follow(str(path))
+    assert wait_for(lambda: server.entries(sid) == entries[:1], timeout=30)
+    assert wait_for(lambda: saved(tmp_path / "state.json", path)["offset"] == path.stat().st_size)
+    assert stop(again)[0] == 0
+    assert server.entries(sid) == entries[:1]

@@ -158,6 +158,7 @@ def test_short_script_loses_nothing_at_exit(ingress_server):
     assert [e["message"] for e in ingress_server.entries("exit-session")] == [
         str(i) for i in range(50)
     ]
+    assert _exit_seconds(out) < 0.9 * 5.0  # it did not wait out the deadline
     assert ingress_server.token not in out.stdout + out.stderr
 
 

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -296,8 +295,14 @@ def test_many_processes_on_one_session_store_every_entry_once(
 
 # -- item 9: closing is complete and bounded -----------------------------------------------
 
+# Timed inside the child, from the end of the script (where exit handling
+# begins) to its last atexit hook (registered first, so it runs last, after
+# logging.shutdown): interpreter start-up and imports are not the engine's.
 EXIT = """
-    import json, logging, sys, time
+    import atexit, json, time
+    began = []
+    atexit.register(lambda: print(json.dumps({"exit": time.monotonic() - began[0]}), flush=True))
+    import logging, sys
     from ingress_logging import IngressHandler
     log = logging.getLogger("app")
     log.setLevel(logging.INFO)
@@ -305,7 +310,7 @@ EXIT = """
     log.addHandler(h)
     for i in range(20):
         log.info("record %d", i)
-    print(json.dumps({"start": time.time()}), flush=True)
+    began.append(time.monotonic())
 """
 
 
@@ -313,10 +318,11 @@ def test_exit_spends_the_close_deadline_once(child_env: dict[str, str], dead_url
     """A server that accepts and never replies, close_timeout=2: exit waits one
     deadline, not one each for the engine's close and logging.shutdown's flush
     and close."""
-    t0 = time.monotonic()
     out = _run(EXIT, dead_url, env=child_env, timeout=30)
-    assert "start" in out
-    assert time.monotonic() - t0 < 2.0 + 2.5  # one deadline, plus interpreter start and exit
+    exit_seconds = float(out["exit"])  # type: ignore[arg-type]
+    # One deadline (close waits 90 % of it for delivery), plus 1 s for the exit's
+    # thread wake-ups on a loaded machine; a second deadline would be 3.8 s or more.
+    assert 0.9 * 2.0 <= exit_seconds < 2.0 + 1.0
 
 
 ROTATE = """

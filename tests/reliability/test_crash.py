@@ -8,9 +8,18 @@ pace with delivery and nothing is dropped) and prints each index once
 ``submit()`` returned True. The server adds 2 ms per request so entries are
 queued and in flight at any moment; the parent SIGKILLs the child after
 ``RELIABILITY_CRASH_KILL_AT`` confirmations (default 600). A second child
-replays the spool and is SIGKILLed once a third of it is stored; a third
-engine on the same directory - with lost replies injected, so replays meet
-the 409 recovery - then delivers what was still pending.
+replays the spool and is SIGKILLed mid-replay; a third engine on the same
+directory - with lost replies injected, so replays meet the 409 recovery -
+then delivers what was still pending.
+
+The second run is cut off by events, not by the clock: the server handles
+exactly a third of the spooled count of its PUTs, then answers every other
+one 429 with ``Retry-After: 60``, so the replay stops where it is (the
+entries wait, nothing fails). The child reports each delivery it booked;
+the parent kills it once it booked one and the server handed out all the
+handled PUTs. Rows the first run had stored but not yet acknowledged (up to
+a pipeline window per worker) are replayed as 409 recognitions and store
+nothing new, so "a third of the spool newly stored" is not a reachable goal.
 """
 
 from __future__ import annotations
@@ -44,7 +53,14 @@ REPLAYER = textwrap.dedent(
         max_concurrency=2,
     )
     print("replaying", flush=True)
-    threading.Event().wait()
+    # Report each change of the delivered count: the parent kills on it.
+    seen, tick = 0, threading.Event()
+    while True:
+        delivered = engine.stats().delivered
+        if delivered != seen:
+            seen = delivered
+            print(delivered, flush=True)
+        tick.wait(0.002)
     """
 )
 
@@ -92,12 +108,14 @@ def test_sigkill_mid_stream_and_mid_replay_then_a_third_run_delivers_the_rest(
     ) as proc:
         assert proc.stdout is not None
         assert proc.stderr is not None
-        for line in proc.stdout:
-            confirmed.append(int(line))
-            if len(confirmed) >= KILL_AT:
-                break
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+        try:
+            for line in proc.stdout:
+                confirmed.append(int(line))
+                if len(confirmed) >= KILL_AT:
+                    break
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)  # also when the loop raised
+            proc.wait(30)
         confirmed += [int(line) for line in proc.stdout]
         leak_guard.add(proc.stderr.read())  # type: ignore[attr-defined]
     assert proc.returncode == -signal.SIGKILL
@@ -114,24 +132,35 @@ def test_sigkill_mid_stream_and_mid_replay_then_a_third_run_delivers_the_rest(
     assert 0 < before < len(confirmed)
 
     # Second run, killed too, in the middle of its replay (4 ms per request).
+    # The server handles a third of the spooled count of PUTs, then holds the
+    # replay with 429s: the kill lands mid-replay whatever the machine's speed.
+    handled = spooled // 3
+    held = 10 * spooled
     server.faults.latency = 0.004
-    with subprocess.Popen(
+    server.faults.script(["ok"] * handled + [{"status": 429, "retry_after": 60}] * held)
+    proc = subprocess.Popen(
         [sys.executable, "-c", REPLAYER, server.base_url, str(spool_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=child_env,
-    ) as proc:
+    )
+    try:
         assert proc.stdout is not None
+        assert proc.stderr is not None
         assert proc.stdout.readline().strip() == "replaying"
-        deadline = time.monotonic() + 60
-        while sum(len(v) for v in stored().values()) < before + spooled // 3:
-            assert time.monotonic() < deadline, "the second run delivered nothing"
-            time.sleep(0.005)  # polling the server with a deadline
-        os.kill(proc.pid, signal.SIGKILL)
+        booked = proc.stdout.readline().strip()  # its first booked delivery
+        assert booked.isdigit(), booked
+        while server.faults.pending() > held:
+            time.sleep(0.005)  # until the server handed out every handled PUT
+    finally:
+        proc.kill()  # SIGKILL, also when an assertion above failed
         proc.wait(30)
-        leak_guard.add(proc.stdout.read(), proc.stderr.read())  # type: ignore[attr-defined]
-    server.faults.latency = 0.0
+        leak_guard.add(proc.stdout.read(), proc.stderr.read())  # type: ignore[attr-defined, union-attr]
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+    assert proc.returncode == -signal.SIGKILL
+    server.faults.reset()
     mid = sum(len(v) for v in stored().values())
     with Spool(spool_dir) as sp:
         left = len(sp.pending())

@@ -237,3 +237,36 @@ def test_a_batch_decides_each_append_in_order_in_one_transaction(store: Store):
     listed = {s.id: s.entries for s in store.list_sessions().sessions}
     assert listed == {"new": 3, "old": 2}
     assert store.append_batch([]) == []
+
+
+def test_an_older_uuid_sent_with_the_right_last_uuid_is_refused_and_its_batch_stands(
+    store: Store,
+):
+    # The head check alone would accept this append: only the uuids already
+    # stored refuse it, and the batch around it is decided as usual.
+    _put(store, "s", "a", None)
+    _put(store, "s", "b", "a")
+
+    def req(sid: str, uuid: str, last: str | None, *, check: bool = True) -> AppendRequest:
+        entry = {"type": "user", "uuid": uuid}
+        return AppendRequest(sid, entry, json.dumps(entry), last, check)
+
+    results = store.append_batch(
+        [
+            req("t", "x", None),
+            req("s", "a", "b"),  # the head is b, but a is stored
+            req("s", "c", "b"),
+            req("s", "b", None, check=False),  # a foreign writer skips the head check only
+            req("t", "y", "x"),
+        ]
+    )
+    assert [(r.status, r.head, r.stored) for r in results] == [
+        (201, "x", True),
+        (409, "b", False),
+        (200, "c", True),
+        (409, "c", False),
+        (200, "y", True),
+    ]
+    assert [json.loads(x)["uuid"] for x in store.loglines("s") or []] == ["a", "b", "c"]
+    assert [json.loads(x)["uuid"] for x in store.loglines("t") or []] == ["x", "y"]
+    assert {s.id: s.entries for s in store.list_sessions().sessions} == {"s": 3, "t": 2}

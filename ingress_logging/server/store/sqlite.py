@@ -200,69 +200,82 @@ class SQLiteStore:
     def append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
         if not requests:
             return []
-        stamp = iso(now())
-        sids = list({r.session_id for r in requests})
         with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                plan = plan_batch(requests, self._heads(sids), self._stored(requests))
-                accepted = [requests[i] for i in plan.accepted]
-                if not accepted:
-                    conn.execute("COMMIT")
-                    return plan.results
+                return self._append_batch(requests, optimistic=True)
+            except _AlreadyStored:
+                return self._append_batch(requests, optimistic=False)
+
+    def _append_batch(
+        self, requests: Sequence[AppendRequest], *, optimistic: bool
+    ) -> list[AppendResult]:
+        """One transaction. ``optimistic`` decides as if none of the batch's uuids
+        were stored yet (the common case, one query fewer): the unique index
+        refuses an accepted append whose uuid is, the transaction rolls back and
+        :class:`_AlreadyStored` asks for the exact run, which reads them first."""
+        conn = self._conn
+        stamp = iso(now())
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            heads = self._heads({r.session_id for r in requests})
+            plan = plan_batch(requests, heads, set() if optimistic else self._stored(requests))
+            accepted = [requests[i] for i in plan.accepted]
+            if not accepted:
+                conn.execute("COMMIT")
+                return plan.results
+            rows = [
+                (
+                    r.session_id,
+                    r.uuid,
+                    event_type(r.entry),
+                    is_compaction_boundary(r.entry),
+                    r.payload,
+                    stamp,
+                )
+                for r in accepted
+            ]
+            try:
                 conn.executemany(
                     "INSERT INTO events (session_id, uuid, event_type, is_compaction,"
                     " is_entry, payload, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                    [
-                        (
-                            r.session_id,
-                            r.uuid,
-                            event_type(r.entry),
-                            int(is_compaction_boundary(r.entry)),
-                            r.payload,
-                            stamp,
-                        )
-                        for r in accepted
-                    ],
+                    rows,
                 )
-                # AUTOINCREMENT ids under the write lock are consecutive, in order
-                first = self._last_event_id() - len(accepted) + 1
-                last_event = {r.session_id: first + n for n, r in enumerate(accepted)}
+            except sqlite3.IntegrityError:
+                if not optimistic:
+                    raise
+                raise _AlreadyStored from None
+            # AUTOINCREMENT ids under the write lock are consecutive, in order
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            first = last - len(accepted) + 1
+            last_event = {r.session_id: first + n for n, r in enumerate(accepted)}
+            created, moved = [], []
+            for sid, c in plan.changes.items():
+                if c.created:
+                    created.append((sid, c.head, stamp, c.added, stamp, last_event[sid]))
+                else:
+                    moved.append((c.head, c.added, stamp, last_event[sid], sid))
+            if created:
                 conn.executemany(
                     "INSERT INTO sessions (id, head, created_at, entries, last_activity,"
                     " last_event) VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (sid, c.head, stamp, c.added, stamp, last_event[sid])
-                        for sid, c in plan.changes.items()
-                        if c.created
-                    ],
+                    created,
                 )
+            if moved:
                 conn.executemany(
                     "UPDATE sessions SET head = ?, entries = entries + ?,"
                     " last_activity = ?, last_event = ? WHERE id = ?",
-                    [
-                        (c.head, c.added, stamp, last_event[sid], sid)
-                        for sid, c in plan.changes.items()
-                        if not c.created
-                    ],
+                    moved,
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         return plan.results
 
-    def _last_event_id(self) -> int:
-        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
-        return int(row.fetchone()[0])
-
-    def _heads(self, sids: list[str]) -> dict[str, str | None]:
-        rows = self._conn.execute(
-            "SELECT id, head FROM sessions WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps(sids),),
-        )
+    def _heads(self, sids: set[str]) -> dict[str, str | None]:
+        marks = ", ".join("?" * len(sids))
+        rows = self._conn.execute(f"SELECT id, head FROM sessions WHERE id IN ({marks})", [*sids])
         return dict(rows.fetchall())
 
     def _stored(self, requests: Sequence[AppendRequest]) -> set[tuple[str, str]]:
@@ -475,6 +488,10 @@ class SQLiteStore:
         """Close the connection (a ``:memory:`` database is gone afterwards)."""
         with self._lock:
             self._conn.close()
+
+
+class _AlreadyStored(Exception):
+    """An optimistic batch met a uuid already stored: run it again, exactly."""
 
 
 def _statements(script: str) -> list[str]:

@@ -17,7 +17,7 @@ from ingress_logging.server.store import (
     open_store,
 )
 from ingress_logging.server.store.base import now
-from ingress_logging.server.store.sqlite import _V1, SCHEMA_VERSION
+from ingress_logging.server.store.sqlite import _V1, _V2, SCHEMA_VERSION
 
 
 def _put(store: Store, sid: str, uuid: str, last: str | None) -> int:
@@ -125,6 +125,47 @@ def test_an_unversioned_sqlite_database_is_upgraded(tmp_path):
         assert _put(store, "s", "b", "a") == 200
     finally:
         store.close()
+
+
+def test_a_version_2_sqlite_database_is_upgraded_and_read(tmp_path):
+    path = str(tmp_path / "v2.db")
+    conn = sqlite3.connect(path)
+    conn.executescript(_V1 + _V2 + "PRAGMA user_version = 2;")
+    conn.execute(
+        "INSERT INTO sessions (id, head, created_at, entries, last_activity, last_event)"
+        " VALUES ('s', 'a', '2026-01-01T00:00:00.000Z', 1, '2026-01-01T00:00:01.000Z', 1)"
+    )
+    conn.execute(
+        "INSERT INTO events (session_id, uuid, event_type, is_compaction, is_entry, payload,"
+        " created_at) VALUES ('s', 'a', 'user', 0, 1, '{\"uuid\": \"a\"}',"
+        " '2026-01-01T00:00:01.000Z')"
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaError, match="migrate"):
+        open_store(path, migrate=False)
+    store = open_store(path)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.loglines("s") == ['{"uuid": "a"}']
+        (row,) = store.list_sessions().sessions
+        assert (row.id, row.entries, row.last_activity) == ("s", 1, "2026-01-01T00:00:01.000Z")
+        assert _put(store, "s", "b", "a") == 200
+        assert _put(store, "t", "x", None) == 201
+        assert [s.id for s in store.list_sessions().sessions] == ["t", "s"]
+        assert store.events_page("t", 0, 10)[0].id == 3  # type: ignore[index]
+        # retention still finds the idle session, without an index on last_activity
+        assert store.sweep(now() - timedelta(seconds=60)) == 0
+        store.delete_session("t")
+        assert store.sweep(now() + timedelta(seconds=1)) == 1
+        assert not store.exists("s")
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    conn.close()
+    assert "sessions_by_activity" not in indexes
+    assert {"events_by_session", "events_uuid_once", "sessions_by_recency"} <= indexes
 
 
 def test_a_newer_sqlite_schema_is_refused(tmp_path):

@@ -4,6 +4,7 @@ tokens, migrations. The ``store`` fixture (conftest) yields every engine availab
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import timedelta
 
@@ -311,3 +312,44 @@ def test_an_older_uuid_sent_with_the_right_last_uuid_is_refused_and_its_batch_st
     assert [json.loads(x)["uuid"] for x in store.loglines("s") or []] == ["a", "b", "c"]
     assert [json.loads(x)["uuid"] for x in store.loglines("t") or []] == ["x", "y"]
     assert {s.id: s.entries for s in store.list_sessions().sessions} == {"s": 3, "t": 2}
+
+
+def test_the_wal_of_a_file_database_is_checkpointed_and_stays_bounded(tmp_path, monkeypatch):
+    from ingress_logging.server.store import sqlite as sqlite_store
+
+    path = str(tmp_path / "wal.db")
+    default = sqlite_store.SQLiteStore(path)
+    try:
+        wal_pages = default._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        assert wal_pages == sqlite_store.WAL_CHECKPOINT_PAGES
+    finally:
+        default.close()
+    # A small threshold, so that a few MiB of appends cross it many times.
+    monkeypatch.setattr(sqlite_store, "WAL_CHECKPOINT_PAGES", 100)
+    store, reader = sqlite_store.SQLiteStore(path), sqlite_store.SQLiteStore(path)
+    try:
+        page = store._conn.execute("PRAGMA page_size").fetchone()[0]
+        sids = [f"s{n}" for n in range(64)]
+        heads: dict[str, str | None] = dict.fromkeys(sids)
+        written, largest, n = 0, 0, 0
+        while written < 10 * 100 * page:
+            batch = []
+            for i in range(18):
+                sid = sids[(n + i) % 64]
+                entry = {"type": "user", "uuid": f"u{n + i}", "text": "x" * 600}
+                batch.append(AppendRequest(sid, entry, json.dumps(entry), heads[sid]))
+                heads[sid] = f"u{n + i}"
+                written += 700
+            n += 18
+            assert all(r.stored for r in store.append_batch(batch))
+            largest = max(largest, os.path.getsize(path + "-wal"))
+        # 100 pages, plus the frames of the commit that crossed it (a batch
+        # of 18 appends dirties fewer than 100 pages)
+        assert largest <= 32 + 200 * (page + 24)
+        # another connection (as another process would) reads every entry
+        for sid in sids:
+            assert [json.loads(x)["uuid"] for x in reader.loglines(sid) or []][-1] == heads[sid]
+        assert reader.count_events() == n
+    finally:
+        store.close()
+        reader.close()

@@ -353,3 +353,42 @@ def test_the_wal_of_a_file_database_is_checkpointed_and_stays_bounded(tmp_path, 
     finally:
         store.close()
         reader.close()
+
+
+@pytest.mark.parametrize(
+    ("sid", "uuid", "last", "expected"),
+    [
+        ("s", "x", None, (409, "b", False)),  # the batch takes the session for new: it exists
+        ("s", "y", "a", (409, "b", False)),  # a stale Last-Uuid
+        ("e", "e1", None, (200, "e1", True)),  # a session that exists with no head yet
+        ("m", "m1", "nope", (409, None, False)),  # a Last-Uuid for no session
+        ("s", "c", "b", (200, "c", True)),
+    ],
+)
+def test_each_append_of_a_batch_is_decided_from_the_stored_state_not_its_request(
+    store: Store, sid: str, uuid: str, last: str | None, expected: tuple[object, ...]
+):
+    _put(store, "s", "a", None)
+    _put(store, "s", "b", "a")
+    store.add_event("e", None)
+
+    def req(sid: str, uuid: str, last: str | None) -> AppendRequest:
+        entry = {"type": "user", "uuid": uuid}
+        return AppendRequest(sid, entry, json.dumps(entry), last)
+
+    results = store.append_batch([req("n", "n1", None), req(sid, uuid, last), req("n", "n2", "n1")])
+    assert [(r.status, r.head, r.stored) for r in results] == [
+        (201, "n1", True),
+        expected,
+        (200, "n2", True),
+    ]
+    stored = expected[2]
+    assert [json.loads(x)["uuid"] for x in store.loglines("s") or []] == ["a", "b"] + (
+        [uuid] if stored and sid == "s" else []
+    )
+    assert store.head("s") == ("c" if stored and sid == "s" else "b")
+    assert store.head("e") == ("e1" if stored and sid == "e" else None)
+    assert not store.exists("m")
+    assert store.loglines("n") == [json.dumps({"type": "user", "uuid": u}) for u in ("n1", "n2")]
+    listed = {s.id: s.entries for s in store.list_sessions().sessions}
+    assert listed == {"n": 2, "s": 2 + (sid == "s" and stored), "e": int(sid == "e")}

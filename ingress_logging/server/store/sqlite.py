@@ -9,13 +9,17 @@ instance with a NULL payload, for the "events whose payload is null are
 skipped" rule); they never show up in a read.
 
 Appends run in batches (group commit, :mod:`._batch`), each batch inside
-one ``BEGIN IMMEDIATE`` transaction: the heads of its sessions and the
-uuids they already hold are read under the database's write lock, each
-append is decided in order, and the accepted ones are written; a partial
-unique index on ``(session_id, uuid)`` beneath refuses a uuid already
-stored, so nothing is stored twice. Two writers - threads of this process
-or other processes sharing a file database - can never both extend the
-chain from the same head.
+one ``BEGIN IMMEDIATE`` transaction, so under the database's write lock:
+each append is decided in order and the accepted ones are written. A batch
+is first decided from the state its requests expect (each session's head as
+its Last-Uuid names it, no uuid stored yet), and the writes check that
+state: the session row's update is conditional on that head, a new
+session's insert fails if the session exists, and a partial unique index
+on ``(session_id, uuid)`` refuses a uuid already stored. If any check
+fails, the transaction rolls back and the batch is decided again from the
+heads and uuids read under the lock. Nothing is stored twice, and two
+writers - threads of this process or other processes sharing a file
+database - can never both extend the chain from the same head.
 
 The schema version is SQLite's ``user_version``; :data:`MIGRATIONS` upgrade
 an older database on open (version 0 with tables is the first, unversioned
@@ -219,24 +223,38 @@ class SQLiteStore:
         if not requests:
             return []
         with self._lock:
-            try:
-                return self._append_batch(requests, optimistic=True)
-            except _AlreadyStored:
-                return self._append_batch(requests, optimistic=False)
+            assumed = _assumed_heads(requests)
+            if assumed is not None:
+                try:
+                    return self._append_batch(requests, assumed)
+                except _Stale:
+                    pass
+            return self._append_batch(requests, None)
 
     def _append_batch(
-        self, requests: Sequence[AppendRequest], *, optimistic: bool
+        self, requests: Sequence[AppendRequest], assumed: dict[str, str] | None
     ) -> list[AppendResult]:
-        """One transaction. ``optimistic`` decides as if none of the batch's uuids
-        were stored yet (the common case, one query fewer): the unique index
-        refuses an accepted append whose uuid is, the transaction rolls back and
-        :class:`_AlreadyStored` asks for the exact run, which reads them first."""
+        """One transaction, deciding from the database's state under its write lock.
+
+        With ``assumed`` (see :func:`_assumed_heads`) the batch is decided from
+        what its requests expect instead of reading the heads and the stored
+        uuids first (two queries fewer, the common case), and the writes check
+        it: a session created that exists fails on its primary key, a session
+        moved whose head is not the one assumed updates no row, an entry whose
+        uuid is stored fails on the unique index. Any of these rolls the whole
+        transaction back and raises :class:`_Stale`; the batch is then decided
+        again with ``assumed`` None, from the heads and uuids read.
+        """
         conn = self._conn
         stamp = iso(now())
         conn.execute("BEGIN IMMEDIATE")
         try:
-            heads = self._heads({r.session_id for r in requests})
-            plan = plan_batch(requests, heads, set() if optimistic else self._stored(requests))
+            if assumed is None:
+                heads = self._heads({r.session_id for r in requests})
+                plan = plan_batch(requests, heads, self._stored(requests))
+            else:
+                heads = dict(assumed)
+                plan = plan_batch(requests, heads, set())
             accepted = [requests[i] for i in plan.accepted]
             if not accepted:
                 conn.execute("COMMIT")
@@ -258,32 +276,36 @@ class SQLiteStore:
                     " is_entry, payload, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
                     rows,
                 )
+                # AUTOINCREMENT ids under the write lock are consecutive, in order
+                last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+                first = last - len(accepted) + 1
+                last_event = {r.session_id: first + n for n, r in enumerate(accepted)}
+                created, moved = [], []
+                for sid, c in plan.changes.items():
+                    if c.created:
+                        created.append((sid, c.head, stamp, c.added, stamp, last_event[sid]))
+                    else:
+                        moved.append((c.head, c.added, stamp, last_event[sid], sid, heads[sid]))
+                if created:
+                    conn.executemany(
+                        "INSERT INTO sessions (id, head, created_at, entries, last_activity,"
+                        " last_event) VALUES (?, ?, ?, ?, ?, ?)",
+                        created,
+                    )
             except sqlite3.IntegrityError:
-                if not optimistic:
+                if assumed is None:
                     raise
-                raise _AlreadyStored from None
-            # AUTOINCREMENT ids under the write lock are consecutive, in order
-            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            first = last - len(accepted) + 1
-            last_event = {r.session_id: first + n for n, r in enumerate(accepted)}
-            created, moved = [], []
-            for sid, c in plan.changes.items():
-                if c.created:
-                    created.append((sid, c.head, stamp, c.added, stamp, last_event[sid]))
-                else:
-                    moved.append((c.head, c.added, stamp, last_event[sid], sid))
-            if created:
-                conn.executemany(
-                    "INSERT INTO sessions (id, head, created_at, entries, last_activity,"
-                    " last_event) VALUES (?, ?, ?, ?, ?, ?)",
-                    created,
-                )
+                raise _Stale from None
             if moved:
-                conn.executemany(
-                    "UPDATE sessions SET head = ?, entries = entries + ?,"
-                    " last_activity = ?, last_event = ? WHERE id = ?",
+                updated = conn.executemany(
+                    "UPDATE sessions SET head = ?, entries = entries + ?, last_activity = ?,"
+                    " last_event = ? WHERE id = ? AND head IS ?",
                     moved,
-                )
+                ).rowcount
+                if updated != len(moved):
+                    if assumed is None:
+                        raise StoreError("a session head changed under the write lock")
+                    raise _Stale
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -508,8 +530,25 @@ class SQLiteStore:
             self._conn.close()
 
 
-class _AlreadyStored(Exception):
-    """An optimistic batch met a uuid already stored: run it again, exactly."""
+class _Stale(Exception):
+    """A batch's assumed state was not the database's: decide it again from what is read."""
+
+
+def _assumed_heads(requests: Sequence[AppendRequest]) -> dict[str, str] | None:
+    """The state a batch's requests expect: each session as its first append
+    there names it (a Last-Uuid: the session exists with that head; none: the
+    session is new), none of their uuids stored. None when an append skips the
+    head check (a foreign writer), whose outcome does not tell the head."""
+    heads: dict[str, str] = {}
+    seen: set[str] = set()
+    for r in requests:
+        if not r.check:
+            return None
+        if r.session_id not in seen:
+            seen.add(r.session_id)
+            if r.last_uuid is not None:
+                heads[r.session_id] = r.last_uuid
+    return heads
 
 
 def _statements(script: str) -> list[str]:

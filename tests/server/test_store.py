@@ -392,3 +392,28 @@ def test_each_append_of_a_batch_is_decided_from_the_stored_state_not_its_request
     assert store.loglines("n") == [json.dumps({"type": "user", "uuid": u}) for u in ("n1", "n2")]
     listed = {s.id: s.entries for s in store.list_sessions().sessions}
     assert listed == {"n": 2, "s": 2 + (sid == "s" and stored), "e": int(sid == "e")}
+
+
+def test_a_large_batch_is_stored_in_its_order(store: Store):
+    heads: dict[str, str | None] = {}
+    batch, order = [], []
+    for n in range(150):  # more rows than one INSERT statement takes
+        sid = f"s{n * 7 % 5}"
+        entry = {"type": "user", "uuid": f"u{n}"}
+        batch.append(AppendRequest(sid, entry, json.dumps(entry), heads.get(sid)))
+        heads[sid] = f"u{n}"
+        order.append((sid, f"u{n}"))
+    assert all(r.stored for r in store.append_batch(batch))
+    ids = {}
+    for sid in heads:
+        page = store.events_page(sid, 0, 1000) or []
+        assert [json.loads(e.payload or "")["uuid"] for e in page] == [
+            u for s, u in order if s == sid
+        ]
+        ids.update({json.loads(e.payload or "")["uuid"]: e.id for e in page})
+    assert sorted(ids.values()) == [ids[u] for _, u in order]  # ids follow the batch's order
+    # the session listing is ordered by each session's last entry in the batch
+    last_seen = {sid: n for n, (sid, _) in enumerate(order)}
+    assert [s.id for s in store.list_sessions().sessions] == sorted(
+        last_seen, key=lambda s: -last_seen[s]
+    )

@@ -259,23 +259,8 @@ class SQLiteStore:
             if not accepted:
                 conn.execute("COMMIT")
                 return plan.results
-            rows = [
-                (
-                    r.session_id,
-                    r.uuid,
-                    event_type(r.entry),
-                    is_compaction_boundary(r.entry),
-                    r.payload,
-                    stamp,
-                )
-                for r in accepted
-            ]
             try:
-                conn.executemany(
-                    "INSERT INTO events (session_id, uuid, event_type, is_compaction,"
-                    " is_entry, payload, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                    rows,
-                )
+                self._insert_events(accepted, stamp)
                 # AUTOINCREMENT ids under the write lock are consecutive, in order
                 last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
                 first = last - len(accepted) + 1
@@ -312,6 +297,31 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
             raise
         return plan.results
+
+    def _insert_events(self, accepted: list[AppendRequest], stamp: str) -> None:
+        """INSERT the entries as rows, in order, a few statements of many rows.
+
+        One statement per power of two of rows (18 rows: 16, then 2), so at
+        most seven statement texts are prepared and cached, and the
+        AUTOINCREMENT counter is read and written once a statement, not once
+        a row as ``executemany`` does.
+        """
+        conn = self._conn
+        start = 0
+        while start < len(accepted):
+            size = min(_CHUNK, 1 << ((len(accepted) - start).bit_length() - 1))
+            params: list[Any] = []
+            for r in accepted[start : start + size]:
+                params += (
+                    r.session_id,
+                    r.uuid,
+                    event_type(r.entry),
+                    is_compaction_boundary(r.entry),
+                    r.payload,
+                    stamp,
+                )
+            conn.execute(_INSERT_EVENTS[size], params)
+            start += size
 
     def _heads(self, sids: set[str]) -> dict[str, str | None]:
         marks = ", ".join("?" * len(sids))
@@ -528,6 +538,20 @@ class SQLiteStore:
         """Close the connection (a ``:memory:`` database is gone afterwards)."""
         with self._lock:
             self._conn.close()
+
+
+_CHUNK = 64  # rows per INSERT at most: 6 bound parameters a row, far below SQLite's limit
+# OR FAIL: a statement of many rows that may abort midway needs a statement
+# journal (every page it touches copied first, to a temporary file past 64
+# KiB); a failed batch rolls its whole transaction back anyway.
+_INSERT_ROWS = (
+    "INSERT OR FAIL INTO events (session_id, uuid, event_type, is_compaction, is_entry,"
+    " payload, created_at) VALUES "
+)
+_INSERT_EVENTS = {
+    1 << k: _INSERT_ROWS + ", ".join(["(?, ?, ?, ?, 1, ?, ?)"] * (1 << k))
+    for k in range(_CHUNK.bit_length())
+}
 
 
 class _Stale(Exception):

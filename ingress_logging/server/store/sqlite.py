@@ -260,10 +260,8 @@ class SQLiteStore:
                 conn.execute("COMMIT")
                 return plan.results
             try:
-                self._insert_events(accepted, stamp)
                 # AUTOINCREMENT ids under the write lock are consecutive, in order
-                last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-                first = last - len(accepted) + 1
+                first = self._insert_events(accepted, stamp) - len(accepted) + 1
                 last_event = {r.session_id: first + n for n, r in enumerate(accepted)}
                 created, moved = [], []
                 for sid, c in plan.changes.items():
@@ -298,8 +296,9 @@ class SQLiteStore:
             raise
         return plan.results
 
-    def _insert_events(self, accepted: list[AppendRequest], stamp: str) -> None:
-        """INSERT the entries as rows, in order, a few statements of many rows.
+    def _insert_events(self, accepted: list[AppendRequest], stamp: str) -> int:
+        """INSERT the entries as rows, in order, a few statements of many rows;
+        the id of the last row.
 
         One statement per power of two of rows (18 rows: 16, then 2), so at
         most seven statement texts are prepared and cached, and the
@@ -307,7 +306,7 @@ class SQLiteStore:
         a row as ``executemany`` does.
         """
         conn = self._conn
-        start = 0
+        start, last = 0, None
         while start < len(accepted):
             size = min(_CHUNK, 1 << ((len(accepted) - start).bit_length() - 1))
             params: list[Any] = []
@@ -320,8 +319,10 @@ class SQLiteStore:
                     r.payload,
                     stamp,
                 )
-            conn.execute(_INSERT_EVENTS[size], params)
+            last = conn.execute(_INSERT_EVENTS[size], params).lastrowid
             start += size
+        assert last is not None
+        return last
 
     def _heads(self, sids: set[str]) -> dict[str, str | None]:
         marks = ", ".join("?" * len(sids))

@@ -32,6 +32,12 @@ class TrivialApp:
     fallback = None
     state = SimpleNamespace(max_body_bytes=10 * 1024 * 1024)
 
+    def append_now(self, *args: Any, **kwargs: Any) -> bool:
+        return False  # every request goes through exchange()
+
+    async def drained(self) -> None:
+        pass
+
     def exchange(self, method: str, path: str, query: str, headers: Any, peer: Any,
                  responder: Any, read_body: Any, *, after: Any = None) -> _Exchange:  # fmt: skip
         return _Exchange(responder, read_body)

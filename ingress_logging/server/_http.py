@@ -22,13 +22,12 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from ._exchange import check_length, is_api_path
-from ._wire import ERROR_TYPES, Reply
+from ._exchange import SESSION_PREFIX, check_length, is_api_path
+from ._wire import ERROR_TYPES, REASONS, Reply, reply_head
 
 if TYPE_CHECKING:
     from ._asgi import IngressApp
@@ -38,8 +37,6 @@ __all__ = ["HttpConnection"]
 
 #: Requests parsed ahead on one connection before it stops reading.
 MAX_PIPELINED = 64
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
-_STATUS_LINES = {s: b"HTTP/1.1 %d %s\r\n" % (s, _REASONS[s]) for s in (200, 201, 409)}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -203,6 +200,17 @@ class HttpConnection(asyncio.Protocol):
             from ._asgi_bridge import run_asgi
 
             coro = run_asgi(self, slot, method, raw_path, query, self._headers, body, close=last)
+        elif (
+            method == "PUT"
+            and refused is None
+            and path.startswith(SESSION_PREFIX)
+            and (self._last is None or self._last.passed)
+            and app.append_now(self, slot, path, query.decode("latin-1"), headers, body, close=last)
+        ):
+            self._last = None  # queued already: the next request need not wait for it
+            if last:
+                self.closing = True
+            return
         else:
             responder = _Responder(self, slot, head=method == "HEAD")
             after = None if self._last is None else self._last.waiter()
@@ -296,7 +304,7 @@ class HttpConnection(asyncio.Protocol):
             {"error": {"message": message, "type": ERROR_TYPES.get(status, "api_error")}}
         ).encode()
         head = (
-            f"HTTP/1.1 {status} {_REASONS.get(status, b'Error').decode()}\r\n"
+            f"HTTP/1.1 {status} {REASONS.get(status, b'Error').decode()}\r\n"
             "content-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
         ).encode()
@@ -304,14 +312,6 @@ class HttpConnection(asyncio.Protocol):
         slot = _Slot()
         self.slots.append(slot)
         self.write(slot, head + body, complete=True, close=True)
-
-
-def reply_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The status line and header block of a reply."""
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        line = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
-    return line + b"".join([name + b": " + value + b"\r\n" for name, value in headers]) + b"\r\n"
 
 
 class _Responder:

@@ -1,11 +1,17 @@
-"""Reply plumbing: the ``Reply`` a route raises, error types by status, the Date header."""
+"""Reply plumbing: the ``Reply`` a route raises, error types by status, the Date
+header, the status line and header block of a reply."""
 
 from __future__ import annotations
 
 import time
 from email.utils import formatdate
+from http import HTTPStatus
 
-__all__ = ["ERROR_TYPES", "ClientGone", "Reply", "http_date"]
+__all__ = ["ERROR_TYPES", "REASONS", "ClientGone", "Reply", "http_date", "reply_head"]
+
+#: Reason phrases by status.
+REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_STATUS_LINES = {s: b"HTTP/1.1 %d %s\r\n" % (s, REASONS[s]) for s in (200, 201, 409)}
 
 
 #: The ``type`` of a JSON error body, by status (anything else: ``api_error``).
@@ -56,3 +62,11 @@ def http_date() -> bytes:
     if _date_cache[0] != second:
         _date_cache = (second, formatdate(second, usegmt=True).encode())
     return _date_cache[1]
+
+
+def reply_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The status line and header block of a reply."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))
+    return line + b"".join([name + b": " + value + b"\r\n" for name, value in headers]) + b"\r\n"

@@ -31,7 +31,7 @@ from ._exchange import SESSION_PREFIX, bearer_of, same_secret
 from ._metrics import ACCESS_LOGGER, access_line
 from ._routes import CONFLICT, append_request, conflict_headers
 from ._state import RequestRecord, ServerState
-from ._wire import ERROR_TYPES, Reply, http_date, reply_head
+from ._wire import ERROR_TYPES, Reply, json_reply
 from .store import AppendResult
 
 if TYPE_CHECKING:
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["DirectAppend", "start_direct_append"]
 
 logger = logging.getLogger("ingress_logging.server")
-_JSON = b"application/json"
-_CLOSE = (b"connection", b"close")
 
 
 def start_direct_append(
@@ -141,18 +139,8 @@ class DirectAppend:
             kind = ERROR_TYPES.get(status, "api_error")
             body = orjson.dumps({"error": {"message": message, "type": kind}})
         self._account(status, len(body))
-        headers = [
-            (b"date", http_date()),
-            (b"content-type", _JSON),
-            (b"content-length", b"%d" % len(body)),
-        ]
-        if extra:
-            headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
-        if self.close:
-            headers.append(_CLOSE)
-        self.conn.write(
-            self.slot, reply_head(status, headers) + body, complete=True, close=self.close
-        )
+        data = json_reply(status, body, extra, close=self.close)
+        self.conn.write(self.slot, data, complete=True, close=self.close)
 
     def _account(self, status: int | None, size: int) -> None:
         """Record, count and log the request before its reply goes out, as

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DRAIN_LIMIT",
+    "READ_HEADERS",
     "SESSION_PREFIX",
     "UNRECORDED",
     "Exchange",
@@ -57,6 +58,20 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 _JSON = b"application/json"
 #: Sent with every 401 (RFC 9110 requires the challenge).
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="session-ingress"'}
+
+
+#: The request headers the routes read (lower-case), by their wire name.
+READ_HEADERS = {
+    name.encode(): name
+    for name in (
+        "authorization",
+        "content-length",
+        "content-type",
+        "expect",
+        "last-uuid",
+        "x-organization-uuid",
+    )
+}
 
 
 def same_secret(given: str, expected: str) -> bool:
@@ -145,7 +160,8 @@ class Exchange:
         after: asyncio.Future[None] | None = None,
     ) -> None:
         """``path`` is the raw (still percent-encoded) path; ``headers`` has
-        lower-case names, the first of repeated ones; ``read_body`` returns
+        lower-case names, the first of repeated ones (the front end may keep
+        only the :data:`READ_HEADERS`); ``read_body`` returns
         the body (None: the client went away); ``after`` is done once the
         previous request on the connection queued its append or finished."""
         self.app = app

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from ._exchange import SESSION_PREFIX, check_length, is_api_path
+from ._exchange import READ_HEADERS, SESSION_PREFIX, check_length, is_api_path
 from ._wire import ERROR_TYPES, REASONS, Reply, reply_head
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ __all__ = ["HttpConnection"]
 #: Requests parsed ahead on one connection before it stops reading.
 MAX_PIPELINED = 64
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS")}
 
 
 class _Slot:
@@ -143,11 +144,11 @@ class HttpConnection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        # reversed: the first of a repeated header wins
-        headers = {
-            name.lower().decode("latin-1"): value.decode("latin-1")
-            for name, value in reversed(self._headers)
-        }
+        headers: dict[str, str] = {}
+        for name, value in self._headers:  # only the ones read; the first of repeated ones
+            key = READ_HEADERS.get(name.lower())
+            if key is not None and key not in headers:
+                headers[key] = value.decode("latin-1")
         self._header_map = headers
         try:
             check_length(headers, self.app.state.max_body_bytes)
@@ -183,7 +184,8 @@ class HttpConnection(asyncio.Protocol):
         if self.closing:  # after a request that ends the connection
             return
         self.last_active = self.loop.time()
-        method = self.parser.get_method().decode("ascii")
+        raw_method = self.parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         raw_path, _, query = self._url.partition(b"?")
         path = raw_path.decode("latin-1")
         slot = _Slot()
@@ -192,7 +194,8 @@ class HttpConnection(asyncio.Protocol):
             self._paused = True
             self.transport.pause_reading()
         last = not self.parser.should_keep_alive()
-        body = b"".join(self._body)
+        parts = self._body
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
         refused = self._refused
         headers = self._header_map
         app = self.app

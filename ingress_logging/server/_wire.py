@@ -7,7 +7,15 @@ import time
 from email.utils import formatdate
 from http import HTTPStatus
 
-__all__ = ["ERROR_TYPES", "REASONS", "ClientGone", "Reply", "http_date", "reply_head"]
+__all__ = [
+    "ERROR_TYPES",
+    "REASONS",
+    "ClientGone",
+    "Reply",
+    "http_date",
+    "json_reply",
+    "reply_head",
+]
 
 #: Reason phrases by status.
 REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
@@ -70,3 +78,35 @@ def reply_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
     if line is None:
         line = b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))
     return line + b"".join([name + b": " + value + b"\r\n" for name, value in headers]) + b"\r\n"
+
+
+#: The start of a JSON reply (status line, Date, Content-Type) by status, for one Date.
+_json_starts: tuple[bytes, dict[int, bytes]] = (b"", {})
+
+
+def json_reply(
+    status: int,
+    body: bytes,
+    extra: dict[str, str] | None = None,
+    *,
+    close: bool = False,
+) -> bytes:
+    """A whole JSON reply, the bytes :func:`reply_head` makes for the headers
+    Date, Content-Type, Content-Length, ``extra`` (latin-1) and, when
+    ``close``, Connection; its start is reused for the rest of the second."""
+    global _json_starts
+    date = http_date()
+    starts_date, starts = _json_starts
+    if starts_date is not date:
+        starts = {}
+        _json_starts = (date, starts)
+    start = starts.get(status)
+    if start is None:
+        start = reply_head(status, [(b"date", date), (b"content-type", b"application/json")])
+        start = starts[status] = start[:-2]  # without the blank line that ends the head
+    tail = b"content-length: %d\r\n" % len(body)
+    if extra:
+        tail += b"".join([f"{k}: {v}\r\n".encode("latin-1") for k, v in extra.items()])
+    if close:
+        tail += b"connection: close\r\n"
+    return b"".join([start, tail, b"\r\n", body])

@@ -27,7 +27,7 @@ import orjson
 
 from .._session_id import validate_session_id
 from ..errors import InvalidSessionIdError
-from ._exchange import SESSION_PREFIX, bearer_of, same_secret
+from ._exchange import SESSION_PREFIX, same_secret
 from ._metrics import ACCESS_LOGGER, access_line
 from ._routes import CONFLICT, append_request, conflict_headers
 from ._state import RequestRecord, ServerState
@@ -60,8 +60,10 @@ def start_direct_append(
     token = state.token
     if token is None or not state.faults.quiet:
         return False
-    bearer = bearer_of(headers)
-    if bearer is None or not same_secret(bearer, token):
+    # The header exactly as clients send it; any other spelling of the same
+    # token (a lower-case scheme, spaces) is accepted by the Exchange.
+    auth = headers.get("authorization")
+    if auth is None or not same_secret(auth, "Bearer " + token):
         return False
     raw = path[len(SESSION_PREFIX) :]
     if "/" in raw or "%" in raw:

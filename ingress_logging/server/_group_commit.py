@@ -18,12 +18,15 @@ instead of queueing one transaction per request.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Protocol
 
 from ._metrics import Metrics
 from .store import AppendRequest, AppendResult, Store
 
 __all__ = ["MAX_BATCH", "AppendWaiter", "GroupCommit"]
+
+logger = logging.getLogger("ingress_logging.server")
 
 #: Appends per transaction at most (a larger backlog takes several turns).
 MAX_BATCH = 256
@@ -153,9 +156,11 @@ def _settle(
     results: list[AppendResult] | None,
     exc: BaseException | None,
 ) -> None:
-    if results is not None:
-        for (_, waiter), result in zip(batch, results, strict=True):
-            waiter.settle(result, None)
-    else:
-        for _, waiter in batch:
-            waiter.settle(None, exc)
+    for index, (_, waiter) in enumerate(batch):
+        try:
+            if results is not None:
+                waiter.settle(results[index], None)
+            else:
+                waiter.settle(None, exc)
+        except Exception:  # one reply that fails must not hold back the others
+            logger.exception("ingress server: answering an append failed")

@@ -190,7 +190,7 @@ def test_stop_waits_for_an_append_whose_batch_is_still_in_the_database(
     ingress_server_factory, pg_url, client, wait_for
 ):
     """A plain append has no task of its own: stopping still waits for its
-    commit, and its reply leaves before the connection closes."""
+    commit, its reply leaves only after the commit, and before the close."""
     import psycopg
 
     srv = ingress_server_factory(db=pg_url)
@@ -220,6 +220,10 @@ def test_stop_waits_for_an_append_whose_batch_is_still_in_the_database(
         stopper = threading.Thread(target=stop)
         stopper.start()
         assert not wait_for(stopped.is_set, timeout=0.3), "stop() did not wait for the commit"
+        sock.setblocking(False)
+        with pytest.raises(BlockingIOError):  # no reply before the commit
+            sock.recv(1)
+        sock.settimeout(10)
         holder.rollback()
         reply = sock.makefile("rb").readline()
         stopper.join(10)

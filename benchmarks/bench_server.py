@@ -17,6 +17,10 @@ In the same run, for the same workload:
   for any HTTP layer on that store;
 * the HTTP stack alone: the same runner and connections with an app that
   stores nothing (``_trivial_server.py``), the ceiling of the HTTP layer;
+* the server with a store that stores nothing (``_null_store_server.py``):
+  everything of the server but the database, so the difference to the line
+  above is the server's own work per append (routes, checks, group commit,
+  metrics, replies);
 * with ``--pg URL``: PostgreSQL with 1 and 2 worker processes, and its store alone.
 
 Usage: ``.venv/bin/python benchmarks/bench_server.py [--seconds 3] [--pg postgresql://...]``
@@ -172,6 +176,9 @@ def start_server(db: str, cpu: int | None, *, workers: int = 1, env: dict[str, s
     if db == "trivial":
         args = [sys.executable, str(Path(__file__).with_name("_trivial_server.py"))]
         return _started(args, cpu, None)
+    if db == "null":
+        args = [sys.executable, str(Path(__file__).with_name("_null_store_server.py")), TOKEN]
+        return _started(args, cpu, None)
     args = [sys.executable, "-m", "ingress_logging.server", "--port", "0", "--db", db]
     args += ["--token", TOKEN]
     if workers > 1:
@@ -269,13 +276,23 @@ def main() -> int:
     _pin(client_cpu)
     with tempfile.TemporaryDirectory() as tmp:
         base_env = baseline_env(args.baseline_rev, tmp)
-        proc, port = start_server("trivial", server_cpu)
-        try:
-            wall, stack = measure(proc, port, args.sessions, args.seconds)
-        finally:
-            proc.terminate()
-            proc.communicate(timeout=10)
-        print(f"HTTP stack alone (an app that stores nothing): {stack:6.0f} per server CPU-second")
+        alone: dict[str, float] = {}
+        for which in ("trivial", "null"):
+            proc, port = start_server(which, server_cpu)
+            try:
+                _wall, alone[which] = measure(proc, port, args.sessions, args.seconds)
+            finally:
+                proc.terminate()
+                proc.communicate(timeout=10)
+        stack, null = alone["trivial"], alone["null"]
+        print(
+            f"HTTP stack alone (an app that stores nothing): {stack:6.0f} per server CPU-second"
+            f" ({1e6 / stack:.0f} us per request)"
+        )
+        print(
+            f"server with a store that stores nothing:      {null:6.0f} per server CPU-second"
+            f" ({1e6 / null:.0f} us per append, {1e6 / null - 1e6 / stack:.0f} us above the stack)"
+        )
         for name, db in (("memory", ":memory:"), ("file-wal", os.path.join(tmp, "b.db"))):
             rates: dict[str, float] = {}  # per server CPU second: the "one core" rate
             walls: dict[str, float] = {}

@@ -26,12 +26,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._direct_append import start_direct_append
 from ._exchange import Exchange, Responder, check_length, is_api_path
 from ._group_commit import GroupCommit
 from ._state import ServerState
 from ._wire import Reply
+
+if TYPE_CHECKING:
+    from ._http import HttpConnection, _Slot
 
 __all__ = ["IngressApp"]
 
@@ -64,6 +68,25 @@ class IngressApp:
             self._stop_event = asyncio.Event()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_event.wait(), seconds)
+
+    def append_now(
+        self,
+        conn: HttpConnection,
+        slot: _Slot,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        close: bool,
+    ) -> bool:
+        """Queue a plain append from :mod:`._http` and answer it on commit,
+        without a task; False: the request needs an :meth:`exchange`."""
+        return start_direct_append(self, conn, slot, path, query, headers, body, close=close)
+
+    async def drained(self) -> None:
+        """Return once every queued append is committed and answered."""
+        await self.group_commit.drained()
 
     def exchange(
         self,

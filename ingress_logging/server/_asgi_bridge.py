@@ -13,8 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from ._http import reply_head
-from ._wire import ERROR_TYPES
+from ._wire import ERROR_TYPES, reply_head
 
 if TYPE_CHECKING:
     from ._http import HttpConnection, _Slot

@@ -31,7 +31,18 @@ from .store import AppendRequest, AppendResult, Scope, UnknownEntryError
 if TYPE_CHECKING:
     from ._asgi import IngressApp
 
-__all__ = ["DRAIN_LIMIT", "UNRECORDED", "Exchange", "Responder", "check_length", "is_api_path"]
+__all__ = [
+    "DRAIN_LIMIT",
+    "READ_HEADERS",
+    "SESSION_PREFIX",
+    "UNRECORDED",
+    "Exchange",
+    "Responder",
+    "bearer_of",
+    "check_length",
+    "is_api_path",
+    "same_secret",
+]
 
 logger = logging.getLogger("ingress_logging.server")
 T = TypeVar("T")
@@ -49,11 +60,33 @@ _JSON = b"application/json"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="session-ingress"'}
 
 
-def _same(given: str, expected: str) -> bool:
+#: The request headers the routes read (lower-case), by their wire name.
+READ_HEADERS = {
+    name.encode(): name
+    for name in (
+        "authorization",
+        "content-length",
+        "content-type",
+        "expect",
+        "last-uuid",
+        "x-organization-uuid",
+    )
+}
+
+
+def same_secret(given: str, expected: str) -> bool:
     """Constant-time equality of a header value (latin-1 text) and a secret."""
     return hmac.compare_digest(
         given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
     )
+
+
+def bearer_of(headers: dict[str, str]) -> str | None:
+    """The bearer token of a request's Authorization header, if it has one."""
+    value = headers.get("authorization", "")
+    if value[:7].lower() != "bearer ":
+        return None
+    return value[7:].strip() or None
 
 
 def is_api_path(path: str) -> bool:
@@ -127,7 +160,8 @@ class Exchange:
         after: asyncio.Future[None] | None = None,
     ) -> None:
         """``path`` is the raw (still percent-encoded) path; ``headers`` has
-        lower-case names, the first of repeated ones; ``read_body`` returns
+        lower-case names, the first of repeated ones (the front end may keep
+        only the :data:`READ_HEADERS`); ``read_body`` returns
         the body (None: the client went away); ``after`` is done once the
         previous request on the connection queued its append or finished."""
         self.app = app
@@ -369,10 +403,7 @@ class Exchange:
     # --- auth -----------------------------------------------------------------
 
     def bearer(self) -> str | None:
-        value = self.headers.get("authorization", "")
-        if value[:7].lower() != "bearer ":
-            return None
-        return value[7:].strip() or None
+        return bearer_of(self.headers)
 
     async def authorize(self, needed: Scope, *, oauth: bool = False) -> None:
         """The dev token has every scope; named tokens their own; OAuth reads need the org."""
@@ -380,9 +411,9 @@ class Exchange:
         bearer = self.bearer()
         if bearer is None:
             raise Reply(401, "missing bearer token", dict(_CHALLENGE))
-        if state.token is not None and _same(bearer, state.token):
+        if state.token is not None and same_secret(bearer, state.token):
             return
-        if oauth and _same(bearer, state.oauth_token):
+        if oauth and same_secret(bearer, state.oauth_token):
             self.check_org()
             return
         row = await self.call(state.store.verify_token, bearer)
@@ -394,13 +425,13 @@ class Exchange:
     def check_org(self) -> None:
         org = self.headers.get("x-organization-uuid")
         expected = self.state.org_uuid
-        if org is None or (expected is not None and not _same(org, expected)):
+        if org is None or (expected is not None and not same_secret(org, expected)):
             raise Reply(403, "x-organization-uuid is missing or not this token's organization")
 
     def require_oauth(self) -> None:
         bearer = self.bearer()
         if bearer is None:
             raise Reply(401, "missing bearer token", dict(_CHALLENGE))
-        if not _same(bearer, self.state.oauth_token):
+        if not same_secret(bearer, self.state.oauth_token):
             raise Reply(401, "invalid bearer token", dict(_CHALLENGE))
         self.check_org()

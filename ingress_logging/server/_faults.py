@@ -75,6 +75,10 @@ class FaultInjector:
         self.endless_teleport_cursor = False
         """When True, teleport-events pages always carry a ``next_cursor``: after
         the last real event the pages come back empty, forever (page-cap tests)."""
+        self.quiet = True
+        """True while no fault can touch a request: nothing scripted, no share,
+        no latency (the server then answers a plain append without consulting
+        :meth:`decide`; the two switches above are read at reply time)."""
 
     # --- standing switches ------------------------------------------------
 
@@ -85,7 +89,7 @@ class FaultInjector:
 
     @latency.setter
     def latency(self, seconds: float) -> None:
-        self._latency = check_seconds(seconds, "latency")
+        self._apply(FaultSpec(latency=check_seconds(seconds, "latency")))
 
     def fail_share(
         self,
@@ -240,6 +244,10 @@ class FaultInjector:
                 self.endless_teleport_cursor = spec.endless_teleport_cursor
             for batch in spec.queue:
                 self._steps.extend(repeat(batch.fault, batch.count))
+            self._update_quiet()
+
+    def _update_quiet(self) -> None:  # under the lock
+        self.quiet = not self._steps and self._share is None and self._latency == 0.0
 
     def decide(self, method: str, session_id: str) -> FaultDecision:
         """Consume and return the fault for one validated data request."""
@@ -247,6 +255,7 @@ class FaultInjector:
             for i, step in enumerate(self._steps):
                 if step.method == method and step.session_id in (None, session_id):
                     del self._steps[i]
+                    self._update_quiet()
                     return step.decision
             share = self._share
             if share is not None and share.spec.method == method:

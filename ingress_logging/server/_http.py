@@ -22,13 +22,12 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from ._exchange import check_length, is_api_path
-from ._wire import ERROR_TYPES, Reply
+from ._exchange import READ_HEADERS, SESSION_PREFIX, check_length, is_api_path
+from ._wire import ERROR_TYPES, REASONS, Reply, reply_head
 
 if TYPE_CHECKING:
     from ._asgi import IngressApp
@@ -38,9 +37,8 @@ __all__ = ["HttpConnection"]
 
 #: Requests parsed ahead on one connection before it stops reading.
 MAX_PIPELINED = 64
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
-_STATUS_LINES = {s: b"HTTP/1.1 %d %s\r\n" % (s, _REASONS[s]) for s in (200, 201, 409)}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS")}
 
 
 class _Slot:
@@ -146,11 +144,11 @@ class HttpConnection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        # reversed: the first of a repeated header wins
-        headers = {
-            name.lower().decode("latin-1"): value.decode("latin-1")
-            for name, value in reversed(self._headers)
-        }
+        headers: dict[str, str] = {}
+        for name, value in self._headers:  # only the ones read; the first of repeated ones
+            key = READ_HEADERS.get(name.lower())
+            if key is not None and key not in headers:
+                headers[key] = value.decode("latin-1")
         self._header_map = headers
         try:
             check_length(headers, self.app.state.max_body_bytes)
@@ -186,7 +184,8 @@ class HttpConnection(asyncio.Protocol):
         if self.closing:  # after a request that ends the connection
             return
         self.last_active = self.loop.time()
-        method = self.parser.get_method().decode("ascii")
+        raw_method = self.parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         raw_path, _, query = self._url.partition(b"?")
         path = raw_path.decode("latin-1")
         slot = _Slot()
@@ -195,7 +194,8 @@ class HttpConnection(asyncio.Protocol):
             self._paused = True
             self.transport.pause_reading()
         last = not self.parser.should_keep_alive()
-        body = b"".join(self._body)
+        parts = self._body
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
         refused = self._refused
         headers = self._header_map
         app = self.app
@@ -203,6 +203,17 @@ class HttpConnection(asyncio.Protocol):
             from ._asgi_bridge import run_asgi
 
             coro = run_asgi(self, slot, method, raw_path, query, self._headers, body, close=last)
+        elif (
+            method == "PUT"
+            and refused is None
+            and path.startswith(SESSION_PREFIX)
+            and (self._last is None or self._last.passed)
+            and app.append_now(self, slot, path, query.decode("latin-1"), headers, body, close=last)
+        ):
+            self._last = None  # queued already: the next request need not wait for it
+            if last:
+                self.closing = True
+            return
         else:
             responder = _Responder(self, slot, head=method == "HEAD")
             after = None if self._last is None else self._last.waiter()
@@ -296,7 +307,7 @@ class HttpConnection(asyncio.Protocol):
             {"error": {"message": message, "type": ERROR_TYPES.get(status, "api_error")}}
         ).encode()
         head = (
-            f"HTTP/1.1 {status} {_REASONS.get(status, b'Error').decode()}\r\n"
+            f"HTTP/1.1 {status} {REASONS.get(status, b'Error').decode()}\r\n"
             "content-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
         ).encode()
@@ -304,14 +315,6 @@ class HttpConnection(asyncio.Protocol):
         slot = _Slot()
         self.slots.append(slot)
         self.write(slot, head + body, complete=True, close=True)
-
-
-def reply_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The status line and header block of a reply."""
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        line = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
-    return line + b"".join([name + b": " + value + b"\r\n" for name, value in headers]) + b"\r\n"
 
 
 class _Responder:

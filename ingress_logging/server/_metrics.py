@@ -24,6 +24,8 @@ __all__ = ["ACCESS_LOGGER", "BUCKETS", "Metrics", "access_line"]
 ACCESS_LOGGER = logging.getLogger("ingress_logging.server.access")
 #: Upper bounds (seconds) of the request latency histogram.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: The ``status`` label by reply status (None: the connection was dropped).
+_LABELS: dict[int | None, str] = {None: "dropped", **{s: str(s) for s in range(100, 600)}}
 
 
 class Metrics:
@@ -46,7 +48,7 @@ class Metrics:
         self._count = 0
 
     def observe(self, route: str, status: int | None, seconds: float) -> None:
-        label = "dropped" if status is None else str(status)
+        label = _LABELS.get(status) or str(status)
         index = bisect.bisect_left(BUCKETS, seconds)
         with self._lock:
             self._requests[(route, label)] += 1

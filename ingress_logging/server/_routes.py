@@ -16,14 +16,25 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._faults import FaultDecision
+from ._faults import FaultDecision, FaultInjector
 from ._wire import Reply
-from .store import AppendRequest, UnknownEntryError
+from .store import AppendRequest, AppendResult, UnknownEntryError
 
 if TYPE_CHECKING:
     from ._exchange import Exchange
 
-__all__ = ["admin", "delete", "healthz", "put", "read", "sessions", "teleport"]
+__all__ = [
+    "CONFLICT",
+    "admin",
+    "append_request",
+    "conflict_headers",
+    "delete",
+    "healthz",
+    "put",
+    "read",
+    "sessions",
+    "teleport",
+]
 
 MAX_PAGE = 1000
 MAX_SESSIONS_PAGE = 1000
@@ -93,10 +104,16 @@ async def post_faults(ex: Exchange, decision: FaultDecision) -> bool:
 # --- routes ----------------------------------------------------------------------
 
 
-async def put(ex: Exchange, sid: str, body: bytes) -> None:
-    await ex.authorize("append")
-    content_type = ex.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+CONFLICT = "Last-Uuid does not match the session head, or the uuid is already stored"
+
+
+def append_request(sid: str, headers: dict[str, str], body: bytes) -> AppendRequest:
+    """The append a PUT asks for, its body and headers checked (else a 400 Reply)."""
+    content_type = headers.get("content-type", "")
+    if (
+        content_type != "application/json"
+        and content_type.split(";", 1)[0].strip().lower() != "application/json"
+    ):
         raise Reply(400, "Content-Type must be application/json")
     try:
         text = body.decode("utf-8")
@@ -113,22 +130,30 @@ async def put(ex: Exchange, sid: str, body: bytes) -> None:
     ):
         # It may be echoed in x-last-uuid: no spaces, no CR/LF, no non-ASCII.
         raise Reply(400, "uuid must be 1 to 256 printable ASCII characters, no spaces")
-    ex.entry_uuid = entry_uuid
-    last_uuid = ex.headers.get("last-uuid") or None
+    return AppendRequest(sid, entry, text, headers.get("last-uuid") or None)
+
+
+def conflict_headers(result: AppendResult, faults: FaultInjector) -> dict[str, str]:
+    """The headers of a 409: the head it names, unless a fault hides it."""
+    if result.head is not None and not faults.omit_conflict_head:
+        return {"x-last-uuid": result.head}
+    return {}
+
+
+async def put(ex: Exchange, sid: str, body: bytes) -> None:
+    await ex.authorize("append")
+    request = append_request(sid, ex.headers, body)
+    ex.entry_uuid = request.uuid
     decision = await pre_faults(ex, "PUT", sid)
     if decision.after_commit is not None:
         ex.hold_order = True
-    result = await ex.append(AppendRequest(sid, entry, text, last_uuid))
+    result = await ex.append(request)
     if await post_faults(ex, decision):
         return
     if result.stored:
         await ex.send_json(result.status, {"stored": True, "head": result.head})
         return
-    headers = {}
-    if result.head is not None and not ex.state.faults.omit_conflict_head:
-        headers["x-last-uuid"] = result.head
-    message = "Last-Uuid does not match the session head, or the uuid is already stored"
-    raise Reply(409, message, headers)
+    raise Reply(409, CONFLICT, conflict_headers(result, ex.state.faults))
 
 
 async def read(ex: Exchange, sid: str) -> None:

@@ -196,7 +196,9 @@ class Runner:
                 self._on_stopping()
             for connection in list(connections):
                 connection.shutdown()  # idle ones close now, busy ones after their reply
-            # the requests in flight: every task of this loop but this one
+            # the requests in flight: every task of this loop but this one, and
+            # the appends answered without a task (their batches' replies)
+            loop.create_task(app.drained())
             tasks = asyncio.all_tasks() - {asyncio.current_task()}
             if tasks:
                 _done, pending = await asyncio.wait(tasks, timeout=GRACE_SECONDS)

@@ -1,11 +1,25 @@
-"""Reply plumbing: the ``Reply`` a route raises, error types by status, the Date header."""
+"""Reply plumbing: the ``Reply`` a route raises, error types by status, the Date
+header, the status line and header block of a reply."""
 
 from __future__ import annotations
 
 import time
 from email.utils import formatdate
+from http import HTTPStatus
 
-__all__ = ["ERROR_TYPES", "ClientGone", "Reply", "http_date"]
+__all__ = [
+    "ERROR_TYPES",
+    "REASONS",
+    "ClientGone",
+    "Reply",
+    "http_date",
+    "json_reply",
+    "reply_head",
+]
+
+#: Reason phrases by status.
+REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_STATUS_LINES = {s: b"HTTP/1.1 %d %s\r\n" % (s, REASONS[s]) for s in (200, 201, 409)}
 
 
 #: The ``type`` of a JSON error body, by status (anything else: ``api_error``).
@@ -56,3 +70,43 @@ def http_date() -> bytes:
     if _date_cache[0] != second:
         _date_cache = (second, formatdate(second, usegmt=True).encode())
     return _date_cache[1]
+
+
+def reply_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The status line and header block of a reply."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))
+    return line + b"".join([name + b": " + value + b"\r\n" for name, value in headers]) + b"\r\n"
+
+
+#: The start of a JSON reply (status line, Date, Content-Type) by status, for one Date.
+_json_starts: tuple[bytes, dict[int, bytes]] = (b"", {})
+
+
+def json_reply(
+    status: int,
+    body: bytes,
+    extra: dict[str, str] | None = None,
+    *,
+    close: bool = False,
+) -> bytes:
+    """A whole JSON reply, the bytes :func:`reply_head` makes for the headers
+    Date, Content-Type, Content-Length, ``extra`` (latin-1) and, when
+    ``close``, Connection; its start is reused for the rest of the second."""
+    global _json_starts
+    date = http_date()
+    starts_date, starts = _json_starts
+    if starts_date is not date:
+        starts = {}
+        _json_starts = (date, starts)
+    start = starts.get(status)
+    if start is None:
+        start = reply_head(status, [(b"date", date), (b"content-type", b"application/json")])
+        start = starts[status] = start[:-2]  # without the blank line that ends the head
+    tail = b"content-length: %d\r\n" % len(body)
+    if extra:
+        tail += b"".join([f"{k}: {v}\r\n".encode("latin-1") for k, v in extra.items()])
+    if close:
+        tail += b"connection: close\r\n"
+    return b"".join([start, tail, b"\r\n", body])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import sqlite3
 import threading
 
@@ -168,3 +170,64 @@ def test_two_servers_on_one_file_db_never_both_win(ingress_server_factory, tmp_p
 def test_request_records_keep_the_query(ingress_server, client, auth):
     client.get(ingress_server.session_url("s"), headers=auth, params={"after_last_compact": "true"})
     assert ingress_server.requests[-1].query == "after_last_compact=true"
+
+
+def _raw_put(srv: IngressServer, sid: str, entry_uuid: str, last: str | None) -> bytes:
+    body = json.dumps({"uuid": entry_uuid}).encode()
+    head = [
+        f"PUT /v1/session_ingress/session/{sid} HTTP/1.1",
+        "Host: x",
+        f"Authorization: Bearer {srv.token}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
+    if last is not None:
+        head.append(f"Last-Uuid: {last}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def test_stop_waits_for_an_append_whose_batch_is_still_in_the_database(
+    ingress_server_factory, pg_url, client, wait_for
+):
+    """A plain append has no task of its own: stopping still waits for its
+    commit, its reply leaves only after the commit, and before the close."""
+    import psycopg
+
+    srv = ingress_server_factory(db=pg_url)
+    auth = {"Authorization": f"Bearer {srv.token}"}
+    assert client.put(srv.session_url("s"), json={"uuid": "a"}, headers=auth).status_code == 201
+    stopped = threading.Event()
+
+    def stop() -> None:
+        srv.stop()
+        stopped.set()
+
+    with (
+        psycopg.connect(pg_url) as holder,
+        psycopg.connect(pg_url, autocommit=True) as watcher,
+        socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock,
+    ):
+        holder.execute("SELECT id FROM sessions WHERE id = 's' FOR UPDATE")
+        sock.sendall(_raw_put(srv, "s", "b", "a"))
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        wait_for(
+            lambda: watcher.execute(waiting).fetchone() == (1,),
+            what="the append's batch waiting for the session row",
+        )
+        stopper = threading.Thread(target=stop)
+        stopper.start()
+        assert not wait_for(stopped.is_set, timeout=0.3), "stop() did not wait for the commit"
+        sock.setblocking(False)
+        with pytest.raises(BlockingIOError):  # no reply before the commit
+            sock.recv(1)
+        sock.settimeout(10)
+        holder.rollback()
+        reply = sock.makefile("rb").readline()
+        stopper.join(10)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert stopped.is_set()
+    srv.start()
+    assert [e["uuid"] for e in srv.entries("s")] == ["a", "b"]

@@ -9,12 +9,12 @@ import socket
 from ingress_logging.server import IngressServer
 
 
-def _put(srv: IngressServer, uuid: str, last: str | None) -> bytes:
+def _put(srv: IngressServer, uuid: str, last: str | None, token: str | None = None) -> bytes:
     body = json.dumps({"type": "user", "uuid": uuid}).encode()
     head = [
         "PUT /v1/session_ingress/session/pipe HTTP/1.1",
         "Host: x",
-        f"Authorization: Bearer {srv.token}",
+        f"Authorization: Bearer {token or srv.token}",
         "Content-Type: application/json",
         f"Content-Length: {len(body)}",
     ]
@@ -23,14 +23,12 @@ def _put(srv: IngressServer, uuid: str, last: str | None) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def test_pipelined_requests_are_all_answered_in_order(ingress_server: IngressServer) -> None:
-    uuids = [f"u{i}" for i in range(8)]
-    data = b"".join(_put(ingress_server, u, p) for u, p in zip(uuids, [None, *uuids], strict=False))
-    with socket.create_connection(("127.0.0.1", ingress_server.port), timeout=10) as sock:
+def _statuses(srv: IngressServer, data: bytes, n: int) -> list[int]:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
         sock.sendall(data)  # one write: the server parses them all before answering
         replies = sock.makefile("rb")
         statuses = []
-        for _ in uuids:
+        for _ in range(n):
             status = int(replies.readline().split()[1])
             length = 0
             while (line := replies.readline()) not in (b"\r\n", b""):
@@ -39,5 +37,28 @@ def test_pipelined_requests_are_all_answered_in_order(ingress_server: IngressSer
                     length = int(value)
             replies.read(length)
             statuses.append(status)
-    assert statuses == [201] + [200] * 7
+    return statuses
+
+
+def test_pipelined_requests_are_all_answered_in_order(ingress_server: IngressServer) -> None:
+    uuids = [f"u{i}" for i in range(8)]
+    data = b"".join(_put(ingress_server, u, p) for u, p in zip(uuids, [None, *uuids], strict=False))
+    assert _statuses(ingress_server, data, len(uuids)) == [201] + [200] * 7
+    assert [e["uuid"] for e in ingress_server.entries("pipe")] == uuids
+
+
+def test_appends_that_need_a_lookup_keep_their_place_among_plain_ones(
+    ingress_server: IngressServer,
+) -> None:
+    """A named token needs a store lookup before its append queues; the plain
+    appends pipelined behind it (answered without a task) wait for it, so all
+    reach the store in wire order and each is chained on the one before."""
+    named = ingress_server.store.create_token("ci", "append")
+    tokens = [None, named, None, named, named, None, None, named]
+    uuids = [f"u{i}" for i in range(len(tokens))]
+    data = b"".join(
+        _put(ingress_server, u, p, t)
+        for u, p, t in zip(uuids, [None, *uuids], tokens, strict=False)
+    )
+    assert _statuses(ingress_server, data, len(uuids)) == [201] + [200] * 7
     assert [e["uuid"] for e in ingress_server.entries("pipe")] == uuids

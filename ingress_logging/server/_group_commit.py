@@ -60,6 +60,8 @@ class _FutureWaiter:
             return
         if result is not None:
             self.future.set_result(result)
+        elif isinstance(exc, asyncio.CancelledError):  # the loop is closing
+            self.future.cancel()
         else:
             assert exc is not None
             self.future.set_exception(exc)

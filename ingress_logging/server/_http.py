@@ -8,8 +8,10 @@ app's ASGI ``fallback`` through a small bridge (:mod:`._asgi_bridge`).
 Pipelined requests on a connection all start at once, so their appends join
 one group commit (:mod:`._group_commit`); an append waits, if need be, for
 the previous request on its connection to queue its own, so a client's
-chained appends reach the store in the order they were written. Replies
-leave in request order through the loop's :class:`~._runner.Outbox`.
+chained appends reach the store in the order they were written. A plain
+append whose predecessor has queued is queued right where it is parsed,
+without a task (:mod:`._direct_append`). Replies leave in request order
+through the loop's :class:`~._runner.Outbox`.
 
 Requests the parser refuses (bad framing, an unknown method) get the same
 JSON error body as every other error, then the connection closes. The

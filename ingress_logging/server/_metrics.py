@@ -37,28 +37,20 @@ class Metrics:
     def __init__(self, *, worker: int | None = None) -> None:
         self._worker = None if worker is None else f'worker="{int(worker)}"'
         self._lock = threading.Lock()
-        self._appends: Counter[str] = Counter()
         self._requests: Counter[tuple[str, str]] = Counter()
-        self._conflicts = 0
         self._store_errors = 0
         self._batches = 0
         self._batched = 0
         self._buckets = [0] * (len(BUCKETS) + 1)
         self._sum = 0.0
-        self._count = 0
 
     def observe(self, route: str, status: int | None, seconds: float) -> None:
         label = _LABELS.get(status) or str(status)
         index = bisect.bisect_left(BUCKETS, seconds)
-        with self._lock:
-            self._requests[(route, label)] += 1
-            if route == "append":
-                self._appends[label] += 1
-                if status == 409:
-                    self._conflicts += 1
+        with self._lock:  # the append counts and the 409s are read from these at render
+            self._requests[route, label] += 1
             self._buckets[index] += 1
             self._sum += seconds
-            self._count += 1
 
     def batch(self, size: int) -> None:
         """One group-commit transaction of ``size`` appends was attempted."""
@@ -73,11 +65,13 @@ class Metrics:
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
         with self._lock:
-            appends = sorted(self._appends.items())
+            appends = sorted((s, n) for (r, s), n in self._requests.items() if r == "append")
             requests = sorted(self._requests.items())
-            conflicts, errors = self._conflicts, self._store_errors
+            conflicts = self._requests[("append", "409")]
+            errors = self._store_errors
             batches, batched = self._batches, self._batched
-            buckets, total, count = list(self._buckets), self._sum, self._count
+            buckets, total = list(self._buckets), self._sum
+            count = sum(buckets)
         sample = self._sample
         out = [
             "# HELP ingress_appends_total Appends (PUT of an entry) answered, by status.",

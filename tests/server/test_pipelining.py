@@ -62,3 +62,19 @@ def test_appends_that_need_a_lookup_keep_their_place_among_plain_ones(
     )
     assert _statuses(ingress_server, data, len(uuids)) == [201] + [200] * 7
     assert [e["uuid"] for e in ingress_server.entries("pipe")] == uuids
+
+
+def test_a_plain_append_asking_to_close_is_the_last_one_answered(
+    ingress_server: IngressServer,
+) -> None:
+    closing = _put(ingress_server, "u1", "u0").replace(b"Host: x\r\n", b"Connection: close\r\n")
+    data = _put(ingress_server, "u0", None) + closing + _put(ingress_server, "u2", "u1")
+    with socket.create_connection(("127.0.0.1", ingress_server.port), timeout=10) as sock:
+        sock.sendall(data)
+        reply = b""
+        while chunk := sock.recv(65536):  # until the server closes
+            reply += chunk
+    heads = reply.split(b"HTTP/1.1 ")[1:]
+    assert [h[:3] for h in heads] == [b"201", b"200"]
+    assert b"connection: close" in heads[1].lower()
+    assert [e["uuid"] for e in ingress_server.entries("pipe")] == ["u0", "u1"]

@@ -69,7 +69,8 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "WAL_CHECKPOINT_PAGES", "SQLiteStore"
 #: a leaf of each events index, the session row), and a page written again
 #: before the next checkpoint is copied once: at 1000 the checkpoints cost
 #: the store about a sixth of its CPU per append. The WAL file stays below
-#: this many pages plus one commit's (16 MiB at 4 KiB pages).
+#: this many pages plus one commit's (16 MiB at 4 KiB pages), unless another
+#: connection holds a read transaction open across the checkpoint.
 WAL_CHECKPOINT_PAGES = 4000
 
 _V1 = """

@@ -340,8 +340,11 @@ class SQLiteStore:
         return last
 
     def _heads(self, sids: set[str]) -> dict[str, str | None]:
-        marks = ", ".join("?" * len(sids))
-        rows = self._conn.execute(f"SELECT id, head FROM sessions WHERE id IN ({marks})", [*sids])
+        # one JSON array, not a placeholder a session: no limit on a batch's sessions
+        rows = self._conn.execute(
+            "SELECT id, head FROM sessions WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps([*sids]),),
+        )
         return dict(rows.fetchall())
 
     def _stored(self, requests: Sequence[AppendRequest]) -> set[tuple[str, str]]:

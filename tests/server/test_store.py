@@ -417,3 +417,20 @@ def test_a_large_batch_is_stored_in_its_order(store: Store):
     assert [s.id for s in store.list_sessions().sessions] == sorted(
         last_seen, key=lambda s: -last_seen[s]
     )
+
+
+def test_event_ids_grow_and_are_never_reused_after_a_delete(store: Store):
+    def ids(sid: str) -> list[int]:
+        return [e.id for e in store.events_page(sid, 0, 100) or []]
+
+    _put(store, "old", "o1", None)
+    _put(store, "new", "n1", None)
+    _put(store, "new", "n2", "n1")
+    newest = max(ids("new"))
+    assert ids("old")[0] < ids("new")[0] < newest
+    assert store.delete_session("new")  # the largest ids go with it
+    store.add_event("teleport", None)
+    _put(store, "again", "a1", None)
+    _put(store, "old", "o2", "o1")
+    assert newest < ids("teleport")[0] < ids("again")[0] < ids("old")[1]
+    assert [s.id for s in store.list_sessions().sessions] == ["old", "again", "teleport"]

@@ -69,7 +69,8 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "WAL_CHECKPOINT_PAGES", "SQLiteStore"
 #: a leaf of each events index, the session row), and a page written again
 #: before the next checkpoint is copied once: at 1000 the checkpoints cost
 #: the store about a sixth of its CPU per append. The WAL file stays below
-#: this many pages plus one commit's (16 MiB at 4 KiB pages).
+#: this many pages plus one commit's (16 MiB at 4 KiB pages), unless another
+#: connection holds a read transaction open across the checkpoint.
 WAL_CHECKPOINT_PAGES = 4000
 
 _V1 = """
@@ -239,11 +240,13 @@ class SQLiteStore:
         With ``assumed`` (see :func:`_assumed_heads`) the batch is decided from
         what its requests expect instead of reading the heads and the stored
         uuids first (two queries fewer, the common case), and the writes check
-        it: a session created that exists fails on its primary key, a session
-        moved whose head is not the one assumed updates no row, an entry whose
+        it: a session moved whose head is not the one assumed updates no row,
+        a session created that exists fails on its primary key, an entry whose
         uuid is stored fails on the unique index. Any of these rolls the whole
         transaction back and raises :class:`_Stale`; the batch is then decided
-        again with ``assumed`` None, from the heads and uuids read.
+        again with ``assumed`` None, from the heads and uuids read. The session
+        rows are written before the event rows, so that a stale Last-Uuid (the
+        usual 409) is found before the costlier writes.
         """
         conn = self._conn
         stamp = iso(now())
@@ -259,26 +262,17 @@ class SQLiteStore:
             if not accepted:
                 conn.execute("COMMIT")
                 return plan.results
-            try:
-                # AUTOINCREMENT ids under the write lock are consecutive, in order
-                first = self._insert_events(accepted, stamp) - len(accepted) + 1
-                last_event = {r.session_id: first + n for n, r in enumerate(accepted)}
-                created, moved = [], []
-                for sid, c in plan.changes.items():
-                    if c.created:
-                        created.append((sid, c.head, stamp, c.added, stamp, last_event[sid]))
-                    else:
-                        moved.append((c.head, c.added, stamp, last_event[sid], sid, heads[sid]))
-                if created:
-                    conn.executemany(
-                        "INSERT INTO sessions (id, head, created_at, entries, last_activity,"
-                        " last_event) VALUES (?, ?, ?, ?, ?, ?)",
-                        created,
-                    )
-            except sqlite3.IntegrityError:
-                if assumed is None:
-                    raise
-                raise _Stale from None
+            # The session rows first: a wrong assumed head costs no event rows.
+            # AUTOINCREMENT ids under the write lock are consecutive, in order,
+            # from one above the counter (or the largest id, whichever is more).
+            first = self._next_event_id()
+            last_event = {r.session_id: first + n for n, r in enumerate(accepted)}
+            created, moved = [], []
+            for sid, c in plan.changes.items():
+                if c.created:
+                    created.append((sid, c.head, stamp, c.added, stamp, last_event[sid]))
+                else:
+                    moved.append((c.head, c.added, stamp, last_event[sid], sid, heads[sid]))
             if moved:
                 updated = conn.executemany(
                     "UPDATE sessions SET head = ?, entries = entries + ?, last_activity = ?,"
@@ -289,12 +283,33 @@ class SQLiteStore:
                     if assumed is None:
                         raise StoreError("a session head changed under the write lock")
                     raise _Stale
+            try:
+                if created:
+                    conn.executemany(
+                        "INSERT INTO sessions (id, head, created_at, entries, last_activity,"
+                        " last_event) VALUES (?, ?, ?, ?, ?, ?)",
+                        created,
+                    )
+                last = self._insert_events(accepted, stamp)
+            except sqlite3.IntegrityError:
+                if assumed is None:
+                    raise
+                raise _Stale from None
+            if last != first + len(accepted) - 1:
+                raise StoreError(f"event ids {first}.. expected, the last is {last}")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         return plan.results
+
+    def _next_event_id(self) -> int:
+        row = self._conn.execute(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
+            " COALESCE((SELECT MAX(id) FROM events), 0)) + 1"
+        ).fetchone()
+        return int(row[0])
 
     def _insert_events(self, accepted: list[AppendRequest], stamp: str) -> int:
         """INSERT the entries as rows, in order, a few statements of many rows;
@@ -325,8 +340,11 @@ class SQLiteStore:
         return last
 
     def _heads(self, sids: set[str]) -> dict[str, str | None]:
-        marks = ", ".join("?" * len(sids))
-        rows = self._conn.execute(f"SELECT id, head FROM sessions WHERE id IN ({marks})", [*sids])
+        # one JSON array, not a placeholder a session: no limit on a batch's sessions
+        rows = self._conn.execute(
+            "SELECT id, head FROM sessions WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps([*sids]),),
+        )
         return dict(rows.fetchall())
 
     def _stored(self, requests: Sequence[AppendRequest]) -> set[tuple[str, str]]:

@@ -18,7 +18,7 @@ from ingress_logging.server.store import (
     open_store,
 )
 from ingress_logging.server.store.base import now
-from ingress_logging.server.store.sqlite import _V1, _V2, SCHEMA_VERSION
+from ingress_logging.server.store.sqlite import _V1, _V2, SCHEMA_VERSION, SQLiteStore
 
 
 def _put(store: Store, sid: str, uuid: str, last: str | None) -> int:
@@ -434,3 +434,22 @@ def test_event_ids_grow_and_are_never_reused_after_a_delete(store: Store):
     _put(store, "old", "o2", "o1")
     assert newest < ids("teleport")[0] < ids("again")[0] < ids("old")[1]
     assert [s.id for s in store.list_sessions().sessions] == ["old", "again", "teleport"]
+
+
+def test_each_memory_store_is_its_own_database_and_gone_once_closed():
+    first, second = SQLiteStore(":memory:"), SQLiteStore(":memory:")
+    try:
+        assert first.append("mem-1", {"uuid": "u1"}, '{"uuid": "u1"}', None).status == 201
+        assert second.exists("mem-1") is False
+        assert second.append("mem-1", {"uuid": "u2"}, '{"uuid": "u2"}', None).status == 201
+        assert first.loglines("mem-1") == ['{"uuid": "u1"}']
+        assert second.loglines("mem-1") == ['{"uuid": "u2"}']
+    finally:
+        first.close()
+        second.close()
+    again = SQLiteStore(":memory:")
+    try:
+        assert again.exists("mem-1") is False
+        assert again.schema_version() == SCHEMA_VERSION
+    finally:
+        again.close()

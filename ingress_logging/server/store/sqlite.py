@@ -129,8 +129,8 @@ class SQLiteStore:
     """Sessions and their entries in one SQLite database.
 
     ``path`` is a file path or ``":memory:"``. One connection serves every
-    thread, guarded by a lock: SQLite has a single writer anyway, and a
-    ``:memory:`` database only exists inside its one connection. File
+    thread, guarded by a lock: SQLite has a single writer anyway. A
+    ``:memory:`` database is private to its store and gone once it closes. File
     databases run in WAL mode with ``synchronous=NORMAL``: a committed entry
     survives a crash or kill of the server process (not necessarily a power
     cut); the WAL is checkpointed every :data:`WAL_CHECKPOINT_PAGES` pages.
@@ -143,8 +143,14 @@ class SQLiteStore:
         self.description = path
         self._lock = threading.Lock()
         try:
+            target, uri = path, False
+            if path == ":memory:":
+                # The memdb VFS, not SQLite's ":memory:" pager: that one's COMMIT
+                # grows with the database (2 -> 10 us per append from 18k to 90k
+                # entries), memdb's does not. A fresh name keeps each store apart.
+                target, uri = f"file:/ingress-{uuid_module.uuid4().hex}?vfs=memdb", True
             self._conn = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=30.0
+                target, isolation_level=None, check_same_thread=False, timeout=30.0, uri=uri
             )
             if path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")

@@ -1,7 +1,8 @@
 """The common append, answered by its connection without a task of its own.
 
 Most requests a server sees are plain appends: a PUT with the development
-token, a valid body, no fault armed, nothing earlier on its connection still
+token (or, on a store that answers inline, a named token with the append
+scope), a valid body, no fault armed, nothing earlier on its connection still
 waiting to queue. :func:`start_direct_append` checks such a request where it
 was parsed, queues it in the group commit with a :class:`DirectAppend` as
 its waiter, and that waiter writes the reply into the request's slot when the
@@ -9,10 +10,11 @@ batch commits: no task, no coroutine chain, no future.
 
 Anything else is refused here (the function returns False) and goes the
 general way, through an :class:`~._exchange.Exchange`, which answers it by
-the same rules: a request with a named token (a store lookup), an armed
-fault or injected latency (which may hold the reply or drop the connection),
-an invalid one (its 400/401 is written there), or one behind a request on
-its connection that has not queued yet (wire order). Both ways record,
+the same rules: a request whose credentials fail or need a pooled store's
+lookup (PostgreSQL, on a worker thread), an armed fault or injected latency
+(which may hold the reply or drop the connection), an invalid one (its
+400/401 is written there), or one behind a request on its connection that
+has not queued yet (wire order). Both ways record,
 count and log a request alike, and a reply leaves only after its commit.
 """
 
@@ -57,13 +59,10 @@ def start_direct_append(
     """Queue the append of a plain PUT and answer it on commit; False: not
     plain, the caller hands the request to an Exchange (which answers it)."""
     state = app.state
-    token = state.token
-    if token is None or not state.faults.quiet:
+    if not state.faults.quiet:
         return False
-    # The header exactly as clients send it; any other spelling of the same
-    # token (a lower-case scheme, spaces) is accepted by the Exchange.
     auth = headers.get("authorization")
-    if auth is None or not same_secret(auth, "Bearer " + token):
+    if auth is None or not _may_append(state, auth):
         return False
     raw = path[len(SESSION_PREFIX) :]
     if "/" in raw or "%" in raw:
@@ -77,6 +76,25 @@ def start_direct_append(
     waiter = DirectAppend(state, conn, slot, t, path, query, request.uuid, request.last_uuid, close)
     app.group_commit.enqueue(request, waiter)
     return True
+
+
+def _may_append(state: ServerState, auth: str) -> bool:
+    """The Authorization header, exactly as clients send it, carries the
+    development token, or a named token with the append scope when the store
+    answers inline (SQLite: the Exchange would look it up on the loop all the
+    same). Anything else - another spelling, a token that fails, a pooled
+    store - is left to the Exchange, which asks again and answers it."""
+    token = state.token
+    if token is not None and same_secret(auth, "Bearer " + token):
+        return True
+    store = state.store
+    if store.concurrent or not auth.startswith("Bearer "):
+        return False
+    try:
+        row = store.verify_token(auth[7:])
+    except Exception:  # the Exchange's lookup fails too, and answers 503
+        return False
+    return row is not None and row.allows("append")
 
 
 class DirectAppend:

@@ -198,7 +198,10 @@ class Follower:
         self._checked = {k for k in self._checked if k[0] != path}
         self._dirty = True
         if change is Change.GONE:
-            self._state.forget(path)
+            # Kept by identity, not forgotten: a rotation renames the file
+            # before its replacement exists, and the file that seemed gone
+            # turns up under its new name, to go on from where it was.
+            self._state.retire(path)
             self._echo(f"follow: {path} was removed; let go")
             return
         self._state.retire(path)

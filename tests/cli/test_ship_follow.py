@@ -150,6 +150,43 @@ def test_truncation_rotation_and_removal_are_noticed(
     assert "was removed; let go" in err
 
 
+def test_a_file_renamed_before_its_replacement_exists_goes_on_from_its_place(
+    server: IngressServer, follow, transcript, tmp_path: Path, wait_for
+) -> None:
+    # A rotation renames the file, then creates the new one: in between the
+    # follower may find nothing at the path. The renamed file, found again,
+    # must go on from its confirmed offset: read from its start, its lines
+    # without a uuid would be stored twice.
+    watched = tmp_path / "projects"
+    watched.mkdir()
+    entries = transcript(4)
+    sid = entries[0]["sessionId"]
+    summary = {"type": "summary", "summary": "twin", "leafUuid": entries[0]["uuid"]}
+    first = [entries[0], dict(summary), entries[1], dict(summary)]
+    path = watched / "s.jsonl"
+    path.write_bytes(b"".join(map(line, first)))
+    state = tmp_path / "state.json"
+    proc = follow(str(watched), state=state)
+    assert wait_for(lambda: server.entries(sid) == first, timeout=30), server.entries(sid)
+    assert wait_for(lambda: saved(state, path).get("line") == len(first), timeout=30)
+
+    rotated = watched / "s.rotated-1.jsonl"
+    os.rename(path, rotated)  # nothing at the old name yet
+    # Only the follower finding the path gone takes it out of the registry
+    # (the renamed file is still open and followed until then).
+    assert wait_for(lambda: saved(state, path) == {}, timeout=30)
+    with open(rotated, "ab") as f:
+        f.write(line(entries[2]))
+    assert wait_for(lambda: len(server.entries(sid)) >= 5, timeout=30)
+    path.write_bytes(line(entries[3]))  # the replacement, at last
+    assert wait_for(lambda: len(server.entries(sid)) >= 6, timeout=30)
+
+    code, _out, err = stop(proc)
+    assert code == 0, err
+    assert server.entries(sid) == [*first, entries[2], entries[3]]
+    assert "was removed; let go" in err
+
+
 def test_a_hundred_files_at_once_with_polling(
     server: IngressServer, follow, transcript, tmp_path: Path, wait_for
 ) -> None:
